@@ -1,0 +1,263 @@
+"""Domain errors and their one rendering: `application/problem+json` (RFC 9457).
+
+Every error a client can cause is an `ApplicationError` with a stable machine-readable `code`. Services
+raise them; the API's exception handler and the pages render them. Nothing else decides a status code.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, ClassVar
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.http import Http404, HttpRequest, JsonResponse
+from rest_framework import exceptions as drf_exceptions
+from rest_framework.response import Response
+
+logger = logging.getLogger(__name__)
+
+PROBLEM_CONTENT_TYPE = "application/problem+json"
+
+
+class ApplicationError(Exception):
+    """An error the client caused or can act on; never a 5xx."""
+
+    code: ClassVar[str] = "error"
+    status: ClassVar[int] = 400
+    title: ClassVar[str] = "Request failed"
+    default_detail: ClassVar[str] = "The request could not be completed."
+
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        errors: dict[str, list[str]] | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        self.detail = detail or self.default_detail
+        self.errors = errors
+        self.extra = extra or {}
+        super().__init__(self.detail)
+
+    def as_problem(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "type": f"urn:aegistickets:problem:{self.code}",
+            "title": self.title,
+            "status": self.status,
+            "detail": self.detail,
+            "code": self.code,
+        }
+        if self.errors is not None:
+            body["errors"] = self.errors
+        body.update(self.extra)
+        return body
+
+
+class ValidationFailedError(ApplicationError):
+    code = "validation_error"
+    status = 400
+    title = "Invalid input"
+    default_detail = "Some fields are missing or invalid."
+
+
+class MaxPerOrderExceededError(ApplicationError):
+    code = "max_per_order_exceeded"
+    status = 400
+    title = "Too many tickets"
+    default_detail = "That is more tickets of this type than one order may hold."
+
+
+class BasketEmptyError(ApplicationError):
+    code = "basket_empty"
+    status = 400
+    title = "Basket is empty"
+    default_detail = "Your basket is empty: add tickets before checking out."
+
+
+class NotFoundError(ApplicationError):
+    code = "not_found"
+    status = 404
+    title = "Not found"
+    default_detail = "No such resource."
+
+
+class BasketNotFoundError(NotFoundError):
+    default_detail = "No such basket."
+
+
+class SoldOutError(ApplicationError):
+    code = "sold_out"
+    status = 409
+    title = "Sold out"
+    default_detail = "These tickets are sold out."
+
+
+class InsufficientInventoryError(ApplicationError):
+    code = "insufficient_inventory"
+    status = 409
+    title = "Not enough tickets left"
+    default_detail = "Fewer tickets are left than you asked for."
+
+
+class HoldExpiredError(ApplicationError):
+    code = "hold_expired"
+    status = 409
+    title = "Reservation expired"
+    default_detail = "Your reservation expired and the tickets are no longer available."
+
+
+class NotOnSaleError(ApplicationError):
+    code = "not_on_sale"
+    status = 409
+    title = "Not on sale"
+    default_detail = "These tickets are not on sale right now."
+
+
+class PriceChangedError(ApplicationError):
+    code = "price_changed"
+    status = 409
+    title = "Basket changed"
+    default_detail = "Prices or quantities changed while you were paying; you were not charged. Please review your basket."
+
+
+class OrderNotCancellableError(ApplicationError):
+    code = "order_not_cancellable"
+    status = 409
+    title = "Order cannot be cancelled"
+    default_detail = "This order is not paid, so it cannot be cancelled."
+
+
+class PaymentDeclinedError(ApplicationError):
+    code = "payment_declined"
+    status = 402
+    title = "Payment declined"
+    default_detail = "The payment was declined. Your tickets stay reserved until the hold expires."
+
+
+class IdempotencyConflictError(ApplicationError):
+    code = "idempotency_conflict"
+    status = 422
+    title = "Idempotency key reused"
+    default_detail = "This Idempotency-Key was already used with a different request body."
+
+
+class AuthenticationFailedError(ApplicationError):
+    code = "authentication_failed"
+    status = 401
+    title = "Authentication required"
+    default_detail = "Valid credentials are required: send `Authorization: Token <key>`."
+
+
+class PermissionDeniedError(ApplicationError):
+    code = "permission_denied"
+    status = 403
+    title = "Permission denied"
+    default_detail = "You are not allowed to do this."
+
+
+class MethodNotAllowedError(ApplicationError):
+    code = "method_not_allowed"
+    status = 405
+    title = "Method not allowed"
+    default_detail = "This method is not allowed on this resource."
+
+
+class NotAcceptableError(ApplicationError):
+    code = "not_acceptable"
+    status = 406
+    title = "Not acceptable"
+    default_detail = "This resource can only be rendered as JSON."
+
+
+class UnsupportedMediaTypeError(ApplicationError):
+    code = "unsupported_media_type"
+    status = 415
+    title = "Unsupported media type"
+    default_detail = "Send the request body as application/json."
+
+
+class RateLimitedError(ApplicationError):
+    code = "rate_limited"
+    status = 429
+    title = "Too many requests"
+    default_detail = "Too many requests; slow down and retry later."
+
+
+def _flatten(detail: Any) -> Any:
+    """DRF error details (nested dicts/lists of ErrorDetail) → plain JSON values."""
+    if isinstance(detail, dict):
+        return {str(key): _flatten(value) for key, value in detail.items()}
+    if isinstance(detail, list):
+        return [_flatten(item) for item in detail]
+    return str(detail)
+
+
+def _field_errors(detail: Any) -> dict[str, list[str]]:
+    if isinstance(detail, dict):
+        return {
+            key: value if isinstance(value, list) else [value]
+            for key, value in _flatten(detail).items()
+        }
+    return {"non_field_errors": _flatten(detail) if isinstance(detail, list) else [str(detail)]}
+
+
+def application_error_from(exc: Exception) -> ApplicationError | None:
+    """Map framework exceptions onto our stable codes; None for a real server error."""
+    if isinstance(exc, ApplicationError):
+        return exc
+    if isinstance(exc, drf_exceptions.ValidationError):
+        return ValidationFailedError(errors=_field_errors(exc.detail))
+    if isinstance(exc, drf_exceptions.ParseError):
+        return ValidationFailedError(f"Malformed request body: {exc.detail}")
+    if isinstance(exc, drf_exceptions.UnsupportedMediaType):
+        return UnsupportedMediaTypeError()
+    if isinstance(exc, drf_exceptions.NotAcceptable):
+        return NotAcceptableError()
+    if isinstance(exc, drf_exceptions.MethodNotAllowed):
+        return MethodNotAllowedError(str(exc.detail))
+    if isinstance(exc, drf_exceptions.NotAuthenticated | drf_exceptions.AuthenticationFailed):
+        detail = str(exc.detail) if isinstance(exc, drf_exceptions.AuthenticationFailed) else None
+        return AuthenticationFailedError(detail)
+    if isinstance(exc, drf_exceptions.PermissionDenied | DjangoPermissionDenied):
+        return PermissionDeniedError()
+    if isinstance(exc, drf_exceptions.NotFound | Http404):
+        return NotFoundError()
+    if isinstance(exc, drf_exceptions.Throttled):
+        error = RateLimitedError()
+        if exc.wait is not None:
+            error.extra["retry_after"] = int(exc.wait) + 1
+        return error
+    return None
+
+
+def problem_response(error: ApplicationError) -> Response:
+    response = Response(error.as_problem(), status=error.status, content_type=PROBLEM_CONTENT_TYPE)
+    if error.status == 401:
+        response["WWW-Authenticate"] = 'Token realm="api"'
+    if "retry_after" in error.extra:
+        response["Retry-After"] = str(error.extra["retry_after"])
+    return response
+
+
+def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    """DRF's EXCEPTION_HANDLER: every error leaves the API as problem JSON."""
+    error = application_error_from(exc)
+    if error is None:
+        return None  # a bug: let Django log it and answer with handler500
+    return problem_response(error)
+
+
+def problem_json_response(error: ApplicationError) -> JsonResponse:
+    """The same body for plain Django views (404/500 handlers under /api)."""
+    return JsonResponse(error.as_problem(), status=error.status, content_type=PROBLEM_CONTENT_TYPE)
+
+
+class InternalServerError(ApplicationError):
+    code = "internal_error"
+    status = 500
+    title = "Internal server error"
+    default_detail = "Something went wrong on our side; it has been logged."
+
+
+def is_api_request(request: HttpRequest) -> bool:
+    return request.path.startswith("/api/") or request.path == "/api"

@@ -1,0 +1,228 @@
+"""Catalog API: public reads, organizer writes. Thin: validate, call a selector or service, serialize."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.urls import reverse
+from django.utils import timezone
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers, status
+from rest_framework.permissions import AllowAny, BasePermission
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from aegistickets.api import IsStaff, NamedPagePagination, problems, validated_input
+from events import selectors, services
+from events.models import Event, TicketType
+
+
+class EventPagination(NamedPagePagination):
+    results_key = "events"
+
+    def get_page_size(self, request: Request) -> int:
+        return settings.EVENTS_PAGE_SIZE
+
+
+def _event_page_url(event: Event) -> str:
+    return reverse("events:detail", kwargs={"slug": event.slug})
+
+
+class EventListOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    slug = serializers.SlugField()
+    name = serializers.CharField()
+    venue = serializers.CharField()
+    city = serializers.CharField()
+    starts_at = serializers.DateTimeField()
+    ends_at = serializers.DateTimeField()
+    price_from = serializers.DecimalField(max_digits=10, decimal_places=2, allow_null=True)
+    currency = serializers.SerializerMethodField()
+    available = serializers.IntegerField()
+    sold_out = serializers.BooleanField()
+    url = serializers.SerializerMethodField()
+
+    def get_currency(self, event: Event) -> str:
+        return settings.CURRENCY
+
+    def get_url(self, event: Event) -> str:
+        return _event_page_url(event)
+
+
+class TicketTypeOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    description = serializers.CharField()
+    price = serializers.DecimalField(max_digits=10, decimal_places=2)
+    currency = serializers.SerializerMethodField()
+    available = serializers.IntegerField()
+    max_per_order = serializers.IntegerField()
+    on_sale = serializers.BooleanField(source="is_on_sale")
+    sale_starts_at = serializers.DateTimeField(allow_null=True)
+    sale_ends_at = serializers.DateTimeField(allow_null=True)
+
+    def get_currency(self, ticket_type: TicketType) -> str:
+        return settings.CURRENCY
+
+
+class EventDetailOutput(EventListOutput):
+    description = serializers.CharField()
+    image = serializers.SerializerMethodField()
+    ticket_types = TicketTypeOutput(many=True)
+
+    def get_image(self, event: Event) -> str | None:
+        return event.image.url if event.image else None
+
+
+class EventSearchInput(serializers.Serializer):
+    search = serializers.CharField(required=False, allow_blank=True, max_length=100, default="")
+
+
+class EventCreateInput(serializers.Serializer):
+    name = serializers.CharField(max_length=200)
+    slug = serializers.SlugField(max_length=200, required=False, default="")
+    description = serializers.CharField(required=False, allow_blank=True, max_length=20000, default="")
+    venue = serializers.CharField(max_length=200)
+    city = serializers.CharField(max_length=100)
+    starts_at = serializers.DateTimeField()
+    ends_at = serializers.DateTimeField()
+    is_published = serializers.BooleanField(required=False, default=False)
+
+
+class EventUpdateInput(EventCreateInput):
+    slug = serializers.SlugField(max_length=200, required=False)
+
+
+class OrganizerTicketTypeOutput(TicketTypeOutput):
+    event_id = serializers.IntegerField()
+    capacity = serializers.IntegerField()
+    sold = serializers.IntegerField()
+    held = serializers.IntegerField()
+    position = serializers.IntegerField()
+    on_sale = None  # type: ignore[assignment]
+
+
+class OrganizerEventOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    slug = serializers.SlugField()
+    name = serializers.CharField()
+    description = serializers.CharField()
+    venue = serializers.CharField()
+    city = serializers.CharField()
+    starts_at = serializers.DateTimeField()
+    ends_at = serializers.DateTimeField()
+    is_published = serializers.BooleanField()
+    url = serializers.SerializerMethodField()
+
+    def get_url(self, event: Event) -> str:
+        return _event_page_url(event)
+
+
+class TicketTypeCreateInput(serializers.Serializer):
+    name = serializers.CharField(max_length=100)
+    description = serializers.CharField(required=False, allow_blank=True, max_length=5000, default="")
+    price = serializers.DecimalField(max_digits=10, decimal_places=2, min_value=0)
+    capacity = serializers.IntegerField(min_value=0, max_value=1_000_000)
+    max_per_order = serializers.IntegerField(min_value=1, max_value=100, required=False, default=10)
+    sale_starts_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
+    sale_ends_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
+    position = serializers.IntegerField(min_value=0, max_value=1000, required=False, default=0)
+
+
+class TicketTypeUpdateInput(TicketTypeCreateInput):
+    description = serializers.CharField(required=False, allow_blank=True, max_length=5000)
+    max_per_order = serializers.IntegerField(min_value=1, max_value=100, required=False)
+    sale_starts_at = serializers.DateTimeField(required=False, allow_null=True)
+    sale_ends_at = serializers.DateTimeField(required=False, allow_null=True)
+    position = serializers.IntegerField(min_value=0, max_value=1000, required=False)
+
+
+def _organizer_ticket_type(pk: int) -> dict[str, Any]:
+    return OrganizerTicketTypeOutput(selectors.ticket_type_for_organizer(pk=pk, now=timezone.now())).data
+
+
+class EventsApi(APIView):
+    """GET: the public list of upcoming events. POST: an organizer creates an event."""
+
+    def get_permissions(self) -> list[BasePermission]:
+        return [IsStaff()] if self.request.method == "POST" else [AllowAny()]
+
+    @extend_schema(
+        operation_id="events_list",
+        parameters=[
+            OpenApiParameter("search", str, description="Matches name, venue or city."),
+            OpenApiParameter("page", int),
+        ],
+        responses={200: EventListOutput(many=True), **problems(400, 404)},
+    )
+    def get(self, request: Request) -> Response:
+        query = validated_input(EventSearchInput, request.query_params)
+        events = selectors.events_upcoming(now=timezone.now(), search=query["search"])
+        paginator = EventPagination()
+        page = paginator.paginate_queryset(events, request, view=self)
+        return paginator.get_paginated_response(EventListOutput(page, many=True).data)
+
+    @extend_schema(
+        operation_id="events_create",
+        request=EventCreateInput,
+        responses={201: OrganizerEventOutput, **problems(400, 401, 403)},
+    )
+    def post(self, request: Request) -> Response:
+        event = services.event_create(**validated_input(EventCreateInput, request.data))
+        return Response(OrganizerEventOutput(event).data, status=status.HTTP_201_CREATED)
+
+
+class EventApi(APIView):
+    """GET: one published event with its ticket types. PATCH: an organizer edits it."""
+
+    def get_permissions(self) -> list[BasePermission]:
+        return [IsStaff()] if self.request.method == "PATCH" else [AllowAny()]
+
+    @extend_schema(operation_id="events_retrieve", responses={200: EventDetailOutput, **problems(404)})
+    def get(self, request: Request, pk: int) -> Response:
+        event = selectors.event_detail(pk=pk, now=timezone.now())
+        return Response(EventDetailOutput(event).data)
+
+    @extend_schema(
+        operation_id="events_update",
+        request=EventUpdateInput,
+        responses={200: OrganizerEventOutput, **problems(400, 401, 403, 404)},
+    )
+    def patch(self, request: Request, pk: int) -> Response:
+        event = services.event_update(event_id=pk, data=validated_input(EventUpdateInput, request.data, partial=True))
+        return Response(OrganizerEventOutput(event).data)
+
+
+class TicketTypeCreateApi(APIView):
+    permission_classes = [IsStaff]
+
+    @extend_schema(
+        operation_id="ticket_types_create",
+        request=TicketTypeCreateInput,
+        responses={201: OrganizerTicketTypeOutput, **problems(400, 401, 403, 404)},
+    )
+    def post(self, request: Request, pk: int) -> Response:
+        ticket_type = services.ticket_type_create(event_id=pk, **validated_input(TicketTypeCreateInput, request.data))
+        return Response(_organizer_ticket_type(ticket_type.pk), status=status.HTTP_201_CREATED)
+
+
+class TicketTypeApi(APIView):
+    """GET: seats sold, held and available (the organizer's truth). PATCH: edit price, capacity, window."""
+
+    permission_classes = [IsStaff]
+
+    @extend_schema(operation_id="ticket_types_retrieve", responses={200: OrganizerTicketTypeOutput, **problems(401, 403, 404)})
+    def get(self, request: Request, pk: int) -> Response:
+        return Response(_organizer_ticket_type(pk))
+
+    @extend_schema(
+        operation_id="ticket_types_update",
+        request=TicketTypeUpdateInput,
+        responses={200: OrganizerTicketTypeOutput, **problems(400, 401, 403, 404)},
+    )
+    def patch(self, request: Request, pk: int) -> Response:
+        data = validated_input(TicketTypeUpdateInput, request.data, partial=True)
+        services.ticket_type_update(ticket_type_id=pk, data=data, now=timezone.now())
+        return Response(_organizer_ticket_type(pk))

@@ -1,0 +1,63 @@
+from decimal import Decimal
+
+from django.db import models
+from django.db.models import F, Q
+
+
+class Event(models.Model):
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=200, unique=True)
+    description = models.TextField(blank=True)
+    venue = models.CharField(max_length=200)
+    city = models.CharField(max_length=100)
+    starts_at = models.DateTimeField()
+    ends_at = models.DateTimeField()
+    is_published = models.BooleanField(default=False)
+    image = models.ImageField(upload_to="events/", blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["starts_at", "id"]
+        indexes = [models.Index(fields=["is_published", "starts_at"], name="event_published_start_idx")]
+        constraints = [
+            models.CheckConstraint(condition=Q(ends_at__gt=F("starts_at")), name="event_ends_after_start"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class TicketType(models.Model):
+    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="ticket_types")
+    name = models.CharField(max_length=100)
+    description = models.TextField(blank=True)
+    price = models.DecimalField(max_digits=10, decimal_places=2)
+    capacity = models.PositiveIntegerField()
+    # Seats in paid orders. Written only by the order services, under this row's lock, together with
+    # the order lines; the constraint below makes overselling impossible even if a lock were forgotten.
+    sold = models.PositiveIntegerField(default=0, editable=False)
+    max_per_order = models.PositiveSmallIntegerField(default=10)
+    sale_starts_at = models.DateTimeField(null=True, blank=True)
+    sale_ends_at = models.DateTimeField(null=True, blank=True)
+    position = models.PositiveSmallIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["position", "price", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["event", "name"], name="ticket_type_unique_name_per_event"),
+            models.CheckConstraint(condition=Q(price__gte=Decimal("0")), name="ticket_type_price_not_negative"),
+            models.CheckConstraint(condition=Q(sold__lte=F("capacity")), name="ticket_type_sold_within_capacity"),
+            models.CheckConstraint(condition=Q(max_per_order__gte=1), name="ticket_type_max_per_order_positive"),
+            models.CheckConstraint(
+                condition=Q(sale_starts_at__isnull=True)
+                | Q(sale_ends_at__isnull=True)
+                | Q(sale_ends_at__gt=F("sale_starts_at")),
+                name="ticket_type_sale_window_ordered",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event.name} – {self.name}"

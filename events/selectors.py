@@ -1,0 +1,113 @@
+"""Catalog reads. They never lock; every listing runs a fixed number of queries whatever its size."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.db.models import (
+    BooleanField,
+    Case,
+    F,
+    IntegerField,
+    OuterRef,
+    Prefetch,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+    Value,
+    When,
+)
+from django.db.models.functions import Coalesce, Greatest
+
+from aegistickets.errors import NotFoundError
+from events.models import Event, TicketType
+from orders.models import Hold
+
+
+def _held_per_ticket_type(now: datetime) -> Subquery:
+    return Subquery(
+        Hold.objects.filter(ticket_type=OuterRef("pk"), expires_at__gt=now)
+        .values("ticket_type")
+        .annotate(total=Sum("quantity"))
+        .values("total"),
+        output_field=IntegerField(),
+    )
+
+
+def ticket_types_with_availability(queryset: QuerySet[TicketType], *, now: datetime) -> QuerySet[TicketType]:
+    """Annotates `held` and `available` (= capacity − sold − unexpired holds, never below 0)."""
+    return queryset.annotate(held=Coalesce(_held_per_ticket_type(now), 0)).annotate(
+        available=Greatest(F("capacity") - F("sold") - F("held"), Value(0))
+    )
+
+
+def ticket_type_is_on_sale(ticket_type: TicketType, *, now: datetime) -> bool:
+    """On sale when its event is published and not over, and now is inside its sale window."""
+    event = ticket_type.event
+    if not event.is_published or event.ends_at <= now:
+        return False
+    if ticket_type.sale_starts_at is not None and now < ticket_type.sale_starts_at:
+        return False
+    return ticket_type.sale_ends_at is None or now < ticket_type.sale_ends_at
+
+
+def _event_annotations(now: datetime) -> dict[str, object]:
+    types = TicketType.objects.filter(event=OuterRef("pk")).order_by().values("event")
+    unsold = types.annotate(total=Sum(F("capacity") - F("sold"))).values("total")
+    held = (
+        Hold.objects.filter(ticket_type__event=OuterRef("pk"), expires_at__gt=now)
+        .order_by()
+        .values("ticket_type__event")
+        .annotate(total=Sum("quantity"))
+        .values("total")
+    )
+    cheapest = TicketType.objects.filter(event=OuterRef("pk")).order_by("price").values("price")[:1]
+    return {
+        "price_from": Subquery(cheapest),
+        "available": Greatest(
+            Coalesce(Subquery(unsold, output_field=IntegerField()), 0)
+            - Coalesce(Subquery(held, output_field=IntegerField()), 0),
+            Value(0),
+        ),
+    }
+
+
+def events_upcoming(*, now: datetime, search: str = "") -> QuerySet[Event]:
+    """Published events that have not ended yet, soonest first, with price_from and seats available."""
+    queryset = Event.objects.filter(is_published=True, ends_at__gt=now)
+    search = search.strip()
+    if search:
+        queryset = queryset.filter(
+            Q(name__icontains=search) | Q(venue__icontains=search) | Q(city__icontains=search)
+        )
+    return queryset.annotate(**_event_annotations(now)).annotate(
+        sold_out=Case(When(available=0, then=Value(True)), default=Value(False), output_field=BooleanField())
+    ).order_by("starts_at", "id")
+
+
+def event_detail(*, now: datetime, pk: int | None = None, slug: str | None = None) -> Event:
+    """A published event with its ticket types and their live availability (two queries)."""
+    lookup = {"pk": pk} if pk is not None else {"slug": slug}
+    types = ticket_types_with_availability(TicketType.objects.all(), now=now)
+    try:
+        event = (
+            Event.objects.filter(is_published=True, **lookup)
+            .annotate(**_event_annotations(now))
+            .prefetch_related(Prefetch("ticket_types", queryset=types))
+            .get()
+        )
+    except Event.DoesNotExist:
+        raise NotFoundError("No such event.") from None
+    for ticket_type in event.ticket_types.all():
+        ticket_type.is_on_sale = ticket_type_is_on_sale(ticket_type, now=now)  # type: ignore[attr-defined]
+    return event
+
+
+def ticket_type_for_organizer(*, pk: int, now: datetime) -> TicketType:
+    """Any ticket type (published event or not) with sold, held and available seats."""
+    queryset = ticket_types_with_availability(TicketType.objects.select_related("event"), now=now)
+    try:
+        return queryset.get(pk=pk)
+    except TicketType.DoesNotExist:
+        raise NotFoundError("No such ticket type.") from None

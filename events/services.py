@@ -1,0 +1,159 @@
+"""Catalog writes for organizers."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils.text import slugify
+
+from aegistickets.errors import NotFoundError, ValidationFailedError
+from events.models import Event, TicketType
+from orders.models import Hold
+
+EVENT_FIELDS = frozenset(
+    {"name", "slug", "description", "venue", "city", "starts_at", "ends_at", "is_published"}
+)
+TICKET_TYPE_FIELDS = frozenset(
+    {"name", "description", "price", "capacity", "max_per_order", "sale_starts_at", "sale_ends_at", "position"}
+)
+
+
+def _unique_slug(base: str) -> str:
+    root = slugify(base)[:180] or "event"
+    slug, n = root, 1
+    while Event.objects.filter(slug=slug).exists():
+        n += 1
+        slug = f"{root}-{n}"
+    return slug
+
+
+def _check_event_times(starts_at: datetime, ends_at: datetime) -> None:
+    if ends_at <= starts_at:
+        raise ValidationFailedError(errors={"ends_at": ["Must be after starts_at."]})
+
+
+def event_create(
+    *,
+    name: str,
+    venue: str,
+    city: str,
+    starts_at: datetime,
+    ends_at: datetime,
+    description: str = "",
+    slug: str = "",
+    is_published: bool = False,
+) -> Event:
+    """Creates an event with a unique slug (derived from the name unless given)."""
+    _check_event_times(starts_at, ends_at)
+    if slug and Event.objects.filter(slug=slug).exists():
+        raise ValidationFailedError(errors={"slug": ["An event with this slug already exists."]})
+    try:
+        with transaction.atomic():
+            return Event.objects.create(
+                name=name,
+                slug=slug or _unique_slug(name),
+                description=description,
+                venue=venue,
+                city=city,
+                starts_at=starts_at,
+                ends_at=ends_at,
+                is_published=is_published,
+            )
+    except IntegrityError:
+        raise ValidationFailedError(errors={"slug": ["An event with this slug already exists."]}) from None
+
+
+def event_update(*, event_id: int, data: dict[str, Any]) -> Event:
+    """Applies a partial update; the event must still end after it starts."""
+    unknown = set(data) - EVENT_FIELDS
+    if unknown:
+        raise ValidationFailedError(errors={field: ["Unknown field."] for field in sorted(unknown)})
+    try:
+        with transaction.atomic():
+            try:
+                event = Event.objects.select_for_update().get(pk=event_id)
+            except Event.DoesNotExist:
+                raise NotFoundError("No such event.") from None
+            for field, value in data.items():
+                setattr(event, field, value)
+            _check_event_times(event.starts_at, event.ends_at)
+            event.save(update_fields=[*data, "updated_at"])
+            return event
+    except IntegrityError:
+        raise ValidationFailedError(errors={"slug": ["An event with this slug already exists."]}) from None
+
+
+def _check_sale_window(starts: datetime | None, ends: datetime | None) -> None:
+    if starts is not None and ends is not None and ends <= starts:
+        raise ValidationFailedError(errors={"sale_ends_at": ["Must be after sale_starts_at."]})
+
+
+def ticket_type_create(
+    *,
+    event_id: int,
+    name: str,
+    price: Decimal,
+    capacity: int,
+    description: str = "",
+    max_per_order: int = 10,
+    sale_starts_at: datetime | None = None,
+    sale_ends_at: datetime | None = None,
+    position: int = 0,
+) -> TicketType:
+    """Adds a ticket type to an event; names are unique within the event."""
+    _check_sale_window(sale_starts_at, sale_ends_at)
+    if not Event.objects.filter(pk=event_id).exists():
+        raise NotFoundError("No such event.")
+    try:
+        with transaction.atomic():
+            return TicketType.objects.create(
+                event_id=event_id,
+                name=name,
+                description=description,
+                price=price,
+                capacity=capacity,
+                max_per_order=max_per_order,
+                sale_starts_at=sale_starts_at,
+                sale_ends_at=sale_ends_at,
+                position=position,
+            )
+    except IntegrityError:
+        raise ValidationFailedError(errors={"name": ["This event already has a ticket type with this name."]}) from None
+
+
+def ticket_type_update(*, ticket_type_id: int, data: dict[str, Any], now: datetime) -> TicketType:
+    """Never lowers capacity below the seats already sold or held."""
+    unknown = set(data) - TICKET_TYPE_FIELDS
+    if unknown:
+        raise ValidationFailedError(errors={field: ["Unknown field."] for field in sorted(unknown)})
+    try:
+        with transaction.atomic():
+            # The same row lock the seat protocol takes: capacity cannot shrink under a sale in flight.
+            try:
+                ticket_type = TicketType.objects.select_for_update().get(pk=ticket_type_id)
+            except TicketType.DoesNotExist:
+                raise NotFoundError("No such ticket type.") from None
+            for field, value in data.items():
+                setattr(ticket_type, field, value)
+            _check_sale_window(ticket_type.sale_starts_at, ticket_type.sale_ends_at)
+            if "capacity" in data:
+                held = sum(
+                    Hold.objects.filter(ticket_type=ticket_type, expires_at__gt=now).values_list(
+                        "quantity", flat=True
+                    )
+                )
+                if ticket_type.capacity < ticket_type.sold + held:
+                    raise ValidationFailedError(
+                        errors={
+                            "capacity": [
+                                f"Cannot be below the {ticket_type.sold} seats sold plus {held} held right now."
+                            ]
+                        }
+                    )
+            ticket_type.save(update_fields=[*data, "updated_at"])
+            return ticket_type
+    except IntegrityError:
+        raise ValidationFailedError(errors={"name": ["This event already has a ticket type with this name."]}) from None

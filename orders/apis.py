@@ -1,0 +1,209 @@
+"""Basket, checkout and organizer order API. Thin: validate, call a service or selector, serialize."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from django.urls import reverse
+from django.utils import timezone
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from aegistickets.api import IsStaff, NamedPagePagination, problems, validated_input
+from aegistickets.errors import ValidationFailedError
+from orders import selectors, services
+from orders.models import Order
+from orders.selectors import BasketSummary
+
+MAX_ID = 2**63 - 1
+TOKEN_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+IDEMPOTENCY_KEY_PATTERN = re.compile(r"^[\x21-\x7e]{1,255}$")
+
+
+# --- basket -------------------------------------------------------------------------------------------
+
+
+class BasketAddInput(serializers.Serializer):
+    ticket_type_id = serializers.IntegerField(min_value=1, max_value=MAX_ID)
+    quantity = serializers.IntegerField(min_value=1, max_value=1000)
+    basket = serializers.RegexField(TOKEN_PATTERN, required=False, allow_null=True, default=None)
+
+
+class BasketItemOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    ticket_type_id = serializers.IntegerField()
+    event_id = serializers.IntegerField()
+    event_name = serializers.CharField()
+    ticket_type_name = serializers.CharField()
+    quantity = serializers.IntegerField()
+    unit_price = serializers.DecimalField(max_digits=10, decimal_places=2)
+    line_total = serializers.DecimalField(max_digits=12, decimal_places=2)
+    expires_at = serializers.DateTimeField()
+    expired = serializers.BooleanField()
+
+
+class BasketOutput(serializers.Serializer):
+    token = serializers.CharField()
+    expires_at = serializers.DateTimeField(allow_null=True)
+    items = BasketItemOutput(many=True)
+    total = serializers.DecimalField(max_digits=12, decimal_places=2)
+    currency = serializers.CharField()
+
+
+def _basket_response(summary: BasketSummary, *, status_code: int = status.HTTP_200_OK) -> Response:
+    return Response(BasketOutput(summary).data, status=status_code)
+
+
+class BasketAddApi(APIView):
+    """Adds tickets to a basket (a new one unless `basket` is given) and holds the seats."""
+
+    @extend_schema(
+        operation_id="basket_add",
+        request=BasketAddInput,
+        responses={201: BasketOutput, **problems(400, 404, 409)},
+    )
+    def post(self, request: Request) -> Response:
+        data = validated_input(BasketAddInput, request.data)
+        now = timezone.now()
+        basket = services.basket_add(
+            token=data["basket"], ticket_type_id=data["ticket_type_id"], quantity=data["quantity"], now=now
+        )
+        return _basket_response(selectors.basket_summary(token=basket.token, now=now), status_code=201)
+
+
+class BasketApi(APIView):
+    @extend_schema(operation_id="basket_retrieve", responses={200: BasketOutput, **problems(404)})
+    def get(self, request: Request, token: str) -> Response:
+        return _basket_response(selectors.basket_summary(token=token, now=timezone.now()))
+
+
+class BasketItemApi(APIView):
+    @extend_schema(operation_id="basket_item_remove", responses={200: BasketOutput, **problems(404)})
+    def delete(self, request: Request, token: str, pk: int) -> Response:
+        services.basket_remove_item(token=token, hold_id=pk)
+        return _basket_response(selectors.basket_summary(token=token, now=timezone.now()))
+
+
+# --- orders -------------------------------------------------------------------------------------------
+
+
+class OrderLineOutput(serializers.Serializer):
+    ticket_type_id = serializers.IntegerField()
+    event_id = serializers.IntegerField(source="ticket_type.event_id")
+    event_name = serializers.CharField(source="ticket_type.event.name")
+    ticket_type_name = serializers.CharField(source="ticket_type.name")
+    quantity = serializers.IntegerField()
+    unit_price = serializers.DecimalField(max_digits=10, decimal_places=2)
+    line_total = serializers.DecimalField(max_digits=12, decimal_places=2)
+
+
+class TicketOutput(serializers.Serializer):
+    code = serializers.CharField()
+    event_name = serializers.CharField(source="ticket_type.event.name")
+    ticket_type_name = serializers.CharField(source="ticket_type.name")
+
+
+class OrderOutput(serializers.Serializer):
+    code = serializers.CharField()
+    status = serializers.ChoiceField(choices=Order.Status.choices)
+    name = serializers.CharField()
+    email = serializers.EmailField()
+    total = serializers.DecimalField(max_digits=12, decimal_places=2)
+    currency = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    lines = OrderLineOutput(many=True)
+    tickets = TicketOutput(many=True)
+    url = serializers.SerializerMethodField()
+
+    def get_url(self, order: Order) -> str:
+        return reverse("orders:detail", kwargs={"code": order.code, "secret": order.secret})
+
+
+class OrderEnvelope(serializers.Serializer):
+    order = OrderOutput()
+
+
+def _order_body(order: Order) -> dict[str, Any]:
+    return {"order": OrderOutput(order).data}
+
+
+class CheckoutInput(serializers.Serializer):
+    basket = serializers.RegexField(TOKEN_PATTERN)
+    name = serializers.CharField(max_length=200)
+    email = serializers.EmailField(max_length=254)
+    payment_method = serializers.CharField(max_length=20)
+
+
+class CheckoutApi(APIView):
+    """Pays for a basket and turns its holds into an order with tickets."""
+
+    @extend_schema(
+        operation_id="checkout",
+        request=CheckoutInput,
+        parameters=[
+            OpenApiParameter(
+                "Idempotency-Key",
+                str,
+                location=OpenApiParameter.HEADER,
+                description="Retry-safe: the same key and body return the same order, never a second one.",
+            )
+        ],
+        responses={201: OrderEnvelope, **problems(400, 402, 404, 409, 422)},
+    )
+    def post(self, request: Request) -> Response:
+        data = validated_input(CheckoutInput, request.data)
+        key = request.headers.get("Idempotency-Key")
+        if key is not None and not IDEMPOTENCY_KEY_PATTERN.match(key):
+            raise ValidationFailedError(
+                errors={"Idempotency-Key": ["1 to 255 printable ASCII characters without spaces."]}
+            )
+        result = services.order_place(
+            token=data["basket"],
+            name=data["name"],
+            email=data["email"],
+            payment_method=data["payment_method"],
+            now=timezone.now(),
+            idempotency_key=key,
+            fingerprint=services.checkout_fingerprint(**data),
+        )
+        order = selectors.order_for_staff(code=result.order.code)
+        return Response(_order_body(order), status=status.HTTP_201_CREATED)
+
+
+class OrderPagination(NamedPagePagination):
+    results_key = "orders"
+    page_size = 50
+
+
+class OrderFilterInput(serializers.Serializer):
+    event = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ID)
+    status = serializers.ChoiceField(choices=Order.Status.choices, required=False)
+
+
+class OrderListApi(APIView):
+    permission_classes = [IsStaff]
+
+    @extend_schema(
+        operation_id="orders_list",
+        parameters=[OrderFilterInput, OpenApiParameter("page", int)],
+        responses={200: OrderOutput(many=True), **problems(400, 401, 403, 404)},
+    )
+    def get(self, request: Request) -> Response:
+        filters = validated_input(OrderFilterInput, request.query_params)
+        orders = selectors.orders_list(event_id=filters.get("event"), status=filters.get("status"))
+        paginator = OrderPagination()
+        page = paginator.paginate_queryset(orders, request, view=self)
+        return paginator.get_paginated_response(OrderOutput(page, many=True).data)
+
+
+class OrderApi(APIView):
+    permission_classes = [IsStaff]
+
+    @extend_schema(operation_id="orders_retrieve", responses={200: OrderEnvelope, **problems(401, 403, 404)})
+    def get(self, request: Request, code: str) -> Response:
+        return Response(_order_body(selectors.order_for_staff(code=code)))
+

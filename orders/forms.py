@@ -1,0 +1,40 @@
+import uuid
+
+from django import forms
+from django.core.validators import RegexValidator
+
+from events.models import TicketType
+from orders.payments import payment_methods
+
+PAYMENT_LABELS = {"test": "Test payment (no money moves)", "free": "Free order"}
+
+
+class AddToBasketForm(forms.Form):
+    """Quantity of one ticket type; the limits themselves are the basket service's to enforce."""
+
+    quantity = forms.IntegerField(label="Quantity", min_value=1, max_value=1000, initial=1)
+
+    def __init__(self, *args: object, ticket_type: TicketType, **kwargs: object) -> None:
+        kwargs.setdefault("auto_id", f"tt{ticket_type.pk}_%s")
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.ticket_type = ticket_type
+        self.fields["quantity"].widget.attrs.update({"max": ticket_type.max_per_order})
+
+
+class CheckoutForm(forms.Form):
+    name = forms.CharField(label="Full name", max_length=200, widget=forms.TextInput(attrs={"autocomplete": "name"}))
+    email = forms.EmailField(label="Email", max_length=254, widget=forms.EmailInput(attrs={"autocomplete": "email"}))
+    payment_method = forms.ChoiceField(label="Payment", widget=forms.RadioSelect)
+    # One key per rendered form: a double submit or a retry after a timeout yields the same order.
+    idempotency_key = forms.CharField(
+        widget=forms.HiddenInput,
+        max_length=64,
+        validators=[RegexValidator(r"^[A-Za-z0-9-]{1,64}$")],
+    )
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        methods = payment_methods()
+        self.fields["payment_method"].choices = [(m, PAYMENT_LABELS.get(m, m)) for m in methods]
+        self.fields["payment_method"].initial = methods[0] if methods else None
+        self.fields["idempotency_key"].initial = str(uuid.uuid4())

@@ -1,0 +1,157 @@
+import secrets
+
+from django.db import models
+from django.db.models import Q
+
+from events.models import TicketType
+
+# Codes shoppers read aloud or type: no 0/O, 1/I/L, 5/S, 2/Z.
+CODE_ALPHABET = "346789ABCDEFGHJKMNPQRTUVWXY"
+# Ticket secrets: 32 unambiguous symbols, 26 of them = 130 bits from `secrets`.
+SECRET_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
+
+
+def new_basket_token() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def new_order_code() -> str:
+    return "AT-" + "".join(secrets.choice(CODE_ALPHABET) for _ in range(6))
+
+
+def new_order_secret() -> str:
+    return secrets.token_urlsafe(24)
+
+
+def new_ticket_code() -> str:
+    return "".join(secrets.choice(SECRET_ALPHABET) for _ in range(26))
+
+
+class Basket(models.Model):
+    """An anonymous shopper's basket; the unguessable token is its only credential."""
+
+    token = models.CharField(max_length=64, unique=True, default=new_basket_token, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"Basket {self.token[:8]}…"
+
+
+class Hold(models.Model):
+    """Seats of one ticket type reserved for a basket until `expires_at`.
+
+    An expired hold stops counting against availability the moment it expires; no job has to run.
+    """
+
+    basket = models.ForeignKey(Basket, on_delete=models.CASCADE, related_name="holds")
+    ticket_type = models.ForeignKey(TicketType, on_delete=models.CASCADE, related_name="holds")
+    quantity = models.PositiveIntegerField()
+    expires_at = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["basket", "ticket_type"], name="hold_one_per_ticket_type"),
+            models.CheckConstraint(condition=Q(quantity__gte=1), name="hold_quantity_positive"),
+        ]
+        indexes = [models.Index(fields=["ticket_type", "expires_at"], name="hold_type_expiry_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.quantity} × {self.ticket_type_id} until {self.expires_at:%H:%M:%S}"
+
+
+class Order(models.Model):
+    class Status(models.TextChoices):
+        PAID = "paid", "Paid"
+        CANCELLED = "cancelled", "Cancelled"
+        REFUNDED = "refunded", "Refunded"
+
+    # The only moves an order's status may make.
+    TRANSITIONS: dict[str, frozenset[str]] = {
+        Status.PAID: frozenset({Status.CANCELLED, Status.REFUNDED}),
+        Status.CANCELLED: frozenset({Status.REFUNDED}),
+        Status.REFUNDED: frozenset(),
+    }
+
+    code = models.CharField(max_length=12, unique=True, default=new_order_code, editable=False)
+    # Part of the shopper's private order URL; the code alone reveals nothing.
+    secret = models.CharField(max_length=64, default=new_order_secret, editable=False)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PAID)
+    name = models.CharField(max_length=200)
+    email = models.EmailField(max_length=254)
+    total = models.DecimalField(max_digits=12, decimal_places=2)
+    currency = models.CharField(max_length=3)
+    payment_method = models.CharField(max_length=20)
+    payment_reference = models.CharField(max_length=100, blank=True)
+    created_at = models.DateTimeField()
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["status", "created_at"], name="order_status_created_idx"),
+            models.Index(fields=["email"], name="order_email_idx"),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=Q(total__gte=0), name="order_total_not_negative"),
+            models.CheckConstraint(
+                condition=Q(status__in=["paid", "cancelled", "refunded"]), name="order_status_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.code
+
+    def can_become(self, status: str) -> bool:
+        return status in self.TRANSITIONS[self.status]
+
+
+class OrderLine(models.Model):
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="lines")
+    ticket_type = models.ForeignKey(TicketType, on_delete=models.PROTECT, related_name="order_lines")
+    quantity = models.PositiveIntegerField()
+    # Snapshot of the price at the moment of sale; later price changes never touch it.
+    unit_price = models.DecimalField(max_digits=10, decimal_places=2)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(quantity__gte=1), name="order_line_quantity_positive"),
+            models.CheckConstraint(condition=Q(unit_price__gte=0), name="order_line_price_not_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.quantity} × {self.ticket_type_id} @ {self.unit_price}"
+
+    @property
+    def line_total(self):  # type: ignore[no-untyped-def]
+        return self.unit_price * self.quantity
+
+
+class Ticket(models.Model):
+    """One seat of a paid order; `code` is its unguessable secret (QR code, door check)."""
+
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="tickets")
+    line = models.ForeignKey(OrderLine, on_delete=models.CASCADE, related_name="tickets")
+    ticket_type = models.ForeignKey(TicketType, on_delete=models.PROTECT, related_name="tickets")
+    code = models.CharField(max_length=32, unique=True, default=new_ticket_code, editable=False)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"Ticket {self.code[:6]}…"
+
+
+class IdempotencyRecord(models.Model):
+    """One checkout per Idempotency-Key: stored in the same transaction as the order it produced."""
+
+    key = models.CharField(max_length=255, unique=True)
+    fingerprint = models.CharField(max_length=64)
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="idempotency_records")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.key

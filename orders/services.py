@@ -1,0 +1,334 @@
+"""Baskets, holds, checkout and cancellation: every write that touches seats.
+
+The seat protocol (../shared/DESIGN.md): a writer opens a transaction, locks the ticket-type rows it
+touches with SELECT … FOR UPDATE in primary-key order, recomputes availability from the database, writes,
+commits. Nothing slow runs while those locks are held; the payment provider is called before them.
+On SQLite (no FOR UPDATE) every write transaction starts with BEGIN IMMEDIATE, which serializes writers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F, Sum
+
+from aegistickets.errors import (
+    BasketEmptyError,
+    BasketNotFoundError,
+    HoldExpiredError,
+    IdempotencyConflictError,
+    InsufficientInventoryError,
+    MaxPerOrderExceededError,
+    NotFoundError,
+    NotOnSaleError,
+    OrderNotCancellableError,
+    PaymentDeclinedError,
+    PriceChangedError,
+    SoldOutError,
+    ValidationFailedError,
+)
+from events.models import TicketType
+from events.selectors import ticket_type_is_on_sale
+from orders.models import Basket, Hold, IdempotencyRecord, Order, OrderLine, Ticket, new_order_code
+from orders.payments import payment_provider_for
+
+ORDER_CODE_ATTEMPTS = 5
+
+
+def hold_duration() -> timedelta:
+    return timedelta(minutes=settings.HOLD_MINUTES)
+
+
+def _lock_ticket_types(ids: Iterable[int]) -> dict[int, TicketType]:
+    """Row locks on the seats' guards, always in primary-key order so two writers cannot deadlock."""
+    rows = (
+        TicketType.objects.select_for_update(of=("self",))
+        .select_related("event")
+        .filter(pk__in=sorted(set(ids)))
+        .order_by("pk")
+    )
+    return {row.pk: row for row in rows}
+
+
+def _held_by_others(*, ticket_type_id: int, basket_id: int, now: datetime) -> int:
+    """Seats other baskets hold right now; call it with the ticket type locked."""
+    held = (
+        Hold.objects.filter(ticket_type_id=ticket_type_id, expires_at__gt=now)
+        .exclude(basket_id=basket_id)
+        .aggregate(total=Sum("quantity"))["total"]
+    )
+    return held or 0
+
+
+def _basket_for_update(token: str) -> Basket:
+    try:
+        return Basket.objects.select_for_update().get(token=token)
+    except Basket.DoesNotExist:
+        raise BasketNotFoundError() from None
+
+
+def basket_add(*, token: str | None, ticket_type_id: int, quantity: int, now: datetime) -> Basket:
+    """Holds seats for HOLD_MINUTES; never holds more than capacity − sold − other baskets' holds."""
+    if quantity < 1:
+        raise ValidationFailedError(errors={"quantity": ["Must be at least 1."]})
+    with transaction.atomic():
+        # The basket row first, then the ticket type: the same order as checkout.
+        basket = _basket_for_update(token) if token else Basket.objects.create()
+        hold = Hold.objects.filter(basket=basket, ticket_type_id=ticket_type_id).first()
+        already = hold.quantity if hold is not None else 0
+        wanted = already + quantity
+
+        ticket_type = _lock_ticket_types([ticket_type_id]).get(ticket_type_id)
+        if ticket_type is None or not ticket_type.event.is_published:
+            raise NotFoundError("No such ticket type.")
+        if not ticket_type_is_on_sale(ticket_type, now=now):
+            raise NotOnSaleError(f"{ticket_type.name} tickets are not on sale right now.")
+        if wanted > ticket_type.max_per_order:
+            raise MaxPerOrderExceededError(
+                f"At most {ticket_type.max_per_order} {ticket_type.name} tickets per order"
+                + (f"; your basket already holds {already}." if already else "."),
+                extra={"max_per_order": ticket_type.max_per_order},
+            )
+        available = (
+            ticket_type.capacity
+            - ticket_type.sold
+            - _held_by_others(ticket_type_id=ticket_type.pk, basket_id=basket.pk, now=now)
+        )
+        if wanted > available:
+            more = max(available - already, 0)
+            if more == 0:
+                raise SoldOutError(f"{ticket_type.name} is sold out.", extra={"available": 0})
+            raise InsufficientInventoryError(
+                f"Only {more} more {ticket_type.name} tickets are available.", extra={"available": more}
+            )
+
+        expires_at = now + hold_duration()
+        if hold is None:
+            Hold.objects.create(basket=basket, ticket_type=ticket_type, quantity=wanted, expires_at=expires_at)
+        else:
+            hold.quantity, hold.expires_at = wanted, expires_at
+            hold.save(update_fields=["quantity", "expires_at"])
+    return basket
+
+
+def basket_remove_item(*, token: str, hold_id: int) -> None:
+    """Deletes one line of a basket; its seats are free for others at once."""
+    with transaction.atomic():
+        basket = _basket_for_update(token)
+        deleted, _ = Hold.objects.filter(basket=basket, pk=hold_id).delete()
+    if not deleted:
+        raise NotFoundError("No such item in this basket.")
+
+
+def checkout_fingerprint(**fields: object) -> str:
+    """What a checkout request asked for; a replayed Idempotency-Key must ask for the same."""
+    canonical = json.dumps(fields, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class CheckoutResult:
+    order: Order
+    created: bool
+
+
+class _AlreadyPlaced(Exception):  # noqa: N818 - control flow inside order_place, never escapes
+    def __init__(self, order: Order) -> None:
+        self.order = order
+
+
+def _idempotent_order(*, key: str, fingerprint: str) -> Order | None:
+    record = IdempotencyRecord.objects.select_related("order").filter(key=key).first()
+    if record is None:
+        return None
+    if record.fingerprint != fingerprint:
+        raise IdempotencyConflictError()
+    return record.order
+
+
+def _check_expired_hold(*, hold: Hold, ticket_type: TicketType, basket_id: int, now: datetime) -> None:
+    """An expired hold is renewed at checkout only if its seats are still free."""
+    if not ticket_type_is_on_sale(ticket_type, now=now):
+        raise HoldExpiredError(f"Your reservation for {ticket_type.name} expired and it is no longer on sale.")
+    free = (
+        ticket_type.capacity
+        - ticket_type.sold
+        - _held_by_others(ticket_type_id=ticket_type.pk, basket_id=basket_id, now=now)
+    )
+    if hold.quantity > free:
+        raise HoldExpiredError(
+            f"Your reservation for {ticket_type.name} expired and only {max(free, 0)} are left.",
+            extra={"ticket_type_id": ticket_type.pk, "available": max(free, 0)},
+        )
+
+
+def _create_order(*, name: str, email: str, total: Decimal, payment_method: str, reference: str, now: datetime) -> Order:
+    for _ in range(ORDER_CODE_ATTEMPTS):
+        try:
+            with transaction.atomic():  # a savepoint: a code collision must not abort the checkout
+                return Order.objects.create(
+                    code=new_order_code(),
+                    name=name,
+                    email=email,
+                    total=total,
+                    currency=settings.CURRENCY,
+                    payment_method=payment_method,
+                    payment_reference=reference,
+                    created_at=now,
+                )
+        except IntegrityError:
+            continue
+    raise RuntimeError("Could not allocate a unique order code.")
+
+
+def _commit_order(
+    *,
+    basket_id: int,
+    quoted: dict[int, tuple[int, Decimal]],
+    total: Decimal,
+    name: str,
+    email: str,
+    payment_method: str,
+    reference: str,
+    idempotency_key: str | None,
+    fingerprint: str,
+    now: datetime,
+) -> Order:
+    """The one transaction that turns a basket's holds into an order, its lines and tickets."""
+    with transaction.atomic():
+        basket = Basket.objects.select_for_update().get(pk=basket_id)
+        if idempotency_key:
+            # A concurrent duplicate waited for the basket lock above; now it sees the first one's order.
+            placed = _idempotent_order(key=idempotency_key, fingerprint=fingerprint)
+            if placed is not None:
+                raise _AlreadyPlaced(placed)
+        holds = list(Hold.objects.filter(basket=basket).select_related("ticket_type").order_by("ticket_type_id"))
+        if not holds:
+            raise BasketEmptyError("This basket has already been checked out or emptied.")
+        if {h.ticket_type_id: (h.quantity, h.ticket_type.price) for h in holds} != quoted:
+            raise PriceChangedError()
+
+        order = _create_order(
+            name=name, email=email, total=total, payment_method=payment_method, reference=reference, now=now
+        )
+        if idempotency_key:
+            try:
+                with transaction.atomic():
+                    IdempotencyRecord.objects.create(key=idempotency_key, fingerprint=fingerprint, order=order)
+            except IntegrityError:
+                raise IdempotencyConflictError() from None
+        lines = OrderLine.objects.bulk_create(
+            [
+                OrderLine(order=order, ticket_type_id=h.ticket_type_id, quantity=h.quantity, unit_price=h.ticket_type.price)
+                for h in holds
+            ]
+        )
+        Ticket.objects.bulk_create(
+            [Ticket(order=order, line=line, ticket_type_id=line.ticket_type_id) for line in lines for _ in range(line.quantity)]
+        )
+
+        # Lock late: the seat rows are held only for the re-check and the counter update below.
+        locked = _lock_ticket_types(quoted)
+        for hold in holds:
+            ticket_type = locked[hold.ticket_type_id]
+            if ticket_type.price != hold.ticket_type.price:
+                raise PriceChangedError()
+            if hold.expires_at <= now:
+                _check_expired_hold(hold=hold, ticket_type=ticket_type, basket_id=basket.pk, now=now)
+            TicketType.objects.filter(pk=ticket_type.pk).update(sold=F("sold") + hold.quantity)
+        Hold.objects.filter(basket=basket).delete()
+    return order
+
+
+def order_place(
+    *,
+    token: str,
+    name: str,
+    email: str,
+    payment_method: str,
+    now: datetime,
+    idempotency_key: str | None = None,
+    fingerprint: str = "",
+) -> CheckoutResult:
+    """Sells a basket's seats exactly once, priced from the database; a repeated key returns the first order."""
+    if idempotency_key:
+        placed = _idempotent_order(key=idempotency_key, fingerprint=fingerprint)
+        if placed is not None:
+            return CheckoutResult(order=placed, created=False)
+    basket = Basket.objects.filter(token=token).first()
+    if basket is None:
+        raise BasketNotFoundError()
+    holds = list(basket.holds.select_related("ticket_type__event"))
+    if not holds:
+        raise BasketEmptyError()
+    # Fail before charging when an expired hold cannot be renewed (re-checked under the lock later).
+    for hold in holds:
+        if hold.expires_at <= now:
+            _check_expired_hold(hold=hold, ticket_type=hold.ticket_type, basket_id=basket.pk, now=now)
+    quoted = {h.ticket_type_id: (h.quantity, h.ticket_type.price) for h in holds}
+    total = sum((price * quantity for quantity, price in quoted.values()), Decimal("0.00"))
+
+    provider = payment_provider_for(method=payment_method, amount=total)
+    payment = provider.charge(amount=total, currency=settings.CURRENCY, email=email, description=f"Basket {basket.pk}")
+    if not payment.approved:
+        raise PaymentDeclinedError(payment.message or None)
+    try:
+        order = _commit_order(
+            basket_id=basket.pk,
+            quoted=quoted,
+            total=total,
+            name=name,
+            email=email,
+            payment_method=provider.name,
+            reference=payment.reference,
+            idempotency_key=idempotency_key,
+            fingerprint=fingerprint,
+            now=now,
+        )
+    except _AlreadyPlaced as already:
+        provider.refund(reference=payment.reference, amount=total, currency=settings.CURRENCY)
+        return CheckoutResult(order=already.order, created=False)
+    except BaseException:
+        # No order committed: a paid shopper is never left without tickets or their money.
+        provider.refund(reference=payment.reference, amount=total, currency=settings.CURRENCY)
+        raise
+    return CheckoutResult(order=order, created=True)
+
+
+def order_cancel(*, order_id: int, now: datetime) -> Order:
+    """Cancels a paid order; its seats return to sale in the same transaction."""
+    with transaction.atomic():
+        try:
+            order = Order.objects.select_for_update().get(pk=order_id)
+        except Order.DoesNotExist:
+            raise NotFoundError("No such order.") from None
+        if not order.can_become(Order.Status.CANCELLED):
+            raise OrderNotCancellableError(f"Order {order.code} is {order.status}; only paid orders can be cancelled.")
+        lines = list(order.lines.all())
+        _lock_ticket_types(line.ticket_type_id for line in lines)
+        for line in lines:
+            TicketType.objects.filter(pk=line.ticket_type_id).update(sold=F("sold") - line.quantity)
+        order.status = Order.Status.CANCELLED
+        order.cancelled_at = now
+        order.save(update_fields=["status", "cancelled_at"])
+    return order
+
+
+@dataclass(frozen=True)
+class ReleaseResult:
+    holds: int
+    baskets: int
+
+
+def release_expired_holds(*, now: datetime, basket_max_age: timedelta = timedelta(days=1)) -> ReleaseResult:
+    """Deletes expired holds and old empty baskets. Housekeeping only: expired holds already count for nothing."""
+    holds, _ = Hold.objects.filter(expires_at__lte=now).delete()
+    baskets, _ = Basket.objects.filter(holds__isnull=True, updated_at__lt=now - basket_max_age).delete()
+    return ReleaseResult(holds=holds, baskets=baskets)
