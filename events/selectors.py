@@ -6,7 +6,7 @@ from datetime import datetime
 
 from django.db.models import (
     BooleanField,
-    Case,
+    ExpressionWrapper,
     F,
     IntegerField,
     OuterRef,
@@ -16,7 +16,6 @@ from django.db.models import (
     Subquery,
     Sum,
     Value,
-    When,
 )
 from django.db.models.functions import Coalesce, Greatest
 
@@ -63,13 +62,15 @@ def _event_annotations(now: datetime) -> dict[str, object]:
         .values("total")
     )
     cheapest = TicketType.objects.filter(event=OuterRef("pk")).order_by("price").values("price")[:1]
+    available = Greatest(
+        Coalesce(Subquery(unsold, output_field=IntegerField()), 0)
+        - Coalesce(Subquery(held, output_field=IntegerField()), 0),
+        Value(0),
+    )
     return {
         "price_from": Subquery(cheapest),
-        "available": Greatest(
-            Coalesce(Subquery(unsold, output_field=IntegerField()), 0)
-            - Coalesce(Subquery(held, output_field=IntegerField()), 0),
-            Value(0),
-        ),
+        "available": available,
+        "sold_out": ExpressionWrapper(Q(available=0), output_field=BooleanField()),
     }
 
 
@@ -81,9 +82,7 @@ def events_upcoming(*, now: datetime, search: str = "") -> QuerySet[Event]:
         queryset = queryset.filter(
             Q(name__icontains=search) | Q(venue__icontains=search) | Q(city__icontains=search)
         )
-    return queryset.annotate(**_event_annotations(now)).annotate(
-        sold_out=Case(When(available=0, then=Value(True)), default=Value(False), output_field=BooleanField())
-    ).order_by("starts_at", "id")
+    return queryset.annotate(**_event_annotations(now)).order_by("starts_at", "id")
 
 
 def event_detail(*, now: datetime, pk: int | None = None, slug: str | None = None) -> Event:
