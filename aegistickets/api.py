@@ -64,7 +64,9 @@ def problems(*statuses: int) -> dict[int, OpenApiResponse]:
     }
 
 
-def validated_input(serializer_class: type[serializers.Serializer], data: Any, *, partial: bool = False) -> dict[str, Any]:
+def validated_input(
+    serializer_class: type[serializers.Serializer], data: Any, *, partial: bool = False
+) -> dict[str, Any]:
     """Validates request input with an input serializer; invalid input raises (→ 400 problem JSON)."""
     serializer = serializer_class(data=data, partial=partial)
     serializer.is_valid(raise_exception=True)

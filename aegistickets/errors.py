@@ -117,7 +117,9 @@ class PriceChangedError(ApplicationError):
     code = "price_changed"
     status = 409
     title = "Basket changed"
-    default_detail = "Prices or quantities changed while you were paying; you were not charged. Please review your basket."
+    default_detail = (
+        "Prices or quantities changed while you were paying; you were not charged. Please review your basket."
+    )
 
 
 class OrderNotCancellableError(ApplicationError):
@@ -194,10 +196,7 @@ def _flatten(detail: Any) -> Any:
 
 def _field_errors(detail: Any) -> dict[str, list[str]]:
     if isinstance(detail, dict):
-        return {
-            key: value if isinstance(value, list) else [value]
-            for key, value in _flatten(detail).items()
-        }
+        return {key: value if isinstance(value, list) else [value] for key, value in _flatten(detail).items()}
     return {"non_field_errors": _flatten(detail) if isinstance(detail, list) else [str(detail)]}
 
 
@@ -224,8 +223,9 @@ def application_error_from(exc: Exception) -> ApplicationError | None:
         return NotFoundError()
     if isinstance(exc, drf_exceptions.Throttled):
         error = RateLimitedError()
-        if exc.wait is not None:
-            error.extra["retry_after"] = int(exc.wait) + 1
+        wait = getattr(exc, "wait", None)
+        if wait is not None:
+            error.extra["retry_after"] = int(wait) + 1
         return error
     return None
 

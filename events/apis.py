@@ -213,7 +213,9 @@ class TicketTypeApi(APIView):
 
     permission_classes = [IsStaff]
 
-    @extend_schema(operation_id="ticket_types_retrieve", responses={200: OrganizerTicketTypeOutput, **problems(401, 403, 404)})
+    @extend_schema(
+        operation_id="ticket_types_retrieve", responses={200: OrganizerTicketTypeOutput, **problems(401, 403, 404)}
+    )
     def get(self, request: Request, pk: int) -> Response:
         return Response(_organizer_ticket_type(pk))
 

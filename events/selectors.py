@@ -79,9 +79,7 @@ def events_upcoming(*, now: datetime, search: str = "") -> QuerySet[Event]:
     queryset = Event.objects.filter(is_published=True, ends_at__gt=now)
     search = search.strip()
     if search:
-        queryset = queryset.filter(
-            Q(name__icontains=search) | Q(venue__icontains=search) | Q(city__icontains=search)
-        )
+        queryset = queryset.filter(Q(name__icontains=search) | Q(venue__icontains=search) | Q(city__icontains=search))
     return queryset.annotate(**_event_annotations(now)).order_by("starts_at", "id")
 
 

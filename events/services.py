@@ -13,9 +13,7 @@ from aegistickets.errors import NotFoundError, ValidationFailedError
 from events.models import Event, TicketType
 from orders.models import Hold
 
-EVENT_FIELDS = frozenset(
-    {"name", "slug", "description", "venue", "city", "starts_at", "ends_at", "is_published"}
-)
+EVENT_FIELDS = frozenset({"name", "slug", "description", "venue", "city", "starts_at", "ends_at", "is_published"})
 TICKET_TYPE_FIELDS = frozenset(
     {"name", "description", "price", "capacity", "max_per_order", "sale_starts_at", "sale_ends_at", "position"}
 )
@@ -141,9 +139,7 @@ def ticket_type_update(*, ticket_type_id: int, data: dict[str, Any], now: dateti
             _check_sale_window(ticket_type.sale_starts_at, ticket_type.sale_ends_at)
             if "capacity" in data:
                 held = sum(
-                    Hold.objects.filter(ticket_type=ticket_type, expires_at__gt=now).values_list(
-                        "quantity", flat=True
-                    )
+                    Hold.objects.filter(ticket_type=ticket_type, expires_at__gt=now).values_list("quantity", flat=True)
                 )
                 if ticket_type.capacity < ticket_type.sold + held:
                     raise ValidationFailedError(

@@ -1,7 +1,6 @@
 from django.urls import path
 
 from aegistickets import converters  # noqa: F401 - registers <id>, <token>, <order_code>
-
 from events import apis, views
 
 app_name = "events"

@@ -206,4 +206,3 @@ class OrderApi(APIView):
     @extend_schema(operation_id="orders_retrieve", responses={200: OrderEnvelope, **problems(401, 403, 404)})
     def get(self, request: Request, code: str) -> Response:
         return Response(_order_body(selectors.order_for_staff(code=code)))
-

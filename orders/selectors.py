@@ -50,9 +50,11 @@ class BasketSummary:
 
 def basket_summary(*, token: str, now: datetime) -> BasketSummary:
     """A basket with its lines priced from the database (two queries)."""
-    basket = Basket.objects.filter(token=token).prefetch_related(
-        Prefetch("holds", queryset=Hold.objects.select_related("ticket_type__event").order_by("id"))
-    ).first()
+    basket = (
+        Basket.objects.filter(token=token)
+        .prefetch_related(Prefetch("holds", queryset=Hold.objects.select_related("ticket_type__event").order_by("id")))
+        .first()
+    )
     if basket is None:
         raise BasketNotFoundError()
     items = [

@@ -169,7 +169,9 @@ def _check_expired_hold(*, hold: Hold, ticket_type: TicketType, basket_id: int, 
         )
 
 
-def _create_order(*, name: str, email: str, total: Decimal, payment_method: str, reference: str, now: datetime) -> Order:
+def _create_order(
+    *, name: str, email: str, total: Decimal, payment_method: str, reference: str, now: datetime
+) -> Order:
     for _ in range(ORDER_CODE_ATTEMPTS):
         try:
             with transaction.atomic():  # a savepoint: a code collision must not abort the checkout
@@ -226,12 +228,18 @@ def _commit_order(
                 raise IdempotencyConflictError() from None
         lines = OrderLine.objects.bulk_create(
             [
-                OrderLine(order=order, ticket_type_id=h.ticket_type_id, quantity=h.quantity, unit_price=h.ticket_type.price)
+                OrderLine(
+                    order=order, ticket_type_id=h.ticket_type_id, quantity=h.quantity, unit_price=h.ticket_type.price
+                )
                 for h in holds
             ]
         )
         Ticket.objects.bulk_create(
-            [Ticket(order=order, line=line, ticket_type_id=line.ticket_type_id) for line in lines for _ in range(line.quantity)]
+            [
+                Ticket(order=order, line=line, ticket_type_id=line.ticket_type_id)
+                for line in lines
+                for _ in range(line.quantity)
+            ]
         )
 
         # Lock late: the seat rows are held only for the re-check and the counter update below.

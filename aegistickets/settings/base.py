@@ -22,8 +22,7 @@ SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="")
 if not SECRET_KEY:
     if not DEBUG:
         raise ImproperlyConfigured(
-            "DJANGO_SECRET_KEY is required when DJANGO_DEBUG is off "
-            "(`make run` writes a generated one to .env)."
+            "DJANGO_SECRET_KEY is required when DJANGO_DEBUG is off (`make run` writes a generated one to .env)."
         )
     SECRET_KEY = "insecure-debug-only-key"  # noqa: S105 - only ever used with DJANGO_DEBUG=true
 

@@ -16,7 +16,12 @@ def manage(*args, **env):
     return subprocess.run(  # noqa: S603 - fixed argv, our own manage.py
         [sys.executable, "manage.py", *args],
         cwd=ROOT,
-        env={**base, "DJANGO_ENV_FILE": "/nonexistent", "DJANGO_SETTINGS_MODULE": "aegistickets.settings.production", **env},
+        env={
+            **base,
+            "DJANGO_ENV_FILE": "/nonexistent",
+            "DJANGO_SETTINGS_MODULE": "aegistickets.settings.production",
+            **env,
+        },
         capture_output=True,
         text=True,
         timeout=60,

@@ -228,7 +228,9 @@ def test_create_event(staff_api):
     ],
 )
 def test_create_event_validation(staff_api, change, field):
-    body = assert_problem(staff_api.post("/api/events", {**EVENT_BODY, **change}, format="json"), 400, "validation_error")
+    body = assert_problem(
+        staff_api.post("/api/events", {**EVENT_BODY, **change}, format="json"), 400, "validation_error"
+    )
     assert field in body["errors"]
     assert not Event.objects.exists()
 
@@ -278,7 +280,13 @@ def test_create_ticket_type(staff_api, event):
         {"name": "A", "price": "1", "capacity": -1},
         {"name": "A", "price": "1", "capacity": 10**12},
         {"name": "A", "price": "1", "capacity": 1, "max_per_order": 0},
-        {"name": "A", "price": "1", "capacity": 1, "sale_starts_at": "2030-01-02T00:00Z", "sale_ends_at": "2030-01-01T00:00Z"},
+        {
+            "name": "A",
+            "price": "1",
+            "capacity": 1,
+            "sale_starts_at": "2030-01-02T00:00Z",
+            "sale_ends_at": "2030-01-01T00:00Z",
+        },
         {"price": "1", "capacity": 1},
     ],
 )
@@ -299,9 +307,7 @@ def test_create_ticket_type_for_unknown_event(staff_api):
 
 
 def test_update_ticket_type_price_and_capacity(staff_api, ticket_type):
-    response = staff_api.patch(
-        f"/api/ticket-types/{ticket_type.pk}", {"price": "30.00", "capacity": 50}, format="json"
-    )
+    response = staff_api.patch(f"/api/ticket-types/{ticket_type.pk}", {"price": "30.00", "capacity": 50}, format="json")
     assert response.status_code == 200
     assert (response.json()["price"], response.json()["capacity"]) == ("30.00", 50)
 

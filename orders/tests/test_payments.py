@@ -12,7 +12,8 @@ def test_test_provider_approves_with_a_unique_reference_and_refunds():
     provider = TestPaymentProvider()
     first = provider.charge(amount=Decimal("10.00"), currency="EUR", email="a@example.com", description="x")
     second = provider.charge(amount=Decimal("10.00"), currency="EUR", email="a@example.com", description="x")
-    assert first.approved and second.approved
+    assert first.approved
+    assert second.approved
     assert first.reference != second.reference
     assert provider.refund(reference=first.reference, amount=Decimal("10.00"), currency="EUR").approved
 

@@ -341,7 +341,8 @@ def test_same_key_and_body_returns_the_same_order(ticket_type, now):
     basket = add(ticket_type, 2, now)
     first = place(basket, now, idempotency_key="key-1", fingerprint="body-a")
     again = place(basket, now, idempotency_key="key-1", fingerprint="body-a")
-    assert first.created and not again.created
+    assert first.created
+    assert not again.created
     assert again.order.pk == first.order.pk
     assert Order.objects.count() == 1
     ticket_type.refresh_from_db()
