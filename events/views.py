@@ -59,4 +59,4 @@ def event_detail(request: HttpRequest, slug: str) -> HttpResponse:
         forms.append((ticket_type, form))
     if chosen is not None and not any(str(t.pk) == chosen for t in ticket_types):
         messages.error(request, "Choose a ticket type from this event.")
-    return render(request, "events/event_detail.html", {"event": event, "ticket_forms": forms})
+    return render(request, "events/event_detail.html", {"event": event, "ticket_forms": forms, "now": now})

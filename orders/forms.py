@@ -1,4 +1,5 @@
 import uuid
+from decimal import Decimal
 
 from django import forms
 from django.core.validators import RegexValidator
@@ -32,9 +33,12 @@ class CheckoutForm(forms.Form):
         validators=[RegexValidator(r"^[A-Za-z0-9-]{1,64}$")],
     )
 
-    def __init__(self, *args: object, **kwargs: object) -> None:
+    def __init__(self, *args: object, total: Decimal | None = None, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         methods = payment_methods()
+        if total is not None:
+            # Offer what `payment_provider_for` accepts for this amount: `free` only for a zero total.
+            methods = [m for m in methods if (m == "free") == (total == 0)] or methods
         self.fields["payment_method"].choices = [(m, PAYMENT_LABELS.get(m, m)) for m in methods]
         self.fields["payment_method"].initial = methods[0] if methods else None
         self.fields["idempotency_key"].initial = str(uuid.uuid4())

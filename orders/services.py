@@ -248,6 +248,8 @@ def _commit_order(
             ticket_type = locked[hold.ticket_type_id]
             if ticket_type.price != hold.ticket_type.price:
                 raise PriceChangedError()
+            if not ticket_type.event.is_published:
+                raise NotOnSaleError(f"{ticket_type.event.name} has been withdrawn from sale.")
             if hold.expires_at <= now:
                 _check_expired_hold(hold=hold, ticket_type=ticket_type, basket_id=basket.pk, now=now)
             TicketType.objects.filter(pk=ticket_type.pk).update(sold=F("sold") + hold.quantity)

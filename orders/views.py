@@ -48,7 +48,7 @@ def checkout(request: HttpRequest) -> HttpResponse:
     if basket is None or basket.is_empty:
         messages.info(request, "Your basket is empty.")
         return redirect("orders:basket")
-    form = CheckoutForm(request.POST if request.method == "POST" else None)
+    form = CheckoutForm(request.POST if request.method == "POST" else None, total=basket.total)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:

@@ -369,3 +369,14 @@ def test_non_json_accept_header_is_406(api):
 
 def test_public_endpoints_work_without_any_credentials():
     assert APIClient().get("/api/events").status_code == 200
+
+
+def test_an_unexpected_error_is_a_problem_json_500_not_a_html_page(monkeypatch):
+    from events import selectors
+
+    def broken(**kwargs):
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr(selectors, "events_upcoming", broken)
+    client = APIClient(raise_request_exception=False)
+    assert_problem(client.get("/api/events"), 500, "internal_error")

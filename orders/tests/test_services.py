@@ -249,6 +249,14 @@ def test_expired_hold_whose_seats_were_taken_is_hold_expired(ticket_type, now):
     assert ticket_type.sold == 0
 
 
+def test_an_event_withdrawn_from_sale_sells_no_more_even_to_held_baskets(ticket_type, now):
+    basket = add(ticket_type, 2, now)
+    type(ticket_type.event).objects.filter(pk=ticket_type.event_id).update(is_published=False)
+    with pytest.raises(NotOnSaleError):
+        place(basket, now)
+    assert not Order.objects.exists()
+
+
 def test_free_orders_go_through_the_free_provider(now):
     free = TicketTypeFactory(price=Decimal("0.00"))
     order = place(add(free, 2, now), now).order
