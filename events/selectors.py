@@ -51,9 +51,15 @@ def ticket_type_is_on_sale(ticket_type: TicketType, *, now: datetime) -> bool:
     return ticket_type.sale_ends_at is None or now < ticket_type.sale_ends_at
 
 
+def events_with_availability(queryset: QuerySet[Event], *, now: datetime) -> QuerySet[Event]:
+    """Annotates price_from, seats_sold, available (unsold seats not held right now) and sold_out."""
+    return queryset.annotate(**_event_annotations(now))
+
+
 def _event_annotations(now: datetime) -> dict[str, object]:
     types = TicketType.objects.filter(event=OuterRef("pk")).order_by().values("event")
     unsold = types.annotate(total=Sum(F("capacity") - F("sold"))).values("total")
+    sold = types.annotate(total=Sum("sold")).values("total")
     held = (
         Hold.objects.filter(ticket_type__event=OuterRef("pk"), expires_at__gt=now)
         .order_by()
@@ -69,6 +75,7 @@ def _event_annotations(now: datetime) -> dict[str, object]:
     )
     return {
         "price_from": Subquery(cheapest),
+        "seats_sold": Coalesce(Subquery(sold, output_field=IntegerField()), 0),
         "available": available,
         "sold_out": ExpressionWrapper(Q(available=0), output_field=BooleanField()),
     }
@@ -80,7 +87,7 @@ def events_upcoming(*, now: datetime, search: str = "") -> QuerySet[Event]:
     search = search.strip()
     if search:
         queryset = queryset.filter(Q(name__icontains=search) | Q(venue__icontains=search) | Q(city__icontains=search))
-    return queryset.annotate(**_event_annotations(now)).order_by("starts_at", "id")
+    return events_with_availability(queryset, now=now).order_by("starts_at", "id")
 
 
 def event_detail(*, now: datetime, pk: int | None = None, slug: str | None = None) -> Event:
@@ -89,8 +96,7 @@ def event_detail(*, now: datetime, pk: int | None = None, slug: str | None = Non
     types = ticket_types_with_availability(TicketType.objects.all(), now=now)
     try:
         event = (
-            Event.objects.filter(is_published=True, **lookup)
-            .annotate(**_event_annotations(now))
+            events_with_availability(Event.objects.filter(is_published=True, **lookup), now=now)
             .prefetch_related(Prefetch("ticket_types", queryset=types))
             .get()
         )

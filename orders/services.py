@@ -17,7 +17,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F, Sum
+from django.db.models import Exists, F, OuterRef, Sum
 
 from aegistickets.errors import (
     BasketEmptyError,
@@ -337,8 +337,27 @@ class ReleaseResult:
     baskets: int
 
 
-def release_expired_holds(*, now: datetime, basket_max_age: timedelta = timedelta(days=1)) -> ReleaseResult:
-    """Deletes expired holds and old empty baskets. Housekeeping only: expired holds already count for nothing."""
-    holds, _ = Hold.objects.filter(expires_at__lte=now).delete()
-    baskets, _ = Basket.objects.filter(holds__isnull=True, updated_at__lt=now - basket_max_age).delete()
-    return ReleaseResult(holds=holds, baskets=baskets)
+def release_expired_holds(
+    *,
+    now: datetime,
+    grace: timedelta = timedelta(hours=1),
+    basket_max_age: timedelta = timedelta(days=1),
+) -> ReleaseResult:
+    """Deletes holds expired for longer than `grace` and old empty baskets. Housekeeping only: an
+    expired hold already counts for nothing, and within `grace` a returning shopper can still renew it
+    at checkout."""
+    stale_holds = Hold.objects.filter(basket=OuterRef("pk"), expires_at__lte=now - grace)
+    with transaction.atomic():
+        # Lock the baskets first, as every writer does; skip those a shopper is using right now.
+        baskets = list(
+            Basket.objects.select_for_update(skip_locked=True).filter(Exists(stale_holds)).values_list("pk", flat=True)
+        )
+        holds, _ = Hold.objects.filter(basket_id__in=baskets, expires_at__lte=now - grace).delete()
+    with transaction.atomic():
+        empty = list(
+            Basket.objects.select_for_update(skip_locked=True)
+            .filter(~Exists(Hold.objects.filter(basket=OuterRef("pk"))), updated_at__lt=now - basket_max_age)
+            .values_list("pk", flat=True)
+        )
+        Basket.objects.filter(pk__in=empty).delete()
+    return ReleaseResult(holds=holds, baskets=len(empty))

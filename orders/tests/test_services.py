@@ -407,12 +407,22 @@ def test_database_refuses_to_sell_beyond_capacity_even_without_the_service(ticke
         TicketType.objects.filter(pk=ticket_type.pk).update(sold=F("capacity") + 1)
 
 
-def test_release_expired_holds_deletes_only_expired_holds_and_old_empty_baskets(ticket_type, now):
+def test_release_expired_holds_deletes_long_expired_holds_and_old_empty_baskets(ticket_type, now):
     fresh = add(ticket_type, 1, now)
-    stale = add(ticket_type, 1, now - HOLD - timedelta(seconds=1))
+    recently_expired = add(ticket_type, 1, now - HOLD - timedelta(minutes=5))
+    stale = add(ticket_type, 1, now - HOLD - timedelta(hours=2))
     Basket.objects.filter(pk=stale.pk).update(updated_at=now - timedelta(days=2))
+
     result = services.release_expired_holds(now=now)
-    assert result.holds == 1
-    assert list(Hold.objects.values_list("basket_id", flat=True)) == [fresh.pk]
+
+    assert (result.holds, result.baskets) == (1, 1)
+    assert sorted(Hold.objects.values_list("basket_id", flat=True)) == [fresh.pk, recently_expired.pk]
     assert not Basket.objects.filter(pk=stale.pk).exists()
     assert available(ticket_type, now) == 9
+
+
+def test_a_recently_expired_hold_survives_cleanup_so_checkout_can_renew_it(ticket_type, now):
+    basket = add(ticket_type, 2, now)
+    later = now + HOLD + timedelta(minutes=10)
+    services.release_expired_holds(now=later)
+    assert place(basket, later).order.tickets.count() == 2

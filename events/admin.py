@@ -1,0 +1,167 @@
+"""Staff pages for the catalog.
+
+Seat counts shown here come from the same selector annotations the shop uses, computed for the moment of
+the request. Ticket types are written through `events.services`, never with a plain `save()`: a model
+save would write back the `sold` counter it read a moment earlier and could undo a sale committed in
+between, and capacity must not drop below the seats sold plus held (checked under the row lock).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils import timezone
+
+from aegistickets.errors import ApplicationError
+from events.models import Event, TicketType
+from events.selectors import events_with_availability, ticket_types_with_availability
+from events.services import TICKET_TYPE_FIELDS, ticket_type_create, ticket_type_update
+
+TICKET_TYPE_FORM_FIELDS = (
+    "name",
+    "price",
+    "capacity",
+    "max_per_order",
+    "sale_starts_at",
+    "sale_ends_at",
+    "position",
+)
+
+
+class TicketTypeAdminForm(forms.ModelForm):
+    class Meta:
+        model = TicketType
+        fields = [*TICKET_TYPE_FORM_FIELDS, "description"]
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        # A friendly early answer from the annotated row; ticket_type_update re-checks under the lock.
+        capacity = cleaned.get("capacity")
+        if self.instance.pk and capacity is not None and "capacity" in self.changed_data:
+            sold = self.instance.sold
+            held = getattr(self.instance, "held", 0) or 0
+            if capacity < sold + held:
+                self.add_error("capacity", f"Cannot be below the {sold} seats sold plus {held} held right now.")
+        return cleaned
+
+
+def _ticket_type_changes(form: forms.ModelForm) -> dict[str, Any]:
+    return {name: form.cleaned_data[name] for name in form.changed_data if name in TICKET_TYPE_FIELDS}
+
+
+def _report_service_error(request: HttpRequest, ticket_type_name: str, error: ApplicationError) -> None:
+    details = "; ".join(f"{field}: {' '.join(msgs)}" for field, msgs in (error.errors or {}).items())
+    messages.error(request, f"{ticket_type_name} was not saved: {details or error.detail}")
+
+
+class _AvailabilityColumns:
+    """Read-only `held` and `available` columns from the `ticket_types_with_availability` annotations."""
+
+    @admin.display(description="held")
+    def held(self, obj: TicketType) -> int | None:
+        return getattr(obj, "held", None)  # None (shown as "-") on a row not saved yet
+
+    @admin.display(description="available")
+    def available(self, obj: TicketType) -> int | None:
+        return getattr(obj, "available", None)
+
+
+class TicketTypeInline(_AvailabilityColumns, admin.TabularInline):
+    model = TicketType
+    form = TicketTypeAdminForm
+    fields = ("name", "price", "capacity", "sold", "held", "available", *TICKET_TYPE_FORM_FIELDS[3:])
+    readonly_fields = ("sold", "held", "available")
+    extra = 0
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[TicketType]:
+        # One query whatever the number of rows: holds summed in a subquery, the event (each row's
+        # title) joined.
+        queryset = super().get_queryset(request).select_related("event")
+        return ticket_types_with_availability(queryset, now=timezone.now())
+
+
+@admin.register(Event)
+class EventAdmin(admin.ModelAdmin):
+    list_display = ("name", "starts_at", "city", "venue", "is_published", "seats_sold", "seats_available")
+    list_filter = ("is_published", "city")
+    search_fields = ("name", "venue", "city")
+    prepopulated_fields = {"slug": ("name",)}
+    readonly_fields = ("created_at", "updated_at")
+    inlines = (TicketTypeInline,)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Event]:
+        return events_with_availability(super().get_queryset(request), now=timezone.now())
+
+    @admin.display(description="seats sold", ordering="seats_sold")
+    def seats_sold(self, obj: Event) -> int:
+        return obj.seats_sold  # type: ignore[attr-defined]
+
+    @admin.display(description="seats available", ordering="available")
+    def seats_available(self, obj: Event) -> int:
+        return obj.available  # type: ignore[attr-defined]
+
+    def save_formset(self, request: HttpRequest, form: forms.ModelForm, formset: Any, change: bool) -> None:
+        if formset.model is not TicketType:
+            super().save_formset(request, form, formset, change)
+            return
+        formset.save(commit=False)  # sorts the rows into new / changed / deleted; writes nothing
+        now = timezone.now()
+        for ticket_type in formset.deleted_objects:
+            ticket_type.delete()
+        for row in formset.forms:
+            ticket_type = row.instance
+            if row in formset.deleted_forms or not row.has_changed():
+                continue
+            try:
+                if ticket_type.pk is None:
+                    created = ticket_type_create(
+                        event_id=form.instance.pk,
+                        **{name: row.cleaned_data[name] for name in TICKET_TYPE_FORM_FIELDS},
+                    )
+                    ticket_type.pk = created.pk
+                else:
+                    ticket_type_update(ticket_type_id=ticket_type.pk, data=_ticket_type_changes(row), now=now)
+            except ApplicationError as error:
+                _report_service_error(request, row.cleaned_data.get("name") or str(ticket_type), error)
+
+
+@admin.register(TicketType)
+class TicketTypeAdmin(_AvailabilityColumns, admin.ModelAdmin):
+    form = TicketTypeAdminForm
+    list_display = ("name", "event", "price", "capacity", "sold", "held", "available", "sale_starts_at")
+    list_select_related = ("event",)
+    list_filter = ("event__is_published",)
+    search_fields = ("name", "event__name")
+    readonly_fields = ("event", "sold", "held", "available", "created_at", "updated_at")
+    fields = (
+        "event",
+        "name",
+        "description",
+        "price",
+        "capacity",
+        "sold",
+        "held",
+        "available",
+        "max_per_order",
+        "sale_starts_at",
+        "sale_ends_at",
+        "position",
+        "created_at",
+        "updated_at",
+    )
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[TicketType]:
+        return ticket_types_with_availability(super().get_queryset(request), now=timezone.now())
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # ticket types are added on their event's page
+
+    def save_model(self, request: HttpRequest, obj: TicketType, form: forms.ModelForm, change: bool) -> None:
+        try:
+            ticket_type_update(ticket_type_id=obj.pk, data=_ticket_type_changes(form), now=timezone.now())
+        except ApplicationError as error:
+            _report_service_error(request, str(obj), error)

@@ -1,0 +1,184 @@
+"""Staff pages for orders and baskets: look, search, and cancel through the order service.
+
+Orders are created only by checkout and change state only through `orders.services`, so the admin shows
+them read-only: a form save would write back a status read a moment earlier.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin, messages
+from django.contrib.admin.options import IncorrectLookupParameters
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Sum
+from django.http import HttpRequest
+from django.utils import timezone
+
+from aegistickets.errors import ApplicationError
+from events.models import Event
+from orders.models import Basket, Hold, Order, OrderLine, Ticket
+from orders.services import order_cancel
+
+
+class ReadOnlyInline(admin.TabularInline):
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class OrderLineInline(ReadOnlyInline):
+    model = OrderLine
+    fields = readonly_fields = ("ticket_type", "quantity", "unit_price", "line_total")
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[OrderLine]:
+        return super().get_queryset(request).select_related("ticket_type__event")
+
+    @admin.display(description="line total")
+    def line_total(self, obj: OrderLine) -> Any:
+        return obj.line_total
+
+
+class TicketInline(ReadOnlyInline):
+    model = Ticket
+    fields = readonly_fields = ("code", "ticket_type")
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Ticket]:
+        return super().get_queryset(request).select_related("ticket_type__event")
+
+
+class OrderEventFilter(admin.SimpleListFilter):
+    """Orders with at least one line of the event's ticket types (each order once)."""
+
+    title = "event"
+    parameter_name = "event"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        events = Event.objects.order_by("-starts_at", "-id").values_list("pk", "name")
+        return [(str(pk), name) for pk, name in events]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Order]) -> QuerySet[Order]:
+        value = self.value()
+        if not value:
+            return queryset
+        try:
+            event_id = int(value)
+        except ValueError:
+            raise IncorrectLookupParameters(f"Unknown event {value!r}.") from None
+        # EXISTS rather than a join: an order with several lines of the event still appears once.
+        return queryset.filter(Exists(OrderLine.objects.filter(order=OuterRef("pk"), ticket_type__event_id=event_id)))
+
+
+@admin.register(Order)
+class OrderAdmin(admin.ModelAdmin):
+    list_display = ("code", "status", "name", "email", "total", "created_at")
+    list_filter = ("status", OrderEventFilter)
+    search_fields = ("code", "email")
+    ordering = ("-created_at", "-id")
+    fields = readonly_fields = (
+        "code",
+        "status",
+        "name",
+        "email",
+        "total",
+        "currency",
+        "payment_method",
+        "payment_reference",
+        "created_at",
+        "cancelled_at",
+    )
+    inlines = (OrderLineInline, TicketInline)
+    actions = ("cancel_orders",)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # orders are created only by checkout
+
+    def has_delete_permission(self, request: HttpRequest, obj: Order | None = None) -> bool:
+        return False  # an order is cancelled or refunded, never deleted
+
+    def has_change_permission(self, request: HttpRequest, obj: Order | None = None) -> bool:
+        # The list (and its cancel action) needs the change permission; a single order's page is
+        # view-only, since saving its form would write back a status read a moment earlier.
+        return obj is None and super().has_change_permission(request)
+
+    @admin.action(description="Cancel selected orders (seats return to sale)", permissions=["change"])
+    def cancel_orders(self, request: HttpRequest, queryset: QuerySet[Order]) -> None:
+        now = timezone.now()
+        cancelled: list[str] = []
+        failed: list[str] = []
+        for order_id, code in queryset.order_by("pk").values_list("pk", "code"):
+            try:
+                order_cancel(order_id=order_id, now=now)
+            except ApplicationError as error:
+                failed.append(f"{code} ({error.detail})")
+            else:
+                cancelled.append(code)
+        if cancelled:
+            self.message_user(
+                request,
+                f"Cancelled {len(cancelled)} order(s); their seats are back on sale: {', '.join(cancelled)}.",
+                messages.SUCCESS,
+            )
+        if failed:
+            self.message_user(
+                request, f"Could not cancel {len(failed)} order(s): {'; '.join(failed)}", messages.WARNING
+            )
+
+
+class HoldInline(ReadOnlyInline):
+    model = Hold
+    fields = readonly_fields = ("ticket_type", "quantity", "expires_at", "is_expired", "created_at")
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Hold]:
+        return super().get_queryset(request).select_related("ticket_type__event")
+
+    @admin.display(description="expired", boolean=True)
+    def is_expired(self, obj: Hold) -> bool:
+        return obj.expires_at <= timezone.now()
+
+
+@admin.register(Basket)
+class BasketAdmin(admin.ModelAdmin):
+    """For support: what a shopper's basket holds. The token is a credential, so it is never shown whole;
+    staff find a basket by pasting the full token into the search box."""
+
+    list_display = ("__str__", "hold_count", "seats_held", "created_at", "updated_at")
+    search_fields = ("=token",)
+    fields = readonly_fields = ("token_prefix", "created_at", "updated_at")
+    inlines = (HoldInline,)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Basket]:
+        live = Q(holds__expires_at__gt=timezone.now())
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(hold_count=Count("holds"), seats_held=Sum("holds__quantity", filter=live))
+        )
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Basket | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Basket | None = None) -> bool:
+        return False
+
+    @admin.display(description="token")
+    def token_prefix(self, obj: Basket) -> str:
+        return f"{obj.token[:8]}…"
+
+    @admin.display(description="holds", ordering="hold_count")
+    def hold_count(self, obj: Basket) -> int:
+        return obj.hold_count  # type: ignore[attr-defined]
+
+    @admin.display(description="seats held now", ordering="seats_held")
+    def seats_held(self, obj: Basket) -> int:
+        return obj.seats_held or 0  # type: ignore[attr-defined]
