@@ -1,0 +1,151 @@
+"""Serve the shop under gunicorn against its own PostgreSQL database, for load tests and benchmarks.
+
+    with served_app(port=18100) as app:
+        ...  # app.url, app.token (organizer API token), app.gunicorn_pid, app.database
+
+Loopback only; everything it starts is stopped when the block ends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+PYTHON = str(ROOT / ".venv" / "bin" / "python")
+GUNICORN = str(ROOT / ".venv" / "bin" / "gunicorn")
+PG_ADMIN_URL = "postgres://postgres@127.0.0.1:5432/postgres"
+
+
+@dataclass
+class ServedApp:
+    url: str
+    token: str
+    database_url: str
+    gunicorn_pid: int
+    env: dict[str, str] = field(default_factory=dict)
+
+    def worker_pids(self) -> list[int]:
+        children = Path(f"/proc/{self.gunicorn_pid}/task/{self.gunicorn_pid}/children")
+        return [int(pid) for pid in children.read_text().split()] if children.exists() else []
+
+    def manage(self, *args: str) -> str:
+        return manage(*args, env=self.env)
+
+
+def ensure_postgres() -> None:
+    def ready() -> bool:
+        return subprocess.run(["pg_isready", "-q", "-h", "127.0.0.1", "-p", "5432"], check=False).returncode == 0
+
+    if ready():
+        return
+    version = sorted(os.listdir("/etc/postgresql"))[0]
+    subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "start"], check=True)
+    for _ in range(30):
+        if ready():
+            return
+        time.sleep(1)
+    raise RuntimeError("PostgreSQL did not start")
+
+
+def recreate_database(name: str) -> str:
+    ensure_postgres()
+    for sql in (f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', f'CREATE DATABASE "{name}"'):
+        subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-q", "-c", sql], check=True)
+    return f"postgres://postgres@127.0.0.1:5432/{name}"
+
+
+def base_env(database_url: str, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DATABASE_URL"))}
+    env.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "aegistickets.settings.production",
+            "DJANGO_ENV_FILE": "/nonexistent",
+            "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
+            "DATABASE_URL": database_url,
+            "DJANGO_DEBUG": "false",
+            "RATE_LIMITS_ENABLED": "false",  # one client address sends all the load
+            "GUNICORN_ACCESS_LOG": "/dev/null",
+            "LOG_LEVEL": "warning",
+        }
+    )
+    env.update(extra)
+    return env
+
+
+def manage(*args: str, env: dict[str, str]) -> str:
+    result = subprocess.run(
+        [PYTHON, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, check=False
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+    return result.stdout
+
+
+def wait_ready(url: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError):
+            with urllib.request.urlopen(f"{url}/readyz", timeout=2) as response:  # noqa: S310 - loopback
+                if response.status == 200:
+                    return
+        time.sleep(0.25)
+    raise RuntimeError(f"{url} did not become ready within {timeout:g} s")
+
+
+@contextlib.contextmanager
+def served_app(
+    *,
+    port: int = 18100,
+    database: str = "aegistickets_perf",
+    workers: int | None = None,
+    seed: bool = True,
+    env: dict[str, str] | None = None,
+) -> Iterator[ServedApp]:
+    """A fresh database, migrated and seeded, served by gunicorn -c gunicorn.conf.py on 127.0.0.1:port."""
+    database_url = recreate_database(database)
+    app_env = base_env(database_url, HOST="127.0.0.1", PORT=str(port), **(env or {}))
+    if workers is not None:
+        app_env["WEB_CONCURRENCY"] = str(workers)
+    manage("migrate", "--noinput", env=app_env)
+    manage("collectstatic", "--noinput", "-v", "0", env=app_env)
+    if seed:
+        manage("seed_demo", "--admin-password", secrets.token_urlsafe(16), env=app_env)
+    token = manage("create_api_token", "admin", env=app_env).strip() if seed else ""
+    server = subprocess.Popen(  # noqa: S603 - our own gunicorn, fixed argv
+        [GUNICORN, "-c", "gunicorn.conf.py", "aegistickets.wsgi:application"],
+        cwd=ROOT,
+        env=app_env,
+        stdout=sys.stderr,
+        stderr=sys.stderr,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(url)
+        yield ServedApp(url=url, token=token, database_url=database_url, gunicorn_pid=server.pid, env=app_env)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
+
+
+if __name__ == "__main__":
+    # `python -m scripts.perf.harness` serves until Ctrl-C, for manual load tests.
+    with served_app(port=int(os.environ.get("PORT", "18100"))) as app:
+        print(f"serving {app.url} (organizer token {app.token}); Ctrl-C stops", flush=True)
+        with contextlib.suppress(KeyboardInterrupt):
+            signal.pause()
