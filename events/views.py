@@ -52,9 +52,7 @@ def event_detail(request: HttpRequest, slug: str) -> HttpResponse:
                 form.add_error(None, error.detail)
             else:
                 request.session[SESSION_BASKET] = basket.token
-                messages.success(
-                    request, f"{form.cleaned_data['quantity']} × {ticket_type.name} reserved for you."
-                )
+                messages.success(request, f"{form.cleaned_data['quantity']} × {ticket_type.name} reserved for you.")
                 return redirect("orders:basket")
         forms.append((ticket_type, form))
     if chosen is not None and not any(str(t.pk) == chosen for t in ticket_types):

@@ -1,0 +1,231 @@
+"""A shopper buys two tickets in a real browser: Debian's Chromium driven by Playwright, against live_server.
+
+Screenshots of every step land in test-results/ (gitignored) for a human to look at.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from django.utils import timezone
+
+from events.tests.factories import EventFactory, TicketTypeFactory
+from orders.models import Hold, Order
+from orders.payments import TEST_DECLINE_EMAIL
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-dev-shm-usage",
+]
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-results"
+VIEWPORTS = {"desktop": {"width": 1280, "height": 900}, "mobile": {"width": 375, "height": 812}}
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        not CHROMIUM.exists(), reason=f"needs Debian's Chromium at {CHROMIUM} (apt-get install chromium)"
+    ),
+]
+
+sync_api = pytest.importorskip("playwright.sync_api", reason="needs Playwright for Python (requirements-dev.txt)")
+expect = sync_api.expect
+
+
+@pytest.fixture
+def browser(monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
+    # Playwright's sync API runs an asyncio loop in this thread; the ORM calls made by the test itself
+    # (factories, assertions) are still plain synchronous code.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def shop(transactional_db: None):  # type: ignore[no-untyped-def]
+    """A small catalog: the event we buy, plus neighbours in each state a shopper can meet."""
+    event = EventFactory(
+        name="Aurora Quartet: Late Beethoven",
+        slug="aurora-quartet",
+        venue="Pierre Boulez Saal",
+        city="Berlin",
+        description="The string quartets Op. 131 and Op. 132, played on period instruments.\n\n"
+        "Doors open 45 minutes before the concert.",
+    )
+    standard = TicketTypeFactory(
+        event=event,
+        name="Standard",
+        price=Decimal("35.00"),
+        capacity=200,
+        position=0,
+        description="Unreserved seating in the stalls.",
+    )
+    TicketTypeFactory(event=event, name="Front rows", price=Decimal("79.00"), capacity=8, max_per_order=4, position=1)
+    TicketTypeFactory(event=event, name="Early bird", price=Decimal("25.00"), capacity=50, sold=50, position=2)
+    sold_out = EventFactory(name="Midnight Jazz Session", venue="A-Trane", city="Berlin")
+    TicketTypeFactory(event=sold_out, price=Decimal("22.00"), capacity=40, sold=40)
+    scarce = EventFactory(name="Opera Gala", venue="Staatsoper", city="Vienna")
+    TicketTypeFactory(event=scarce, price=Decimal("120.00"), capacity=100, sold=97)
+    return event, standard
+
+
+def _screenshot(page, name: str) -> None:  # type: ignore[no-untyped-def]
+    """Save a full-page screenshot and check that the page does not scroll sideways."""
+    SCREENSHOTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+    fits = page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    assert fits, f"{name}: the page scrolls sideways"
+
+
+@pytest.mark.parametrize("viewport", list(VIEWPORTS))
+def test_a_shopper_buys_two_tickets(browser, live_server, shop, viewport):  # type: ignore[no-untyped-def]
+    event, standard = shop
+    context = browser.new_context(viewport=VIEWPORTS[viewport], locale="en-GB")
+    page = context.new_page()
+    problems: list[str] = []
+    page.on("console", lambda msg: problems.append(f"console {msg.type}: {msg.text}") if msg.type == "error" else None)
+    page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+    page.on("response", lambda r: problems.append(f"HTTP {r.status} {r.url}") if r.status >= 400 else None)
+
+    def snap(name: str) -> None:
+        _screenshot(page, f"{viewport}-{name}")
+
+    # The event list, styled by our own stylesheet.
+    page.goto(live_server.url + "/")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Upcoming events")
+    background = page.evaluate("getComputedStyle(document.body).backgroundColor")
+    assert background == "rgb(246, 247, 251)", "site.css did not load"
+    expect(page.locator("li.event-card", has_text="Midnight Jazz Session")).to_contain_text("Sold out")
+    expect(page.locator("li.event-card", has_text="Opera Gala")).to_contain_text("Only 3 left")
+    snap("01-events")
+
+    # The event page.
+    page.get_by_role("link", name=event.name).click()
+    expect(page).to_have_url(re.compile(r"/events/aurora-quartet/$"))
+    expect(page.get_by_role("heading", level=1)).to_have_text(event.name)
+    expect(page.locator(".ticket-type", has_text="Early bird")).to_contain_text("Sold out")
+    standard_block = page.locator(f"#ticket-{standard.pk}")
+    standard_block.get_by_label("Quantity").fill("2")
+    snap("02-event")
+    standard_block.get_by_role("button", name=re.compile("Add to basket")).click()
+
+    # The basket, with a live countdown.
+    # The form posts to "#ticket-<pk>" so that an error is scrolled into view; the redirect keeps it.
+    expect(page).to_have_url(re.compile(r"/basket/(#ticket-\d+)?$"))
+    expect(page.get_by_role("status")).to_contain_text("2 × Standard reserved for you.")
+    expect(page.locator(".basket-total")).to_have_text("€70.00")
+    expect(page.get_by_role("timer")).to_have_text(re.compile(r"^Your tickets are held for (09:5\d|10:00)$"))
+    snap("03-basket")
+    page.get_by_role("link", name="Check out").click()
+
+    # Checkout: a declined payment first, then a good one.
+    expect(page).to_have_url(re.compile(r"/checkout/$"))
+    page.get_by_label("Full name").fill("Ada Lovelace")
+    page.get_by_label("Email").fill(TEST_DECLINE_EMAIL)
+    expect(page.get_by_label("Test payment (no money moves)")).to_be_checked()
+    page.get_by_role("button", name="Pay and place order").click()
+    expect(page.get_by_role("alert")).to_contain_text("Card declined (test provider).")
+    snap("04-checkout-declined")
+    assert not Order.objects.exists()
+    page.get_by_label("Email").fill("ada@example.com")
+    page.get_by_role("button", name="Pay and place order").click()
+
+    # The private order page.
+    heading = page.get_by_role("heading", level=1)
+    expect(heading).to_have_text(re.compile(r"^Thank you — your order AT-[0-9A-Z]{6} is confirmed$"))
+    code = re.search(r"AT-[0-9A-Z]{6}", heading.inner_text()).group(0)
+    tickets = page.locator(".ticket-stub")
+    expect(tickets).to_have_count(2)
+    snap("05-confirmation")
+
+    order = Order.objects.get()
+    assert order.code == code
+    assert page.url.endswith(f"/orders/{order.code}/{order.secret}/")
+    assert order.total == Decimal("70.00")
+    assert order.tickets.count() == 2
+    for ticket in order.tickets.all():
+        expect(tickets.filter(has_text=ticket.code)).to_have_count(1)
+    standard.refresh_from_db()
+    assert standard.sold == 2
+    assert not standard.holds.exists()
+
+    # The basket is empty again.
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Basket").click()
+    expect(page.get_by_role("heading", name="Your basket is empty")).to_be_visible()
+    assert problems == []
+    context.close()
+
+
+@pytest.mark.parametrize("viewport", list(VIEWPORTS))
+def test_the_hold_countdown_runs_out_and_works_without_javascript(browser, live_server, shop, viewport):  # type: ignore[no-untyped-def]
+    event, standard = shop
+    context = browser.new_context(viewport=VIEWPORTS[viewport], locale="en-GB")
+    page = context.new_page()
+    page.goto(f"{live_server.url}/events/{event.slug}/")
+    page.locator(f"#ticket-{standard.pk}").get_by_role("button", name=re.compile("Add to basket")).click()
+    expect(page.get_by_role("timer")).to_have_text(re.compile(r"^Your tickets are held for (09:5\d|10:00)$"))
+
+    # Without JavaScript the server's sentence stays.
+    expires_at = timezone.localtime(Hold.objects.get().expires_at)
+    no_js = browser.new_context(
+        viewport=VIEWPORTS[viewport], java_script_enabled=False, storage_state=context.storage_state()
+    )
+    static_page = no_js.new_page()
+    static_page.goto(f"{live_server.url}/basket/")
+    expect(static_page.get_by_role("timer")).to_have_text(f"Your tickets are held until {expires_at:%H:%M}.")
+    no_js.close()
+
+    # The countdown reaches zero and says what happens next.
+    Hold.objects.update(expires_at=timezone.now() + timedelta(seconds=3))
+    page.reload()
+    timer = page.get_by_role("timer")
+    expect(timer).to_have_text(re.compile(r"^Your tickets are held for 00:0[1-3]$"))
+    expect(timer).to_have_text("Your hold has expired. We'll try to re-reserve your tickets at checkout.", timeout=8000)
+
+    # After a reload the server marks the line too; checkout is still offered.
+    page.reload()
+    expect(page.locator("tbody tr.is-expired")).to_contain_text(
+        "Reservation expired — we'll try to re-reserve at checkout"
+    )
+    expect(page.get_by_role("link", name="Check out")).to_be_visible()
+    _screenshot(page, f"{viewport}-06-basket-expired")
+
+    response = page.goto(f"{live_server.url}/events/no-such-event/")
+    assert response.status == 404
+    expect(page.get_by_role("heading", level=1)).to_have_text("Page not found")
+    _screenshot(page, f"{viewport}-07-not-found")
+    context.close()
+
+
+def test_seats_sold_while_the_shopper_looks_are_refused_next_to_the_ticket(browser, live_server, shop):  # type: ignore[no-untyped-def]
+    event, standard = shop
+    context = browser.new_context(viewport=VIEWPORTS["mobile"], locale="en-GB")
+    page = context.new_page()
+    page.goto(f"{live_server.url}/events/{event.slug}/")
+    block = page.locator(f"#ticket-{standard.pk}")
+    block.get_by_label("Quantity").fill("3")
+    type(standard).objects.filter(pk=standard.pk).update(sold=standard.capacity - 1)  # others bought them meanwhile
+
+    block.get_by_role("button", name=re.compile("Add to basket")).click()
+
+    expect(page).to_have_url(re.compile(rf"/events/{event.slug}/#ticket-{standard.pk}$"))
+    error = page.locator(f"#ticket-{standard.pk}").get_by_role("alert")
+    expect(error).to_have_text("Only 1 more Standard tickets are available.")
+    expect(error).to_be_in_viewport()
+    expect(page.locator(f"#ticket-{standard.pk}").get_by_label("Quantity")).to_have_value("3")
+    assert not Hold.objects.exists()
+    _screenshot(page, "mobile-08-event-error")
+    context.close()
