@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
+from django.http import HttpResponse
 from django.urls import reverse
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -16,6 +17,7 @@ from rest_framework.views import APIView
 
 from aegistickets.api import IsStaff, NamedPagePagination, problems, validated_input
 from events import selectors, services
+from events.cache import cached_json
 from events.models import Event, TicketType
 
 
@@ -157,12 +159,16 @@ class EventsApi(APIView):
         ],
         responses={200: EventListOutput(many=True), **problems(400, 404)},
     )
-    def get(self, request: Request) -> Response:
-        query = validated_input(EventSearchInput, request.query_params)
-        events = selectors.events_upcoming(now=timezone.now(), search=query["search"])
-        paginator = EventPagination()
-        page = paginator.paginate_queryset(events, request, view=self)
-        return paginator.get_paginated_response(EventListOutput(page, many=True).data)
+    def get(self, request: Request) -> HttpResponse:
+        def page() -> dict[str, Any]:
+            query = validated_input(EventSearchInput, request.query_params)
+            events = selectors.events_upcoming(now=timezone.now(), search=query["search"])
+            paginator = EventPagination()
+            rows = paginator.paginate_queryset(events, request, view=self)
+            return paginator.get_paginated_response(EventListOutput(rows, many=True).data).data
+
+        # Keyed by the raw URL: a hit was valid input when it was computed; errors are never cached.
+        return cached_json(f"api:events:{request.get_host()}:{request.get_full_path()}", page)
 
     @extend_schema(
         operation_id="events_create",
@@ -181,9 +187,10 @@ class EventApi(APIView):
         return [IsStaff()] if self.request.method == "PATCH" else [AllowAny()]
 
     @extend_schema(operation_id="events_retrieve", responses={200: EventDetailOutput, **problems(404)})
-    def get(self, request: Request, pk: int) -> Response:
-        event = selectors.event_detail(pk=pk, now=timezone.now())
-        return Response(EventDetailOutput(event).data)
+    def get(self, request: Request, pk: int) -> HttpResponse:
+        return cached_json(
+            f"api:event:{pk}", lambda: EventDetailOutput(selectors.event_detail(pk=pk, now=timezone.now())).data
+        )
 
     @extend_schema(
         operation_id="events_update",

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
+from django.core.paginator import Paginator
 from django.db.models import (
     BooleanField,
+    Exists,
     ExpressionWrapper,
     F,
     IntegerField,
@@ -67,6 +70,13 @@ def _event_annotations(now: datetime) -> dict[str, object]:
         .annotate(total=Sum("quantity"))
         .values("total")
     )
+    # "From €X": the cheapest type a shopper can buy now; the cheapest of all when none can be bought.
+    buyable = types.filter(
+        Q(sale_starts_at__isnull=True) | Q(sale_starts_at__lte=now),
+        Q(sale_ends_at__isnull=True) | Q(sale_ends_at__gt=now),
+        capacity__gt=F("sold"),
+    )
+    cheapest_buyable = buyable.order_by("price").values("price")[:1]
     cheapest = TicketType.objects.filter(event=OuterRef("pk")).order_by("price").values("price")[:1]
     available = Greatest(
         Coalesce(Subquery(unsold, output_field=IntegerField()), 0)
@@ -74,10 +84,11 @@ def _event_annotations(now: datetime) -> dict[str, object]:
         Value(0),
     )
     return {
-        "price_from": Subquery(cheapest),
+        "price_from": Coalesce(Subquery(cheapest_buyable), Subquery(cheapest)),
         "seats_sold": Coalesce(Subquery(sold, output_field=IntegerField()), 0),
         "available": available,
-        "sold_out": ExpressionWrapper(Q(available=0), output_field=BooleanField()),
+        # An event with no ticket types yet is not "sold out"; it just has nothing to sell.
+        "sold_out": ExpressionWrapper(Q(available=0) & Exists(types), output_field=BooleanField()),
     }
 
 
@@ -88,6 +99,47 @@ def events_upcoming(*, now: datetime, search: str = "") -> QuerySet[Event]:
     if search:
         queryset = queryset.filter(Q(name__icontains=search) | Q(venue__icontains=search) | Q(city__icontains=search))
     return events_with_availability(queryset, now=now).order_by("starts_at", "id")
+
+
+@dataclass(frozen=True)
+class EventsPage:
+    """One page of the event list, as plain values (safe to cache)."""
+
+    events: list[Event]
+    number: int
+    num_pages: int
+    count: int
+
+    @property
+    def has_previous(self) -> bool:
+        return self.number > 1
+
+    @property
+    def has_next(self) -> bool:
+        return self.number < self.num_pages
+
+    @property
+    def has_other_pages(self) -> bool:
+        return self.num_pages > 1
+
+    @property
+    def previous_page_number(self) -> int:
+        return self.number - 1
+
+    @property
+    def next_page_number(self) -> int:
+        return self.number + 1
+
+
+def events_upcoming_page(*, now: datetime, search: str = "", page: str | int | None, per_page: int) -> EventsPage:
+    """A page of upcoming events (two queries); an out-of-range or malformed page number gives the nearest page."""
+    paginated = Paginator(events_upcoming(now=now, search=search), per_page).get_page(page)
+    return EventsPage(
+        events=list(paginated.object_list),
+        number=paginated.number,
+        num_pages=paginated.paginator.num_pages,
+        count=paginated.paginator.count,
+    )
 
 
 def event_detail(*, now: datetime, pk: int | None = None, slug: str | None = None) -> Event:

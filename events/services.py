@@ -10,6 +10,7 @@ from django.db import IntegrityError, transaction
 from django.utils.text import slugify
 
 from aegistickets.errors import NotFoundError, ValidationFailedError
+from events.cache import catalog_invalidate
 from events.models import Event, TicketType
 from orders.models import Hold
 
@@ -50,6 +51,7 @@ def event_create(
         raise ValidationFailedError(errors={"slug": ["An event with this slug already exists."]})
     try:
         with transaction.atomic():
+            catalog_invalidate()
             return Event.objects.create(
                 name=name,
                 slug=slug or _unique_slug(name),
@@ -79,6 +81,7 @@ def event_update(*, event_id: int, data: dict[str, Any]) -> Event:
                 setattr(event, field, value)
             _check_event_times(event.starts_at, event.ends_at)
             event.save(update_fields=[*data, "updated_at"])
+            catalog_invalidate()
             return event
     except IntegrityError:
         raise ValidationFailedError(errors={"slug": ["An event with this slug already exists."]}) from None
@@ -107,6 +110,7 @@ def ticket_type_create(
         raise NotFoundError("No such event.")
     try:
         with transaction.atomic():
+            catalog_invalidate()
             return TicketType.objects.create(
                 event_id=event_id,
                 name=name,
@@ -150,6 +154,7 @@ def ticket_type_update(*, ticket_type_id: int, data: dict[str, Any], now: dateti
                         }
                     )
             ticket_type.save(update_fields=[*data, "updated_at"])
+            catalog_invalidate()
             return ticket_type
     except IntegrityError:
         raise ValidationFailedError(errors={"name": ["This event already has a ticket type with this name."]}) from None

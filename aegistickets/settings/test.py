@@ -17,3 +17,5 @@ MEDIA_ROOT = BASE_DIR / ".pytest_cache" / "media"  # noqa: F405
 # Tests never run collectstatic: whitenoise finds files through the finders instead of STATIC_ROOT.
 WHITENOISE_AUTOREFRESH = True
 WHITENOISE_USE_FINDERS = True
+# Tests read the catalog fresh unless they test the cache itself (events/tests/test_cache.py).
+CATALOG_CACHE_SECONDS = 0

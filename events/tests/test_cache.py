@@ -1,0 +1,121 @@
+"""The catalog cache: listings may lag by at most CATALOG_CACHE_SECONDS; decisions never use it."""
+
+from datetime import timedelta
+
+import pytest
+import time_machine
+from django.core.cache import caches
+from django.utils import timezone
+
+from events.cache import _CSRF_PLACEHOLDER
+from events.tests.factories import TicketTypeFactory
+from orders import services as order_services
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def catalog_cache(settings):
+    settings.CATALOG_CACHE_SECONDS = 2
+    caches["catalog"].clear()
+    yield
+    caches["catalog"].clear()
+
+
+def hold(ticket_type, quantity):
+    order_services.basket_add(token=None, ticket_type_id=ticket_type.pk, quantity=quantity, now=timezone.now())
+
+
+def test_list_availability_lags_by_at_most_the_ttl(api, ticket_type):
+    with time_machine.travel(timezone.now(), tick=False) as clock:
+        assert api.get("/api/events").json()["events"][0]["available"] == 10
+        hold(ticket_type, 4)
+        clock.shift(timedelta(seconds=1))
+        assert api.get("/api/events").json()["events"][0]["available"] == 10  # cached
+        clock.shift(timedelta(seconds=1.5))
+        assert api.get("/api/events").json()["events"][0]["available"] == 6  # fresh after 2 s
+
+
+def test_a_cache_hit_runs_no_query(api, ticket_type, django_assert_num_queries):
+    api.get(f"/api/events/{ticket_type.event_id}")
+    with django_assert_num_queries(0):
+        assert api.get(f"/api/events/{ticket_type.event_id}").status_code == 200
+
+
+def test_detail_pages_are_cached_per_event(client, api, ticket_type):
+    other = TicketTypeFactory(capacity=5)
+    api.get(f"/api/events/{ticket_type.event_id}")
+    assert api.get(f"/api/events/{other.event_id}").json()["ticket_types"][0]["available"] == 5
+    page = client.get(f"/events/{other.event.slug}/")
+    assert other.name in page.content.decode()
+
+
+@pytest.mark.django_db(transaction=True)  # the cache is cleared on commit: let it commit
+def test_an_organizer_write_shows_at_once(api, staff_api, ticket_type):
+    assert api.get(f"/api/events/{ticket_type.event_id}").json()["ticket_types"][0]["price"] == "25.00"
+    staff_api.patch(f"/api/ticket-types/{ticket_type.pk}", {"price": "30.00"}, format="json")
+    assert api.get(f"/api/events/{ticket_type.event_id}").json()["ticket_types"][0]["price"] == "30.00"
+    staff_api.patch(f"/api/events/{ticket_type.event_id}", {"name": "Renamed"}, format="json")
+    assert api.get("/api/events").json()["events"][0]["name"] == "Renamed"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failed_organizer_write_keeps_the_cache(api, staff_api, ticket_type):
+    api.get(f"/api/events/{ticket_type.event_id}")
+    staff_api.patch(f"/api/ticket-types/{ticket_type.pk}", {"capacity": -1}, format="json")
+    assert caches["catalog"]._cache  # nothing committed, nothing cleared
+
+
+def test_basket_decides_on_the_database_not_the_cache(api, client, ticket_type):
+    assert api.get(f"/api/events/{ticket_type.event_id}").json()["ticket_types"][0]["available"] == 10
+    client.get(f"/events/{ticket_type.event.slug}/")
+    hold(ticket_type, 10)
+    # The listing still says 10 are left, but adding one is refused: the lock re-reads the truth.
+    assert api.get(f"/api/events/{ticket_type.event_id}").json()["ticket_types"][0]["available"] == 10
+    response = api.post("/api/basket", {"ticket_type_id": ticket_type.pk, "quantity": 1}, format="json")
+    assert response.status_code == 409
+    assert response.json()["code"] == "sold_out"
+    page = client.post(f"/events/{ticket_type.event.slug}/", {"ticket_type": ticket_type.pk, "quantity": 1})
+    assert page.status_code == 200
+    assert "sold out" in page.content.decode().lower()
+
+
+def test_list_pages_and_searches_have_their_own_entries(client, ticket_type):
+    TicketTypeFactory(event__name="Jazz Night")
+    assert "Jazz Night" in client.get("/", {"q": "jazz"}).content.decode()
+    assert ticket_type.event.name not in client.get("/", {"q": "jazz"}).content.decode()
+    assert ticket_type.event.name in client.get("/").content.decode()
+
+
+def test_cache_off(settings, api, ticket_type):
+    settings.CATALOG_CACHE_SECONDS = 0
+    api.get("/api/events")
+    hold(ticket_type, 3)
+    assert api.get("/api/events").json()["events"][0]["available"] == 7
+
+
+def test_a_cached_event_page_carries_each_visitors_own_csrf_token(ticket_type):
+    from django.test import Client
+
+    first, second = Client(enforce_csrf_checks=True), Client(enforce_csrf_checks=True)
+    url = f"/events/{ticket_type.event.slug}/"
+    page_one = first.get(url)
+    page_two = second.get(url)  # served from the cache
+    token_one = page_one.context and page_one.context["csrf_token"]
+    assert page_two.context is None  # no template rendered: a cache hit
+    html_two = page_two.content.decode()
+    assert _CSRF_PLACEHOLDER not in html_two
+    token_two = html_two.split('name="csrfmiddlewaretoken" value="')[1].split('"')[0]
+    assert token_two != str(token_one)
+    response = second.post(url, {"csrfmiddlewaretoken": token_two, "ticket_type": ticket_type.pk, "quantity": 1})
+    assert response.status_code == 302  # the token works: added to the basket
+
+
+def test_pages_with_flash_messages_are_rendered_fresh(client, ticket_type):
+    url = f"/events/{ticket_type.event.slug}/"
+    client.get(url)
+    client.post(url, {"ticket_type": ticket_type.pk, "quantity": 1})  # leaves a "reserved" message
+    response = client.get("/")
+    assert response.context is not None  # rendered, not cached
+    assert "reserved for you" in response.content.decode()
+    assert "reserved for you" not in client.get("/").content.decode()  # shown once
