@@ -11,7 +11,7 @@ from django.conf import settings
 from django.db.models import Exists, OuterRef, Prefetch, QuerySet
 
 from aegistickets.errors import BasketNotFoundError, NotFoundError
-from orders.models import Basket, Hold, Order, OrderLine, Ticket
+from orders.models import Basket, Hold, IdempotencyRecord, Order, OrderLine, Ticket
 
 
 @dataclass(frozen=True)
@@ -115,3 +115,9 @@ def orders_list(*, event_id: int | None = None, status: str | None = None) -> Qu
             Exists(OrderLine.objects.filter(order=OuterRef("pk"), ticket_type__event_id=event_id))
         )
     return queryset.order_by("-created_at", "-id")
+
+
+def order_for_idempotency_key(*, key: str) -> Order | None:
+    """The order a checkout with this key already placed, if any."""
+    record = IdempotencyRecord.objects.select_related("order").filter(key=key).first()
+    return record.order if record is not None else None

@@ -44,6 +44,11 @@ def basket_remove(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 def checkout(request: HttpRequest) -> HttpResponse:
+    if request.method == "POST":
+        # A repeated submit after the first one went through: show the order it placed.
+        placed = selectors.order_for_idempotency_key(key=_form_key(request.POST.get("idempotency_key", "")))
+        if placed is not None:
+            return redirect("orders:detail", code=placed.code, secret=placed.secret)
     basket = session_basket(request)
     if basket is None or basket.is_empty:
         messages.info(request, "Your basket is empty.")
@@ -58,7 +63,7 @@ def checkout(request: HttpRequest) -> HttpResponse:
                 email=data["email"],
                 payment_method=data["payment_method"],
                 now=timezone.now(),
-                idempotency_key=f"form-{data['idempotency_key']}",
+                idempotency_key=_form_key(data["idempotency_key"]),
                 fingerprint=services.checkout_fingerprint(
                     basket=basket.token, name=data["name"], email=data["email"], payment_method=data["payment_method"]
                 ),
@@ -83,3 +88,8 @@ def order_detail(request: HttpRequest, code: str, secret: str) -> HttpResponse:
     except NotFoundError:
         raise Http404 from None
     return render(request, "orders/order_detail.html", {"order": order})
+
+
+def _form_key(value: str) -> str:
+    """The Idempotency-Key of a checkout form submission (the form's one-time UUID)."""
+    return f"form-{value[:64]}"

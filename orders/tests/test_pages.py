@@ -301,13 +301,15 @@ class TestCheckout:
         assert "€50.00" in body
         assert "Your basket is empty" in client.get(BASKET_URL).content.decode()
 
-    def test_a_double_submit_places_one_order(self, client, ticket_type):
+    def test_a_double_submit_places_one_order_and_shows_it_both_times(self, client, ticket_type):
         _add(client, ticket_type, 2)
 
-        _checkout(client)
-        _checkout(client)
+        first = _checkout(client)
+        second = _checkout(client)
 
         assert Order.objects.count() == 1
+        order = Order.objects.get()
+        assert first["Location"] == second["Location"] == f"/orders/{order.code}/{order.secret}/"
         ticket_type.refresh_from_db()
         assert ticket_type.sold == 2
 
