@@ -1,0 +1,280 @@
+"""What must hold for the rendered chart, as functions returning the problems they find (empty = fine).
+
+test_rendered.py runs each on every environment's manifests; test_planted_defects.py shows each one catches a
+defect planted in otherwise good manifests.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+WORKLOADS = {"Deployment", "Job", "Pod", "StatefulSet", "DaemonSet", "CronJob"}
+
+
+def app_routes() -> set[str]:
+    """Top-level routes of aegistickets/urls.py, read from its source (this venv has no Django)."""
+    text = (ROOT / "aegistickets" / "urls.py").read_text()
+    return {"/" + m for m in re.findall(r'path\("([^"<]*)"', text)}
+
+
+def find(docs: list[dict], kind: str) -> list[dict]:
+    return [d for d in docs if d.get("kind") == kind]
+
+
+def pod_spec(doc: dict) -> dict:
+    if doc["kind"] == "Pod":
+        return doc["spec"]
+    if doc["kind"] == "CronJob":
+        return doc["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    return doc["spec"]["template"]["spec"]
+
+
+def containers(docs: list[dict]) -> Iterator[tuple[str, dict, dict]]:
+    for d in docs:
+        if d.get("kind") in WORKLOADS:
+            spec = pod_spec(d)
+            for c in spec.get("initContainers", []) + spec["containers"]:
+                yield f"{d['kind']}/{d['metadata']['name']}/{c['name']}", c, spec
+
+
+def web_deployment(docs: list[dict]) -> dict:
+    (dep,) = [d for d in find(docs, "Deployment") if d["metadata"]["labels"]["app.kubernetes.io/component"] == "web"]
+    return dep
+
+
+def probe_problems(docs: list[dict]) -> list[str]:
+    routes, problems = app_routes(), []
+    c = web_deployment(docs)["spec"]["template"]["spec"]["containers"][0]
+    ports = {p["name"] for p in c["ports"]}
+    for probe, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz"), ("startupProbe", "/healthz")):
+        got = c.get(probe, {}).get("httpGet", {})
+        if got.get("path") != path:
+            problems.append(f"{probe} path is {got.get('path')!r}, want {path}")
+        if got.get("path") not in routes:
+            problems.append(f"{probe} path {got.get('path')!r} is not a route of aegistickets/urls.py")
+        if got.get("port") not in ports:
+            problems.append(f"{probe} port {got.get('port')!r} is not a container port")
+    for ing in find(docs, "Ingress"):
+        hc = ing["metadata"]["annotations"].get("alb.ingress.kubernetes.io/healthcheck-path")
+        if hc not in routes or hc != "/healthz":
+            problems.append(f"ALB health check path {hc!r} must be /healthz, a real route")
+    return problems
+
+
+def security_problems(docs: list[dict]) -> list[str]:
+    problems = []
+    for name, c, spec in containers(docs):
+        pod, sc = spec.get("securityContext", {}), c.get("securityContext", {})
+        user = sc.get("runAsUser", pod.get("runAsUser"))
+        if not (sc.get("runAsNonRoot") or pod.get("runAsNonRoot")):
+            problems.append(f"{name}: runAsNonRoot is not set")
+        if not isinstance(user, int) or user < 1000:
+            problems.append(f"{name}: runAsUser {user!r} is not a numeric non-root user")
+        if sc.get("readOnlyRootFilesystem") is not True:
+            problems.append(f"{name}: root filesystem is writable")
+        if sc.get("allowPrivilegeEscalation") is not False:
+            problems.append(f"{name}: allowPrivilegeEscalation is not false")
+        if sc.get("privileged"):
+            problems.append(f"{name}: privileged")
+        if sc.get("capabilities", {}).get("drop") != ["ALL"] or sc.get("capabilities", {}).get("add"):
+            problems.append(f"{name}: capabilities are not exactly drop [ALL]")
+        seccomp = sc.get("seccompProfile", pod.get("seccompProfile", {})).get("type")
+        if seccomp != "RuntimeDefault":
+            problems.append(f"{name}: seccompProfile is {seccomp!r}")
+        if spec.get("automountServiceAccountToken") is not False:
+            problems.append(f"{name}: the pod mounts a Kubernetes API token")
+        for flag in ("hostNetwork", "hostPID", "hostIPC"):
+            if spec.get(flag):
+                problems.append(f"{name}: {flag}")
+    return problems
+
+
+def tmp_problems(docs: list[dict]) -> list[str]:
+    """Read-only root filesystem: the app containers need /tmp as an emptyDir (gunicorn, prometheus)."""
+    problems = []
+    for name, c, spec in containers(docs):
+        if name.endswith("smoke"):
+            continue
+        empty = {v["name"] for v in spec.get("volumes", []) if "emptyDir" in v}
+        tmp = "/tmp"  # noqa: S108 - the mount path being checked, not a file used here
+        if not any(m["mountPath"] == tmp and m["name"] in empty for m in c.get("volumeMounts", [])):
+            problems.append(f"{name}: no emptyDir at /tmp")
+    return problems
+
+
+def image_problems(docs: list[dict]) -> list[str]:
+    problems = []
+    for name, c, _ in containers(docs):
+        image = c["image"]
+        ref = image.rsplit("/", 1)[-1]
+        tag = ref.split("@")[0].partition(":")[2]
+        if "@sha256:" not in image and not tag:
+            problems.append(f"{name}: image {image} has neither tag nor digest")
+        if tag.lower() == "latest":
+            problems.append(f"{name}: image {image} uses latest")
+        if c.get("imagePullPolicy") != "IfNotPresent":
+            problems.append(f"{name}: imagePullPolicy {c.get('imagePullPolicy')!r}, want IfNotPresent")
+    return problems
+
+
+def resource_problems(docs: list[dict]) -> list[str]:
+    problems = []
+    for name, c, _ in containers(docs):
+        for kind in ("requests", "limits"):
+            for res in ("cpu", "memory"):
+                if not c.get("resources", {}).get(kind, {}).get(res):
+                    problems.append(f"{name}: no {kind}.{res}")
+    return problems
+
+
+def hook_weight(doc: dict) -> int:
+    return int(doc["metadata"].get("annotations", {}).get("helm.sh/hook-weight", "0"))
+
+
+def migration_problems(docs: list[dict]) -> list[str]:
+    jobs = [j for j in find(docs, "Job") if "migrate" in j["metadata"]["name"]]
+    if len(jobs) != 1:
+        return [f"want one migration Job, found {len(jobs)}"]
+    job, problems = jobs[0], []
+    ann = job["metadata"].get("annotations", {})
+    if set(ann.get("helm.sh/hook", "").split(",")) != {"pre-install", "pre-upgrade"}:
+        problems.append(f"migration Job hook is {ann.get('helm.sh/hook')!r}")
+    if set(ann.get("helm.sh/hook-delete-policy", "").split(",")) != {"before-hook-creation", "hook-succeeded"}:
+        problems.append(f"migration Job delete policy is {ann.get('helm.sh/hook-delete-policy')!r}")
+    c = pod_spec(job)["containers"][0]
+    if c.get("command", []) + c.get("args", []) != ["python", "manage.py", "migrate", "--noinput"]:
+        problems.append(f"migration Job runs {c.get('command')} {c.get('args', '')}")
+    if c["image"] != web_deployment(docs)["spec"]["template"]["spec"]["containers"][0]["image"]:
+        problems.append("migration Job runs another image than the Deployment")
+    # The Secret it reads must be synced before it runs: every External Secrets object is an earlier hook.
+    for d in docs:
+        if d["kind"] in {"ExternalSecret", "ClusterSecretStore"} or (
+            d["kind"] == "ServiceAccount" and "external-secrets" in d["metadata"]["name"]
+        ):
+            hooks = d["metadata"].get("annotations", {}).get("helm.sh/hook", "")
+            if "pre-install" not in hooks or hook_weight(d) >= hook_weight(job):
+                problems.append(f"{d['kind']}/{d['metadata']['name']} is not a pre-install hook before the Job")
+    return problems
+
+
+def external_secret_problems(docs: list[dict], namespace: str = "aegistickets") -> list[str]:
+    stores, secrets = find(docs, "ClusterSecretStore"), find(docs, "ExternalSecret")
+    if not secrets:
+        return []
+    problems = []
+    accounts = {(d["metadata"]["name"], d["metadata"]["namespace"]) for d in find(docs, "ServiceAccount")}
+    for store in stores:
+        ref = store["spec"]["provider"]["aws"]["auth"]["jwt"]["serviceAccountRef"]
+        # A ClusterSecretStore has no namespace: without one in the reference, External Secrets cannot find it.
+        if not ref.get("namespace"):
+            problems.append("ClusterSecretStore serviceAccountRef has no namespace")
+        elif ref["namespace"] == namespace and (ref["name"], namespace) not in accounts:
+            problems.append(f"ClusterSecretStore refers to ServiceAccount {ref['name']!r}, not in the chart")
+    secret_refs = {
+        e["valueFrom"]["secretKeyRef"]["name"]
+        for _, c, _ in containers(docs)
+        for e in c.get("env", [])
+        if "secretKeyRef" in e.get("valueFrom", {})
+    }
+    for es in secrets:
+        spec = es["spec"]
+        if spec["secretStoreRef"]["name"] not in {s["metadata"]["name"] for s in stores}:
+            problems.append(f"ExternalSecret uses store {spec['secretStoreRef']['name']!r}, not in the chart")
+        if spec["target"]["name"] not in secret_refs or len(secret_refs) != 1:
+            problems.append(f"ExternalSecret writes {spec['target']['name']!r}, pods read {sorted(secret_refs)}")
+        keys = set(spec["target"].get("template", {}).get("data", {})) or {d["secretKey"] for d in spec["data"]}
+        if not {"DATABASE_URL", "DJANGO_SECRET_KEY"} <= keys:
+            problems.append(f"ExternalSecret provides {sorted(keys)}")
+        for item in spec["data"]:
+            if re.search(r"-[A-Za-z0-9]{6}$", item["remoteRef"]["key"]):
+                problems.append(f"remote key {item['remoteRef']['key']!r} has a random suffix (use the name)")
+    return problems
+
+
+def ingress_problems(docs: list[dict], https: bool) -> list[str]:
+    problems = []
+    service = find(docs, "Service")[0]
+    for ing in find(docs, "Ingress"):
+        ann = ing["metadata"]["annotations"]
+        want = {
+            "alb.ingress.kubernetes.io/scheme": "internet-facing",
+            "alb.ingress.kubernetes.io/target-type": "ip",
+            "alb.ingress.kubernetes.io/healthcheck-path": "/healthz",
+        }
+        if https:
+            want["alb.ingress.kubernetes.io/ssl-redirect"] = "443"
+        problems += [f"Ingress {k} is {ann.get(k)!r}, want {v!r}" for k, v in want.items() if ann.get(k) != v]
+        if ing["spec"].get("ingressClassName") != "alb":
+            problems.append("ingressClassName is not alb")
+        listen = json.loads(ann.get("alb.ingress.kubernetes.io/listen-ports", "[]"))
+        if https and ({"HTTPS": 443} not in listen or not ann.get("alb.ingress.kubernetes.io/certificate-arn")):
+            problems.append("HTTPS listener or ACM certificate missing")
+        for rule in ing["spec"]["rules"]:
+            for p in rule["http"]["paths"]:
+                port = p["backend"]["service"]["port"]
+                if p["backend"]["service"]["name"] == service["metadata"]["name"] and port.get("name") not in {
+                    pp["name"] for pp in service["spec"]["ports"]
+                }:
+                    problems.append(f"Ingress path {p['path']} goes to a port the Service does not have")
+    return problems
+
+
+def metrics_exposure_problems(docs: list[dict]) -> list[str]:
+    """/metrics must never reach the pods through the public ALB: a fixed 404 rule, ahead of every forward."""
+    problems = []
+    for ing in find(docs, "Ingress"):
+        ann = ing["metadata"]["annotations"]
+        for rule in ing["spec"]["rules"]:
+            paths = rule["http"]["paths"]
+            blocked = False
+            for p in paths:
+                backend = p["backend"]["service"]
+                is_metrics = p["path"] in {"/metrics", "/metrics/"}
+                covers_metrics = p["path"] == "/" or "/metrics".startswith(p["path"].rstrip("/") or "/")
+                if is_metrics:
+                    action = json.loads(ann.get(f"alb.ingress.kubernetes.io/actions.{backend['name']}", "{}"))
+                    if backend["port"].get("name") != "use-annotation" or action.get("type") != "fixed-response":
+                        problems.append(f"{p['path']} is routed to {backend['name']}, not to a fixed response")
+                    elif action["fixedResponseConfig"]["statusCode"] != "404":
+                        problems.append(f"{p['path']} answers {action['fixedResponseConfig']['statusCode']}")
+                    else:
+                        blocked = True
+                elif covers_metrics and p["pathType"] == "Prefix" and not blocked:
+                    problems.append(f"path {p['path']} forwards /metrics before any rule blocks it")
+    return problems
+
+
+def network_policy_problems(docs: list[dict], values: dict) -> list[str]:
+    pols = find(docs, "NetworkPolicy")
+    if len(pols) != 1:
+        return [f"want one NetworkPolicy, found {len(pols)}"]
+    spec, problems = pols[0]["spec"], []
+    if set(spec.get("policyTypes", [])) != {"Ingress", "Egress"}:
+        problems.append(f"policyTypes {spec.get('policyTypes')}")
+    pod_labels = web_deployment(docs)["spec"]["template"]["metadata"]["labels"]
+    if not set(spec["podSelector"]["matchLabels"].items()) <= set(pod_labels.items()):
+        problems.append("NetworkPolicy does not select the web pods")
+    for rule in spec["ingress"]:
+        if [p["port"] for p in rule["ports"]] != [values["containerPort"]]:
+            problems.append(f"ingress open on {rule['ports']}")
+        for src in rule["from"]:
+            if "ipBlock" in src and src["ipBlock"]["cidr"] not in values["albSourceCidrs"]:
+                problems.append(f"ingress from {src['ipBlock']['cidr']}")
+            if "namespaceSelector" in src:
+                ns = src["namespaceSelector"]["matchLabels"].get("kubernetes.io/metadata.name")
+                if ns not in {values["monitoringNamespace"], *values["ingressNamespaces"]}:
+                    problems.append(f"ingress from namespace {ns!r}")
+    egress = {(p.get("protocol"), p["port"]) for r in spec["egress"] for p in r["ports"]}
+    for need in (("UDP", 53), ("TCP", 53), ("TCP", values["databasePort"])):
+        if need not in egress:
+            problems.append(f"no egress for {need}")
+    for r in spec["egress"]:
+        for dst in r["to"]:
+            cidr = dst.get("ipBlock", {}).get("cidr")
+            if cidr and any(p["port"] not in {values["databasePort"], 443} for p in r["ports"]):
+                problems.append(f"egress to {cidr} on {r['ports']}")
+    return problems

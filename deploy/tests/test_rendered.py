@@ -1,0 +1,185 @@
+"""The rendered chart, for each values file: the things that matter on a real cluster."""
+
+from __future__ import annotations
+
+import re
+
+import chartrules as rules
+import pytest
+import yaml
+
+from conftest import CHART, ENVIRONMENTS, ROOT
+
+ENVS = list(ENVIRONMENTS)
+
+
+def values_for(env: str) -> dict:
+    vals = yaml.safe_load((CHART / "values.yaml").read_text())
+    for f in ENVIRONMENTS[env]:
+        override = yaml.safe_load(open(f).read())  # noqa: SIM115
+        for k, v in override.items():
+            vals[k] = {**vals[k], **v} if isinstance(v, dict) and isinstance(vals.get(k), dict) else v
+    return vals
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_probes_point_at_real_routes(rendered, env):
+    assert rules.app_routes() >= {"/healthz", "/readyz"}
+    assert rules.probe_problems(rendered[env]) == []
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_every_container_is_locked_down(rendered, env):
+    assert rules.security_problems(rendered[env]) == []
+    assert rules.tmp_problems(rendered[env]) == []
+
+
+def test_pod_user_is_the_images_user(rendered):
+    user = re.search(r"^USER (\d+):(\d+)$", (ROOT / "Dockerfile").read_text(), re.M)
+    assert user, "Dockerfile has no numeric USER"
+    sc = rules.web_deployment(rendered["default"])["spec"]["template"]["spec"]["securityContext"]
+    assert (sc["runAsUser"], sc["runAsGroup"]) == (int(user[1]), int(user[2]))
+    port = re.search(r"^EXPOSE (\d+)$", (ROOT / "Dockerfile").read_text(), re.M)[1]
+    c = rules.web_deployment(rendered["default"])["spec"]["template"]["spec"]["containers"][0]
+    assert c["ports"][0]["containerPort"] == int(port)
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_images_are_pinned_never_latest(rendered, env):
+    assert rules.image_problems(rendered[env]) == []
+
+
+def test_prod_runs_the_image_by_digest(rendered):
+    for name, c, _ in rules.containers(rendered["prod"]):
+        assert re.search(r"@sha256:[0-9a-f]{64}$", c["image"]), name
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_every_container_has_requests_and_limits(rendered, env):
+    assert rules.resource_problems(rendered[env]) == []
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_migrations_run_as_a_hook_after_the_secret_is_synced(rendered, env):
+    assert rules.migration_problems(rendered[env]) == []
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_external_secrets_wiring(rendered, env):
+    docs = rendered[env]
+    assert rules.find(docs, "ExternalSecret"), "External Secrets is on by default"
+    assert rules.external_secret_problems(docs) == []
+    (es,) = rules.find(docs, "ExternalSecret")
+    assert es["spec"]["target"]["creationPolicy"] == "Orphan"  # survives the hook's re-creation on upgrade
+    (store,) = rules.find(docs, "ClusterSecretStore")
+    # The operator's own ServiceAccount, the one terraform/ gives the Secrets Manager role.
+    assert store["spec"]["provider"]["aws"]["auth"]["jwt"]["serviceAccountRef"] == {
+        "name": "external-secrets",
+        "namespace": "external-secrets",
+    }
+
+
+def test_dedicated_external_secrets_service_account_is_an_early_hook_in_the_release_namespace():
+    from conftest import render_docs
+
+    docs = render_docs(sets=["externalSecrets.serviceAccount.create=true", "externalSecrets.serviceAccount.name=es"])
+    (sa,) = [d for d in rules.find(docs, "ServiceAccount") if d["metadata"]["name"] == "es"]
+    (store,) = rules.find(docs, "ClusterSecretStore")
+    ref = store["spec"]["provider"]["aws"]["auth"]["jwt"]["serviceAccountRef"]
+    assert ref == {"name": "es", "namespace": "aegistickets"}
+    assert sa["metadata"]["namespace"] == "aegistickets"
+    assert rules.hook_weight(sa) < rules.hook_weight(store)
+    assert rules.external_secret_problems(docs) == []
+    assert rules.migration_problems(docs) == []
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_ingress_is_an_internet_facing_alb(rendered, env):
+    assert rules.ingress_problems(rendered[env], https=env == "prod") == []
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_metrics_are_not_routed_by_the_public_alb(rendered, env):
+    assert rules.find(rendered[env], "Ingress")
+    assert rules.metrics_exposure_problems(rendered[env]) == []
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_network_policy_lets_in_only_the_alb_and_prometheus(rendered, env):
+    np = values_for(env)["networkPolicy"]
+    assert rules.network_policy_problems(rendered[env], {**np, "containerPort": 8000}) == []
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_rollout_keeps_capacity_and_spreads_pods(rendered, env):
+    dep = rules.web_deployment(rendered[env])
+    assert dep["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+    assert "replicas" not in dep["spec"], "the HPA owns the replica count"
+    spec = dep["spec"]["template"]["spec"]
+    assert {c["topologyKey"] for c in spec["topologySpreadConstraints"]} >= {"kubernetes.io/hostname"}
+    assert spec["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
+    (hpa,) = rules.find(rendered[env], "HorizontalPodAutoscaler")
+    assert hpa["apiVersion"] == "autoscaling/v2"
+    assert {m["resource"]["name"] for m in hpa["spec"]["metrics"]} == {"cpu", "memory"}
+    assert hpa["spec"]["minReplicas"] >= 2
+    (pdb,) = rules.find(rendered[env], "PodDisruptionBudget")
+    labels = dep["spec"]["template"]["metadata"]["labels"]
+    assert set(pdb["spec"]["selector"]["matchLabels"].items()) <= set(labels.items())
+    (svc,) = rules.find(rendered[env], "Service")
+    assert set(svc["spec"]["selector"].items()) <= set(labels.items())
+
+
+def test_replicas_default_to_two_without_the_hpa():
+    from conftest import render_docs
+
+    docs = render_docs(sets=["autoscaling.enabled=false"])
+    assert rules.web_deployment(docs)["spec"]["replicas"] == 2
+    assert not rules.find(docs, "HorizontalPodAutoscaler")
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_config_and_hosts(rendered, env):
+    docs = rendered[env]
+    (cm,) = rules.find(docs, "ConfigMap")
+    assert {"DJANGO_SECURE_SSL_REDIRECT", "HOLD_MINUTES", "WEB_CONCURRENCY", "METRICS_ALLOWED_NETWORKS"} <= set(
+        cm["data"]
+    )
+    assert cm["data"]["DJANGO_SECURE_SSL_REDIRECT"] == ("false" if env == "dev" else "true")
+    env_vars = [e["name"] for e in rules.web_deployment(docs)["spec"]["template"]["spec"]["containers"][0]["env"]]
+    # $(POD_IP) only expands if POD_IP is defined earlier: kubelet probes and the ALB health check use the pod IP.
+    hosts = next(
+        e["value"]
+        for e in rules.web_deployment(docs)["spec"]["template"]["spec"]["containers"][0]["env"]
+        if e["name"] == "DJANGO_ALLOWED_HOSTS"
+    )
+    assert hosts.endswith(",$(POD_IP)")
+    assert env_vars.index("POD_IP") < env_vars.index("DJANGO_ALLOWED_HOSTS")
+    assert "DATABASE_URL" in env_vars
+    assert "DJANGO_SECRET_KEY" in env_vars
+
+
+@pytest.mark.parametrize("env", ["dev", "prod"])
+def test_service_monitor_carries_the_release_label(rendered, env):
+    (sm,) = rules.find(rendered[env], "ServiceMonitor")
+    assert sm["metadata"]["labels"]["release"] == values_for(env)["monitoring"]["release"]
+    (ep,) = sm["spec"]["endpoints"]
+    assert ep["path"] == "/metrics"
+    assert ep["port"] in {p["name"] for p in rules.find(rendered[env], "Service")[0]["spec"]["ports"]}
+
+
+def test_helm_test_pod_smoke_tests_readyz_and_events(rendered):
+    pods = [p for p in rules.find(rendered["default"], "Pod") if p["metadata"]["annotations"]["helm.sh/hook"] == "test"]
+    (pod,) = pods
+    script = "\n".join(pod["spec"]["containers"][0]["command"])
+    assert '"/readyz"' in script
+    assert '"/api/events"' in script
+    assert "/api/" in rules.app_routes()
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_migration_job_has_a_metrics_directory_that_exists(rendered, env):
+    """Without gunicorn nobody creates PROMETHEUS_MULTIPROC_DIR, and prometheus_client fails writing to it."""
+    (job,) = [j for j in rules.find(rendered[env], "Job") if "migrate" in j["metadata"]["name"]]
+    c = rules.pod_spec(job)["containers"][0]
+    multiproc = next(e["value"] for e in c["env"] if e["name"] == "PROMETHEUS_MULTIPROC_DIR")
+    assert multiproc in {m["mountPath"] for m in c["volumeMounts"]}
