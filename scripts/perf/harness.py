@@ -94,12 +94,23 @@ def manage(*args: str, env: dict[str, str]) -> str:
 def wait_ready(url: str, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        with contextlib.suppress(OSError):
-            with urllib.request.urlopen(f"{url}/readyz", timeout=2) as response:  # noqa: S310 - loopback
-                if response.status == 200:
-                    return
+        with contextlib.suppress(OSError), urllib.request.urlopen(f"{url}/readyz", timeout=2) as response:  # noqa: S310
+            if response.status == 200:
+                return
         time.sleep(0.25)
     raise RuntimeError(f"{url} did not become ready within {timeout:g} s")
+
+
+def static_files_current() -> bool:
+    """collectstatic's output is newer than every static source and the pinned requirements (it takes a minute
+    or more here: whitenoise compresses every file with brotli each time)."""
+    manifest = ROOT / "staticfiles" / "staticfiles.json"
+    if not manifest.exists():
+        return False
+    built = manifest.stat().st_mtime
+    static_dirs = [ROOT / "static", *ROOT.glob("*/static")]
+    sources = [ROOT / "requirements.txt", *(f for d in static_dirs for f in d.rglob("*") if f.is_file())]
+    return all(source.stat().st_mtime < built for source in sources)
 
 
 @contextlib.contextmanager
@@ -117,7 +128,8 @@ def served_app(
     if workers is not None:
         app_env["WEB_CONCURRENCY"] = str(workers)
     manage("migrate", "--noinput", env=app_env)
-    manage("collectstatic", "--noinput", "-v", "0", env=app_env)
+    if not static_files_current():
+        manage("collectstatic", "--noinput", "-v", "0", env=app_env)
     if seed:
         manage("seed_demo", "--admin-password", secrets.token_urlsafe(16), env=app_env)
     token = manage("create_api_token", "admin", env=app_env).strip() if seed else ""
