@@ -55,3 +55,71 @@ format: install-dev
 
 clean:
 	rm -rf $(VENV) staticfiles .pytest_cache .mypy_cache .ruff_cache
+
+# --- load testing (Locust; README "Load testing") ------------------------------------------------------
+# The server under test must run with RATE_LIMITS_ENABLED=false (one client address sends all the load);
+# perf-report and loadtest-smoke serve the app themselves (scripts/perf/harness.py) with it set.
+SCENARIO ?= happy_path
+LOADTEST_HOST = $(if $(findstring ://,$(HOST)),$(HOST),http://$(HOST):$(PORT))
+LOADTEST_ENV = RATE_LIMITS_ENABLED=false DURATION="$(DURATION)" USERS="$(USERS)" AEGIS_API_TOKEN="$(AEGIS_API_TOKEN)"
+.PHONY: loadtest loadtest-ui loadtest-smoke perf-report
+
+## loadtest: headless Locust run of locustfiles/$(SCENARIO).py against $(HOST) into reports/<scenario>-<time>/
+loadtest: install-dev
+	@test -f locustfiles/$(SCENARIO).py || { echo "no scenario locustfiles/$(SCENARIO).py" >&2; exit 2; }
+	@out=reports/$(SCENARIO)-$$(date +%Y%m%d-%H%M%S); mkdir -p $$out; \
+	echo "Locust $(SCENARIO) → $(LOADTEST_HOST), report in $$out/"; \
+	$(LOADTEST_ENV) $(BIN)/locust -f locustfiles/$(SCENARIO).py --headless --host $(LOADTEST_HOST) \
+		--html $$out/report.html --csv $$out/locust --csv-full-history
+
+## loadtest-ui: Locust's web UI on http://127.0.0.1:8089 for locustfiles/$(SCENARIO).py (pick its shape or "Default")
+loadtest-ui: install-dev
+	$(LOADTEST_ENV) $(BIN)/locust -f locustfiles/$(SCENARIO).py --host $(LOADTEST_HOST) \
+		--web-host 127.0.0.1 --web-port 8089 --class-picker
+
+## loadtest-smoke: every scenario briefly (<= 60 s of load) on PostgreSQL; fails on 5xx, failed checks, oversold
+loadtest-smoke: install-dev
+	$(BIN)/python -m scripts.perf.smoke
+
+## perf-report: serve on PostgreSQL, run the scenarios (FULL=1: full shapes), write reports/performance-report.{md,html}
+perf-report: install-dev
+	$(BIN)/python -m scripts.perf.report $(if $(filter 1 yes true,$(FULL)),--full)
+
+# --- Terraform (terraform/; docs/deploy.md "1. Infrastructure with Terraform") ----------------------------
+.PHONY: tf-check tf-validate
+
+## tf-check: offline Terraform checks: fmt -check, checkov, HCL wiring test, each shown failing on planted defects
+tf-check:
+	scripts/deploy/check-terraform.sh
+
+## tf-validate: terraform init -backend=false && terraform validate per env; NEEDS registry.terraform.io access
+## (provider downloads), so it cannot run on the offline CI machine; run it where the registry is reachable
+tf-validate:
+	scripts/deploy/validate-terraform.sh
+
+# --- Container image and Helm chart (Dockerfile, deploy/helm/aegistickets; docs/deploy.md) ----------------
+.PHONY: chart-check
+
+## chart-check: offline image + chart checks: hadolint, checkov (dockerfile, kubernetes), helm lint --strict and
+## template per values file, Kubernetes 1.28 + CRD schemas, shellcheck, deploy/tests (each shown failing on a defect)
+chart-check:
+	scripts/deploy/check-chart.sh
+
+# --- Observability (deploy/monitoring/; docs/slos.md, docs/runbooks.md) -----------------------------------
+.PHONY: rules-check monitoring-check sync-monitoring
+MONITORING_CHART_FILES := deploy/helm/aegistickets/files/monitoring
+
+## rules-check: promtool check + unit tests of deploy/monitoring/rules; the chart's copies in sync (installs promtool)
+rules-check:
+	scripts/monitoring/rules_check.sh
+
+## monitoring-check: gunicorn (3 workers) on PostgreSQL scraped by a real Prometheus with the real rules; asserts
+## exact request totals, every sli:*/slo:* series, alerts and dashboard queries through Prometheus' API (~1 min)
+monitoring-check: install-dev
+	scripts/monitoring/install_prometheus.sh
+	$(BIN)/python scripts/monitoring/check_e2e.py
+
+## sync-monitoring: copy the rules and the dashboard (one source: deploy/monitoring/) into the Helm chart
+sync-monitoring:
+	mkdir -p $(MONITORING_CHART_FILES)
+	cp deploy/monitoring/rules/aegistickets.rules.yml deploy/monitoring/dashboards/aegistickets.json $(MONITORING_CHART_FILES)/

@@ -4,7 +4,7 @@ from django.urls import include, path
 from django.views.static import serve
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from aegistickets import health, views
+from aegistickets import faults, health, views
 from events import urls as events_urls
 from orders import urls as orders_urls
 
@@ -27,6 +27,9 @@ urlpatterns = [
 if not settings.STORAGES["default"]["BACKEND"].endswith("S3Storage"):
     # Uploaded event images from the local media folder (S3 serves them in production).
     urlpatterns.append(path("media/<path:path>", serve, {"document_root": settings.MEDIA_ROOT}))
+
+# A server error on demand for `make monitoring-check`; 404 unless FAULT_INJECTION_ENABLED=true.
+urlpatterns.append(path("api/_fault", faults.fault, name="fault"))
 
 handler404 = views.not_found
 handler500 = views.server_error

@@ -38,7 +38,7 @@ def catalog_cached(key: str, compute: Callable[[], T]) -> T:
     if value is _MISSING:
         value = compute()
         cache.set(digest, value, ttl)
-    return value  # type: ignore[return-value]
+    return value  # type: ignore[no-any-return]
 
 
 def catalog_invalidate() -> None:

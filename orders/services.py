@@ -8,6 +8,7 @@ On SQLite (no FOR UPDATE) every write transaction starts with BEGIN IMMEDIATE, w
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Iterable
@@ -35,7 +36,8 @@ from aegistickets.errors import (
     ValidationFailedError,
 )
 from events.models import TicketType
-from events.selectors import ticket_type_is_on_sale
+from events.selectors import ticket_type_is_on_sale, ticket_types_with_availability
+from orders import metrics
 from orders.models import Basket, Hold, IdempotencyRecord, Order, OrderLine, Ticket, new_order_code
 from orders.payments import payment_provider_for
 
@@ -57,6 +59,11 @@ def _lock_ticket_types(ids: Iterable[int]) -> dict[int, TicketType]:
     return {row.pk: row for row in rows}
 
 
+def _lock_seats(ticket_type_id: int) -> TicketType:
+    """The one row lock that guards a ticket type's seats (just the columns the decision needs)."""
+    return TicketType.objects.select_for_update().only("pk", "capacity", "sold").get(pk=ticket_type_id)
+
+
 def _held_by_others(*, ticket_type_id: int, basket_id: int, now: datetime) -> int:
     """Seats other baskets hold right now; call it with the ticket type locked."""
     held = (
@@ -74,18 +81,39 @@ def _basket_for_update(token: str) -> Basket:
         raise BasketNotFoundError() from None
 
 
+def _refuse_unless_available(*, ticket_type: TicketType, wanted: int, already: int, available: int) -> None:
+    if wanted > available:
+        more = max(available - already, 0)
+        if more == 0:
+            raise SoldOutError(f"{ticket_type.name} is sold out.", extra={"available": 0})
+        raise InsufficientInventoryError(
+            f"Only {more} more {ticket_type.name} {'ticket is' if more == 1 else 'tickets are'} available.",
+            extra={"available": more},
+        )
+
+
+@metrics.records_outcome("basket", lambda basket: "held")
 def basket_add(*, token: str | None, ticket_type_id: int, quantity: int, now: datetime) -> Basket:
     """Holds seats for HOLD_MINUTES; never holds more than capacity − sold − other baskets' holds."""
     if quantity < 1:
         raise ValidationFailedError(errors={"quantity": ["Must be at least 1."]})
     with transaction.atomic():
         # The basket row first, then the ticket type: the same order as checkout.
-        basket = _basket_for_update(token) if token else Basket.objects.create()
-        hold = Hold.objects.filter(basket=basket, ticket_type_id=ticket_type_id).first()
+        if token:
+            basket: Basket | None = _basket_for_update(token)
+            hold = Hold.objects.filter(basket=basket, ticket_type_id=ticket_type_id).first()
+        else:
+            basket, hold = None, None  # created below, once the seats are known to be there
         already = hold.quantity if hold is not None else 0
         wanted = already + quantity
 
-        ticket_type = _lock_ticket_types([ticket_type_id]).get(ticket_type_id)
+        # Every refusal that needs no lock is decided on a plain read first: in an on-sale rush most
+        # answers are "sold out", and they must not queue for the hot row's lock.
+        ticket_type = (
+            ticket_types_with_availability(TicketType.objects.select_related("event"), now=now)
+            .filter(pk=ticket_type_id)
+            .first()
+        )
         if ticket_type is None or not ticket_type.event.is_published:
             raise NotFoundError("No such ticket type.")
         if not ticket_type_is_on_sale(ticket_type, now=now):
@@ -96,18 +124,24 @@ def basket_add(*, token: str | None, ticket_type_id: int, quantity: int, now: da
                 + (f"; your basket already holds {already}." if already else "."),
                 extra={"max_per_order": ticket_type.max_per_order},
             )
-        available = (
-            ticket_type.capacity
-            - ticket_type.sold
-            - _held_by_others(ticket_type_id=ticket_type.pk, basket_id=basket.pk, now=now)
+        # ticket_type.available counts this basket's own hold as taken; give it back for the pre-check.
+        own = already if hold is not None and hold.expires_at > now else 0
+        _refuse_unless_available(
+            ticket_type=ticket_type,
+            wanted=wanted,
+            already=already,
+            available=ticket_type.available + own,  # type: ignore[attr-defined]
         )
-        if wanted > available:
-            more = max(available - already, 0)
-            if more == 0:
-                raise SoldOutError(f"{ticket_type.name} is sold out.", extra={"available": 0})
-            raise InsufficientInventoryError(
-                f"Only {more} more {ticket_type.name} tickets are available.", extra={"available": more}
-            )
+
+        if basket is None:
+            basket = Basket.objects.create()
+        # The decision: lock the row, then count holds in a new statement, so the count sees every hold
+        # committed by whoever held the lock before us.
+        locked = _lock_seats(ticket_type_id)
+        available = (
+            locked.capacity - locked.sold - _held_by_others(ticket_type_id=ticket_type_id, basket_id=basket.pk, now=now)
+        )
+        _refuse_unless_available(ticket_type=ticket_type, wanted=wanted, already=already, available=available)
 
         expires_at = now + hold_duration()
         if hold is None:
@@ -254,9 +288,12 @@ def _commit_order(
                 _check_expired_hold(hold=hold, ticket_type=ticket_type, basket_id=basket.pk, now=now)
             TicketType.objects.filter(pk=ticket_type.pk).update(sold=F("sold") + hold.quantity)
         Hold.objects.filter(basket=basket).delete()
+        # Counted only if this commits; the callback runs after commit, never under the seat locks.
+        transaction.on_commit(functools.partial(metrics.order_committed, holds=holds, ticket_types=locked), robust=True)
     return order
 
 
+@metrics.records_outcome("checkout", lambda result: "paid" if result.created else "replayed")
 def order_place(
     *,
     token: str,
@@ -288,7 +325,7 @@ def order_place(
     provider = payment_provider_for(method=payment_method, amount=total)
     payment = provider.charge(amount=total, currency=settings.CURRENCY, email=email, description=f"Basket {basket.pk}")
     if not payment.approved:
-        raise PaymentDeclinedError(payment.message or None)
+        raise PaymentDeclinedError(" ".join(filter(None, [payment.message, PaymentDeclinedError.default_detail])))
     try:
         order = _commit_order(
             basket_id=basket.pk,

@@ -9,6 +9,8 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from aegistickets.aws import database_from_secret, email_settings, media_storage
+
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
 env = environ.Env()
@@ -76,6 +78,12 @@ TEMPLATES = [
 
 # Database: SQLite in the project folder unless DATABASE_URL says otherwise.
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
+# AWS region for boto3 clients (EKS pods get AWS_REGION; boto3 by itself reads only AWS_DEFAULT_REGION).
+AWS_REGION = env.str("AWS_REGION", default="") or env.str("AWS_DEFAULT_REGION", default="")
+# Clusters without External Secrets: the credentials come from Secrets Manager at start (aegistickets/aws.py).
+DATABASE_SECRET_ARN = env.str("DATABASE_SECRET_ARN", default="")
+if DATABASE_SECRET_ARN:
+    DATABASES["default"] = database_from_secret(secret_id=DATABASE_SECRET_ARN, region_name=AWS_REGION or None)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # IMMEDIATE: a write transaction takes SQLite's write lock at BEGIN, so the read-check-write of the
     # seat protocol is serialized across gunicorn workers (SQLite has no SELECT ... FOR UPDATE).
@@ -114,6 +122,23 @@ STORAGES = {
     # Hashed, compressed file names; whitenoise serves them with far-future cache headers.
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
+# Uploaded media (event images) in a private S3 bucket when MEDIA_BUCKET is set; local files otherwise.
+# Credentials only from boto3's default chain (IRSA on EKS): no access keys in settings.
+MEDIA_BUCKET = env.str("MEDIA_BUCKET", default="")
+if MEDIA_BUCKET:
+    STORAGES["default"] = media_storage(
+        bucket=MEDIA_BUCKET,
+        region_name=AWS_REGION or None,
+        custom_domain=env.str("MEDIA_CUSTOM_DOMAIN", default="") or None,
+        url_expires=env.int("MEDIA_URL_EXPIRES", default=3600),
+    )
+
+# Email: EMAIL_URL is consolemail:// (default), smtp+tls://user:password@host:587, … or ses:// (Amazon SES,
+# region from ses://<region> or AWS_REGION; credentials from boto3's default chain).
+EMAIL_URL = env.str("EMAIL_URL", default="consolemail://")
+globals().update(email_settings(url=EMAIL_URL, default_region=AWS_REGION or None))
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="AegisTickets <tickets@localhost>")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
 # Security. Plain HTTP on localhost by default; the Helm chart sets DJANGO_SECURE_SSL_REDIRECT=true
 # behind the ALB, which terminates TLS and tells us so in X-Forwarded-Proto.
@@ -165,6 +190,22 @@ if HOLD_MINUTES < 1:
 # address; `free` takes only zero totals. A real provider is added to orders/payments.py and named here.
 PAYMENT_METHODS = env.list("PAYMENT_METHODS", default=["test", "free"])
 EVENTS_PAGE_SIZE = env.int("EVENTS_PAGE_SIZE", default=20)
+# How old availability on listings may be (events/cache.py). 0 turns the catalog cache off.
+CATALOG_CACHE_SECONDS = env.float("CATALOG_CACHE_SECONDS", default=2.0)
+
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "default"},
+    # Per process on purpose: a catalog hit must cost no network round trip.
+    "catalog": {
+        "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+        "LOCATION": "catalog",
+        "OPTIONS": {"MAX_ENTRIES": 2000},
+    },
+}
+
+# The session holds only the basket token: a signed cookie keeps pages free of session queries and
+# the pods stateless. Signed, not encrypted: the token is the shopper's own.
+SESSION_ENGINE = "django.contrib.sessions.backends.signed_cookies"
 
 LOGGING = {
     "version": 1,
@@ -172,5 +213,42 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO").upper()},
-    "loggers": {"django.db.backends": {"level": "INFO"}},
+    "loggers": {
+        "django.db.backends": {"level": "INFO"},
+        # Each 4xx (a sold-out 409, a bad request) is already in the access log; as a WARNING per request
+        # it floods the log in an on-sale rush. 5xx stay ERROR.
+        "django.request": {"level": env.str("DJANGO_REQUEST_LOG_LEVEL", default="ERROR").upper()},
+    },
 }
+
+# Observability (aegistickets/metrics.py, docs/slos.md). /metrics is answered by the first middleware, for
+# peers inside METRICS_ALLOWED_NETWORKS only and never through a proxy (X-Forwarded-For refused): the ALB
+# itself connects from a private address. Default: loopback, RFC 1918, CGNAT (EKS custom pod networking)
+# and IPv6 unique-local ranges, i.e. the cluster's own addresses, never the internet.
+METRICS_PATH = "/metrics"
+METRICS_ALLOWED_NETWORKS = env.list(
+    "METRICS_ALLOWED_NETWORKS",
+    default=["127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "fc00::/7"],
+)
+# Probes and scrapes are not traffic: they never enter the request metrics the SLIs are computed from.
+METRICS_UNTRACKED_PATHS = frozenset({"/healthz", "/readyz", METRICS_PATH})
+# Scrape-time database gauges (seats, holds, connections) are read at most this often per process.
+METRICS_DB_CACHE_SECONDS = env.float("METRICS_DB_CACHE_SECONDS", default=5.0)
+# Latency histogram buckets for the 800 ms p95 SLO: fine steps from 25 ms to 2 s, 0.8 s itself a bound.
+PROMETHEUS_LATENCY_BUCKETS = (
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8,
+    0.9, 1.0, 1.25, 1.5, 2.0, 2.5, 5.0, 10.0, float("inf"),
+)  # fmt: skip
+MIDDLEWARE = [
+    "aegistickets.metrics.MetricsEndpointMiddleware",
+    "aegistickets.metrics.PrometheusBeforeMiddleware",
+    *MIDDLEWARE,
+    "aegistickets.metrics.PrometheusAfterMiddleware",
+]
+# Query counts and durations per database (django_db_*): django-prometheus' wrappers of the same backends.
+DATABASES["default"]["ENGINE"] = {
+    "django.db.backends.postgresql": "django_prometheus.db.backends.postgresql",
+    "django.db.backends.sqlite3": "django_prometheus.db.backends.sqlite3",
+}.get(DATABASES["default"]["ENGINE"], DATABASES["default"]["ENGINE"])
+# A view that raises, for the end-to-end monitoring check (`make monitoring-check`) only: off by default.
+FAULT_INJECTION_ENABLED = env.bool("FAULT_INJECTION_ENABLED", default=False)

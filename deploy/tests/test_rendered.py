@@ -140,7 +140,7 @@ def test_replicas_default_to_two_without_the_hpa():
 @pytest.mark.parametrize("env", ENVS)
 def test_config_and_hosts(rendered, env):
     docs = rendered[env]
-    (cm,) = rules.find(docs, "ConfigMap")
+    (cm,) = [d for d in rules.find(docs, "ConfigMap") if "grafana_dashboard" not in d["metadata"].get("labels", {})]
     assert {"DJANGO_SECURE_SSL_REDIRECT", "HOLD_MINUTES", "WEB_CONCURRENCY", "METRICS_ALLOWED_NETWORKS"} <= set(
         cm["data"]
     )

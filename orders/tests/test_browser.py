@@ -223,7 +223,7 @@ def test_seats_sold_while_the_shopper_looks_are_refused_next_to_the_ticket(brows
 
     expect(page).to_have_url(re.compile(rf"/events/{event.slug}/#ticket-{standard.pk}$"))
     error = page.locator(f"#ticket-{standard.pk}").get_by_role("alert")
-    expect(error).to_have_text("Only 1 more Standard tickets are available.")
+    expect(error).to_have_text("Only 1 more Standard ticket is available.")
     expect(error).to_be_in_viewport()
     expect(page.locator(f"#ticket-{standard.pk}").get_by_label("Quantity")).to_have_value("3")
     assert not Hold.objects.exists()

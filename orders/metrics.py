@@ -1,0 +1,139 @@
+"""Business metrics of the shop: what was sold, how checkouts ended, what is left.
+
+Counters that must match committed data (tickets sold, orders placed, successful outcomes) move only in
+`transaction.on_commit` callbacks registered by the services: a rolled-back checkout counts nothing.
+A refused step (sold out, payment declined, …) committed nothing; it is counted when it leaves the service.
+Gauges (seats remaining, active holds) are read from the database at scrape time (`ShopStateCollector`).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections import Counter as Tally
+from collections.abc import Callable, Iterable
+from typing import Any, ParamSpec, TypeVar
+
+from django.db import transaction
+from django.db.models import Count, Sum
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+from prometheus_client import Counter
+from prometheus_client.core import GaugeMetricFamily, Metric
+
+from aegistickets.errors import ApplicationError
+from aegistickets.metrics import CachedCollector, bounded_read
+from events.models import TicketType
+from events.selectors import ticket_types_with_availability
+from orders.models import Hold
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+TICKETS_SOLD = Counter("aegistickets_tickets_sold", "Tickets in committed orders, by event (slug).", ["event"])
+ORDERS_PLACED = Counter("aegistickets_orders_placed", "Orders committed.")
+CHECKOUT_OUTCOMES = Counter(
+    "aegistickets_checkout_outcomes",
+    "How each basket/checkout step ended: held or paid (committed), replayed, or the refusal's error code.",
+    ["step", "outcome"],
+)
+
+# Exported at 0 from the start, so that rate() sees the first occurrence of each outcome.
+KNOWN_OUTCOMES = {
+    "basket": (
+        "held",
+        "sold_out",
+        "insufficient_inventory",
+        "not_on_sale",
+        "max_per_order_exceeded",
+        "not_found",
+        "validation_error",
+        "error",
+    ),
+    "checkout": (
+        "paid",
+        "replayed",
+        "payment_declined",
+        "hold_expired",
+        "not_on_sale",
+        "price_changed",
+        "basket_empty",
+        "not_found",
+        "idempotency_conflict",
+        "validation_error",
+        "error",
+    ),
+}
+for _step, _outcomes in KNOWN_OUTCOMES.items():
+    for _outcome in _outcomes:
+        CHECKOUT_OUTCOMES.labels(_step, _outcome)
+
+
+def checkout_outcome(step: str, outcome: str) -> None:
+    CHECKOUT_OUTCOMES.labels(step, outcome).inc()
+
+
+def records_outcome(step: str, success: Callable[[Any], str]) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Counts how a service call ended: its success after commit, a refusal by its error code at once."""
+
+    def decorate(service: Callable[P, R]) -> Callable[P, R]:
+        @functools.wraps(service)
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+            try:
+                result = service(*args, **kwargs)
+            except ApplicationError as error:
+                checkout_outcome(step, error.code)
+                raise
+            except Exception:
+                checkout_outcome(step, "error")
+                raise
+            # robust: a metrics failure is logged, never turned into an error for a committed checkout
+            transaction.on_commit(functools.partial(checkout_outcome, step, success(result)), robust=True)
+            return result
+
+        return wrapper
+
+    return decorate
+
+
+def order_committed(*, holds: Iterable[Hold], ticket_types: dict[int, TicketType]) -> None:
+    """on_commit callback of a placed order: its holds became tickets; `ticket_types` have their event."""
+    ORDERS_PLACED.inc()
+    sold = Tally[str]()
+    for hold in holds:
+        sold[ticket_types[hold.ticket_type_id].event.slug] += hold.quantity
+    for event, quantity in sold.items():
+        TICKETS_SOLD.labels(event).inc(quantity)
+
+
+class ShopStateCollector(CachedCollector):
+    """Seats remaining and held per ticket type of published, not yet ended events; active holds.
+
+    Two aggregate queries per scrape at most (cached), whatever the number of baskets.
+    """
+
+    name = "shop_state"
+
+    def read(self) -> list[Metric]:
+        now = timezone.now()
+        labels = ["event", "ticket_type", "ticket_type_id"]
+        remaining = GaugeMetricFamily(
+            "aegistickets_seats_remaining",
+            "Seats still for sale now: capacity - sold - unexpired holds.",
+            labels=labels,
+        )
+        held = GaugeMetricFamily("aegistickets_seats_held", "Seats in unexpired holds now.", labels=labels)
+        with bounded_read():
+            ticket_types = ticket_types_with_availability(
+                TicketType.objects.filter(event__is_published=True, event__ends_at__gt=now).order_by(), now=now
+            ).values_list("pk", "name", "event__slug", "available", "held")  # type: ignore[misc]  # annotated
+            for pk, name, event, available, seats_held in ticket_types:
+                remaining.add_metric([event, name, str(pk)], available)
+                held.add_metric([event, name, str(pk)], seats_held)
+            holds = Hold.objects.filter(expires_at__gt=now).aggregate(
+                count=Count("pk"), seats=Coalesce(Sum("quantity"), 0)
+            )
+        active = GaugeMetricFamily("aegistickets_holds_active", "Unexpired holds (basket lines) now.")
+        active.add_metric([], holds["count"])
+        active_seats = GaugeMetricFamily("aegistickets_holds_active_seats", "Seats in all unexpired holds now.")
+        active_seats.add_metric([], holds["seats"])
+        return [remaining, held, active, active_seats]
