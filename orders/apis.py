@@ -170,7 +170,8 @@ class CheckoutApi(APIView):
             idempotency_key=key,
             fingerprint=services.checkout_fingerprint(**data),
         )
-        order = selectors.order_for_staff(code=result.order.code)
+        # A new order comes back with its lines and tickets; a replay is read back from the database.
+        order = result.order if result.created else selectors.order_for_staff(code=result.order.code)
         return Response(_order_body(order), status=status.HTTP_201_CREATED)
 
 

@@ -49,12 +49,11 @@ class BasketSummary:
 
 
 def basket_summary(*, token: str, now: datetime) -> BasketSummary:
-    """A basket with its lines priced from the database (two queries)."""
-    basket = (
-        Basket.objects.filter(token=token)
-        .prefetch_related(Prefetch("holds", queryset=Hold.objects.select_related("ticket_type__event").order_by("id")))
-        .first()
+    """A basket with its lines priced from the database (one query; two for an empty basket)."""
+    holds = list(
+        Hold.objects.filter(basket__token=token).select_related("basket", "ticket_type__event").order_by("id")
     )
+    basket = holds[0].basket if holds else Basket.objects.filter(token=token).first()
     if basket is None:
         raise BasketNotFoundError()
     items = [
@@ -72,7 +71,7 @@ def basket_summary(*, token: str, now: datetime) -> BasketSummary:
             expires_at=hold.expires_at,
             expired=hold.expires_at <= now,
         )
-        for hold in basket.holds.all()
+        for hold in holds
     ]
     return BasketSummary(
         token=basket.token,

@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -203,32 +204,12 @@ def _check_expired_hold(*, hold: Hold, ticket_type: TicketType, basket_id: int, 
         )
 
 
-def _create_order(
-    *, name: str, email: str, total: Decimal, payment_method: str, reference: str, now: datetime
-) -> Order:
-    for _ in range(ORDER_CODE_ATTEMPTS):
-        try:
-            with transaction.atomic():  # a savepoint: a code collision must not abort the checkout
-                return Order.objects.create(
-                    code=new_order_code(),
-                    name=name,
-                    email=email,
-                    total=total,
-                    currency=settings.CURRENCY,
-                    payment_method=payment_method,
-                    payment_reference=reference,
-                    created_at=now,
-                )
-        except IntegrityError:
-            continue
-    raise RuntimeError("Could not allocate a unique order code.")
-
-
 def _commit_order(
     *,
     basket_id: int,
     quoted: dict[int, tuple[int, Decimal]],
     total: Decimal,
+    code: str,
     name: str,
     email: str,
     payment_method: str,
@@ -237,7 +218,11 @@ def _commit_order(
     fingerprint: str,
     now: datetime,
 ) -> Order:
-    """The one transaction that turns a basket's holds into an order, its lines and tickets."""
+    """The one transaction that turns a basket's holds into an order, its lines and tickets.
+
+    No savepoints: a rare unique-key clash (order code, idempotency key) aborts the whole transaction
+    and `order_place` sorts it out. The returned order carries its lines and tickets, ready to show.
+    """
     with transaction.atomic():
         basket = Basket.objects.select_for_update().get(pk=basket_id)
         if idempotency_key:
@@ -251,15 +236,18 @@ def _commit_order(
         if {h.ticket_type_id: (h.quantity, h.ticket_type.price) for h in holds} != quoted:
             raise PriceChangedError()
 
-        order = _create_order(
-            name=name, email=email, total=total, payment_method=payment_method, reference=reference, now=now
+        order = Order.objects.create(
+            code=code,
+            name=name,
+            email=email,
+            total=total,
+            currency=settings.CURRENCY,
+            payment_method=payment_method,
+            payment_reference=reference,
+            created_at=now,
         )
         if idempotency_key:
-            try:
-                with transaction.atomic():
-                    IdempotencyRecord.objects.create(key=idempotency_key, fingerprint=fingerprint, order=order)
-            except IntegrityError:
-                raise IdempotencyConflictError() from None
+            IdempotencyRecord.objects.create(key=idempotency_key, fingerprint=fingerprint, order=order)
         lines = OrderLine.objects.bulk_create(
             [
                 OrderLine(
@@ -268,7 +256,7 @@ def _commit_order(
                 for h in holds
             ]
         )
-        Ticket.objects.bulk_create(
+        tickets = Ticket.objects.bulk_create(
             [
                 Ticket(order=order, line=line, ticket_type_id=line.ticket_type_id)
                 for line in lines
@@ -287,9 +275,27 @@ def _commit_order(
             if hold.expires_at <= now:
                 _check_expired_hold(hold=hold, ticket_type=ticket_type, basket_id=basket.pk, now=now)
             TicketType.objects.filter(pk=ticket_type.pk).update(sold=F("sold") + hold.quantity)
-        Hold.objects.filter(basket=basket).delete()
+        Hold.objects.filter(pk__in=[hold.pk for hold in holds]).delete()
         # Counted only if this commits; the callback runs after commit, never under the seat locks.
         transaction.on_commit(functools.partial(metrics.order_committed, holds=holds, ticket_types=locked), robust=True)
+
+    for line in lines:
+        line.ticket_type = locked[line.ticket_type_id]
+    for ticket in tickets:
+        ticket.ticket_type = locked[ticket.ticket_type_id]
+    return _with_prefetched(order, lines=lines, tickets=tickets)
+
+
+def _with_prefetched(order: Order, **rows: list[Any]) -> Order:
+    """Fills the order's prefetch cache with rows already in hand, as prefetch_related() would after its own
+    queries: showing a fresh order (lines, tickets, their ticket types and events) then costs no query."""
+    cache = {}
+    for name, values in rows.items():
+        queryset = getattr(order, name).all()
+        queryset._result_cache = values
+        queryset._prefetch_done = True
+        cache[name] = queryset
+    order._prefetched_objects_cache = cache  # type: ignore[attr-defined]
     return order
 
 
@@ -309,12 +315,12 @@ def order_place(
         placed = _idempotent_order(key=idempotency_key, fingerprint=fingerprint)
         if placed is not None:
             return CheckoutResult(order=placed, created=False)
-    basket = Basket.objects.filter(token=token).first()
-    if basket is None:
-        raise BasketNotFoundError()
-    holds = list(basket.holds.select_related("ticket_type__event"))
+    holds = list(Hold.objects.filter(basket__token=token).select_related("basket", "ticket_type__event"))
     if not holds:
+        if not Basket.objects.filter(token=token).exists():
+            raise BasketNotFoundError()
         raise BasketEmptyError()
+    basket = holds[0].basket
     # Fail before charging when an expired hold cannot be renewed (re-checked under the lock later).
     for hold in holds:
         if hold.expires_at <= now:
@@ -327,18 +333,32 @@ def order_place(
     if not payment.approved:
         raise PaymentDeclinedError(" ".join(filter(None, [payment.message, PaymentDeclinedError.default_detail])))
     try:
-        order = _commit_order(
-            basket_id=basket.pk,
-            quoted=quoted,
-            total=total,
-            name=name,
-            email=email,
-            payment_method=provider.name,
-            reference=payment.reference,
-            idempotency_key=idempotency_key,
-            fingerprint=fingerprint,
-            now=now,
-        )
+        for attempt in range(1, ORDER_CODE_ATTEMPTS + 1):
+            code = new_order_code()
+            try:
+                order = _commit_order(
+                    basket_id=basket.pk,
+                    quoted=quoted,
+                    total=total,
+                    code=code,
+                    name=name,
+                    email=email,
+                    payment_method=provider.name,
+                    reference=payment.reference,
+                    idempotency_key=idempotency_key,
+                    fingerprint=fingerprint,
+                    now=now,
+                )
+                break
+            except IntegrityError:
+                if idempotency_key and IdempotencyRecord.objects.filter(key=idempotency_key).exists():
+                    # The same key committed by a request for another basket meanwhile.
+                    placed = _idempotent_order(key=idempotency_key, fingerprint=fingerprint)
+                    if placed is not None:
+                        raise _AlreadyPlaced(placed) from None
+                if attempt == ORDER_CODE_ATTEMPTS or not Order.objects.filter(code=code).exists():
+                    raise
+                # Another order took this code first (1 in 387 million): try again with a new one.
     except _AlreadyPlaced as already:
         provider.refund(reference=payment.reference, amount=total, currency=settings.CURRENCY)
         return CheckoutResult(order=already.order, created=False)

@@ -164,6 +164,24 @@ def test_concurrent_replays_of_one_idempotency_key_make_one_order(now):
     assert ticket_type.sold == 2
 
 
+def test_one_key_racing_for_two_baskets_makes_one_order_and_one_conflict(now):
+    """Different bodies, same key, at once: the unique key decides; the loser is refunded and told 422."""
+    ticket_type = TicketTypeFactory(capacity=10)
+    baskets = [services.basket_add(token=None, ticket_type_id=ticket_type.pk, quantity=1, now=now) for _ in range(2)]
+
+    def send(i):
+        body = {"basket": baskets[i].token, "name": f"Buyer {i}", "email": "k@example.com", "payment_method": "test"}
+        response = APIClient().post("/api/checkout", body, format="json", headers={"Idempotency-Key": "shared"})
+        return response.status_code, response.json().get("code")
+
+    results = sorted(run_at_once(2, send), key=str)
+    assert results == [(201, None), (422, "idempotency_conflict")]
+    assert Order.objects.count() == 1
+    ticket_type.refresh_from_db()
+    assert ticket_type.sold == 1
+    assert_books_balance(now)
+
+
 @pytest.mark.parametrize("locked", [True, False], ids=["with-lock", "control-without-lock"])
 def test_control_the_race_is_real_and_the_lock_is_what_prevents_it(monkeypatch, now, locked):
     """Widen the window between reading availability and writing the hold. With the row lock, buyers
@@ -180,11 +198,7 @@ def test_control_the_race_is_real_and_the_lock_is_what_prevents_it(monkeypatch, 
 
     monkeypatch.setattr(services, "_held_by_others", slow_read)
     if not locked:
-        monkeypatch.setattr(
-            services,
-            "_lock_ticket_types",
-            lambda ids: {row.pk: row for row in TicketType.objects.select_related("event").filter(pk__in=ids)},
-        )
+        monkeypatch.setattr(services, "_lock_seats", lambda ticket_type_id: TicketType.objects.get(pk=ticket_type_id))
 
     def reserve(i):
         try:

@@ -21,8 +21,8 @@ pytestmark = pytest.mark.django_db
 
 BASKET_URL = "/basket/"
 CHECKOUT_URL = "/checkout/"
-# The basket, its holds with their ticket types and events (the session is a signed cookie).
-BASKET_QUERIES = 2
+# The holds with their basket, ticket types and events (the session is a signed cookie).
+BASKET_QUERIES = 1
 # The order, its lines, its tickets (each with ticket type and event).
 ORDER_QUERIES = 3
 

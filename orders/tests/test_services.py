@@ -342,6 +342,24 @@ def test_successful_checkout_is_charged_once_and_never_refunded(ticket_type, now
     assert provider.refunds == []
 
 
+def test_an_order_code_clash_is_retried_with_a_new_code(ticket_type, now, monkeypatch, provider):
+    taken = place(add(ticket_type, 1, now), now).order.code
+    codes = iter([taken, "AT-NEW777"])
+    monkeypatch.setattr(services, "new_order_code", lambda: next(codes))
+    order = place(add(ticket_type, 1, now), now).order
+    assert order.code == "AT-NEW777"
+    assert Order.objects.count() == 2
+    assert len(provider.charges) == 2
+    assert provider.refunds == []
+
+
+def test_a_fresh_order_is_shown_without_another_query(ticket_type, now, django_assert_num_queries):
+    order = place(add(ticket_type, 2, now), now).order
+    with django_assert_num_queries(0):
+        assert [t.ticket_type.event.name for t in order.tickets.all()] == [ticket_type.event.name] * 2
+        assert [line.line_total for line in order.lines.all()] == [Decimal("50.00")]
+
+
 # --- idempotency --------------------------------------------------------------------------------------
 
 
