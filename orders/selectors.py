@@ -50,9 +50,7 @@ class BasketSummary:
 
 def basket_summary(*, token: str, now: datetime) -> BasketSummary:
     """A basket with its lines priced from the database (one query; two for an empty basket)."""
-    holds = list(
-        Hold.objects.filter(basket__token=token).select_related("basket", "ticket_type__event").order_by("id")
-    )
+    holds = list(Hold.objects.filter(basket__token=token).select_related("basket", "ticket_type__event").order_by("id"))
     basket = holds[0].basket if holds else Basket.objects.filter(token=token).first()
     if basket is None:
         raise BasketNotFoundError()
