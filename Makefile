@@ -123,3 +123,13 @@ monitoring-check: install-dev
 sync-monitoring:
 	mkdir -p $(MONITORING_CHART_FILES)
 	cp deploy/monitoring/rules/aegistickets.rules.yml deploy/monitoring/dashboards/aegistickets.json $(MONITORING_CHART_FILES)/
+
+# --- Everything deployable, checked offline (issue 5) -----------------------------------------------------
+.PHONY: deploy-check bench
+
+## deploy-check: every offline check of the image, the chart and the Terraform (each shown failing on a planted defect)
+deploy-check: chart-check tf-check
+
+## bench: every speed target measured in one run against PostgreSQL, as target | measured | PASS/FAIL (QUICK=1: shorter)
+bench: install-dev
+	$(BIN)/python -m scripts.bench.run $(if $(filter 1 yes true,$(QUICK)),--quick)

@@ -4,8 +4,11 @@ import multiprocessing
 import os
 
 bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
-# WEB_CONCURRENCY: worker processes. Default: two per core, the usual starting point for a sync-IO app.
-workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count() * 2))
+# WEB_CONCURRENCY: worker processes. Default: four per core. Measured on 2 cores (docs/performance.md): in an
+# on-sale rush a worker spends about half its time waiting on PostgreSQL (the hot row's lock, round trips),
+# so 8 sync workers sold ~20% more per second than 4; gthread workers (2×4, 4×4) did worse than either
+# (the GIL), so sync it is. Each worker is ~75 MB.
+workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count() * 4))
 worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "sync")
 threads = int(os.environ.get("GUNICORN_THREADS", "1"))
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))

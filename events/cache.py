@@ -23,6 +23,7 @@ from rest_framework.renderers import JSONRenderer
 
 T = TypeVar("T")
 _MISSING = object()
+SOLD_OUT_MEMO_SECONDS = 1.0
 # Stands in for the visitor's CSRF token in a cached page; each response gets its own token back.
 _CSRF_PLACEHOLDER = f"csrf{secrets.token_hex(16)}"
 
@@ -39,6 +40,19 @@ def catalog_cached(key: str, compute: Callable[[], T]) -> T:
         value = compute()
         cache.set(digest, value, ttl)
     return value  # type: ignore[no-any-return]
+
+
+def remember_sold_out(ticket_type_id: int) -> None:
+    """A locked count just found no seat left: refuse the next adds for a moment without a query."""
+    ttl = min(settings.CATALOG_CACHE_SECONDS, SOLD_OUT_MEMO_SECONDS)
+    if ttl > 0:
+        caches["catalog"].set(f"soldout:{ticket_type_id}", True, ttl)
+
+
+def recently_sold_out(ticket_type_id: int) -> bool:
+    """True for up to a second after a locked count found the ticket type sold out (a refusal may lag a
+    freed seat by that second, never the other way round: a sale is always decided under the lock)."""
+    return settings.CATALOG_CACHE_SECONDS > 0 and bool(caches["catalog"].get(f"soldout:{ticket_type_id}"))
 
 
 def catalog_invalidate() -> None:

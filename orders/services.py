@@ -18,7 +18,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Exists, F, OuterRef, Sum
 
 from aegistickets.errors import (
@@ -36,8 +36,9 @@ from aegistickets.errors import (
     SoldOutError,
     ValidationFailedError,
 )
+from events.cache import catalog_cached, recently_sold_out, remember_sold_out
 from events.models import TicketType
-from events.selectors import ticket_type_is_on_sale, ticket_types_with_availability
+from events.selectors import ticket_type_is_on_sale
 from orders import metrics
 from orders.models import Basket, Hold, IdempotencyRecord, Order, OrderLine, Ticket, new_order_code
 from orders.payments import payment_provider_for
@@ -65,6 +66,20 @@ def _lock_seats(ticket_type_id: int) -> TicketType:
     return TicketType.objects.select_for_update().only("pk", "capacity", "sold").get(pk=ticket_type_id)
 
 
+def _take_seats(*, ticket_type_id: int, quantity: int) -> Decimal:
+    """Adds `quantity` to the sold counter, locking the row in the same round trip; returns the price the
+    row has under that lock. Only for seats a live hold reserved, so capacity is never exceeded (the
+    CHECK constraint would refuse it anyway)."""
+    table = TicketType._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET sold = sold + %s WHERE id = %s RETURNING price",  # noqa: S608 - model table name
+            [quantity, ticket_type_id],
+        )
+        (price,) = cursor.fetchone()
+    return Decimal(price).quantize(Decimal("0.01"))
+
+
 def _held_by_others(*, ticket_type_id: int, basket_id: int, now: datetime) -> int:
     """Seats other baskets hold right now; call it with the ticket type locked."""
     held = (
@@ -80,6 +95,14 @@ def _basket_for_update(token: str) -> Basket:
         return Basket.objects.select_for_update().get(token=token)
     except Basket.DoesNotExist:
         raise BasketNotFoundError() from None
+
+
+def _max_per_order_error(ticket_type: TicketType, *, already: int) -> MaxPerOrderExceededError:
+    return MaxPerOrderExceededError(
+        f"At most {ticket_type.max_per_order} {ticket_type.name} tickets per order"
+        + (f"; your basket already holds {already}." if already else "."),
+        extra={"max_per_order": ticket_type.max_per_order},
+    )
 
 
 def _refuse_unless_available(*, ticket_type: TicketType, wanted: int, already: int, available: int) -> None:
@@ -98,58 +121,53 @@ def basket_add(*, token: str | None, ticket_type_id: int, quantity: int, now: da
     """Holds seats for HOLD_MINUTES; never holds more than capacity − sold − other baskets' holds."""
     if quantity < 1:
         raise ValidationFailedError(errors={"quantity": ["Must be at least 1."]})
+    # Every refusal that needs no lock is decided before taking one: in an on-sale rush most answers are
+    # "sold out", and they must not queue for the hot row's lock. The ticket type's own fields come from
+    # the catalog cache (at most CATALOG_CACHE_SECONDS old); seats are counted under the lock below.
+    ticket_type = catalog_cached(
+        f"tickettype:{ticket_type_id}",
+        lambda: TicketType.objects.select_related("event").filter(pk=ticket_type_id).first(),
+    )
+    if ticket_type is None or not ticket_type.event.is_published:
+        raise NotFoundError("No such ticket type.")
+    if not ticket_type_is_on_sale(ticket_type, now=now):
+        raise NotOnSaleError(f"{ticket_type.name} tickets are not on sale right now.")
+    if quantity > ticket_type.max_per_order:
+        raise _max_per_order_error(ticket_type, already=0)
+    if recently_sold_out(ticket_type_id):
+        raise SoldOutError(f"{ticket_type.name} is sold out.", extra={"available": 0})
+
     with transaction.atomic():
         # The basket row first, then the ticket type: the same order as checkout.
         if token:
             basket: Basket | None = _basket_for_update(token)
             hold = Hold.objects.filter(basket=basket, ticket_type_id=ticket_type_id).first()
         else:
-            basket, hold = None, None  # created below, once the seats are known to be there
+            basket, hold = None, None  # created below, in this transaction
         already = hold.quantity if hold is not None else 0
         wanted = already + quantity
-
-        # Every refusal that needs no lock is decided on a plain read first: in an on-sale rush most
-        # answers are "sold out", and they must not queue for the hot row's lock.
-        ticket_type = (
-            ticket_types_with_availability(TicketType.objects.select_related("event"), now=now)
-            .filter(pk=ticket_type_id)
-            .first()
-        )
-        if ticket_type is None or not ticket_type.event.is_published:
-            raise NotFoundError("No such ticket type.")
-        if not ticket_type_is_on_sale(ticket_type, now=now):
-            raise NotOnSaleError(f"{ticket_type.name} tickets are not on sale right now.")
         if wanted > ticket_type.max_per_order:
-            raise MaxPerOrderExceededError(
-                f"At most {ticket_type.max_per_order} {ticket_type.name} tickets per order"
-                + (f"; your basket already holds {already}." if already else "."),
-                extra={"max_per_order": ticket_type.max_per_order},
-            )
-        # ticket_type.available counts this basket's own hold as taken; give it back for the pre-check.
-        own = already if hold is not None and hold.expires_at > now else 0
-        _refuse_unless_available(
-            ticket_type=ticket_type,
-            wanted=wanted,
-            already=already,
-            available=ticket_type.available + own,  # type: ignore[attr-defined]
-        )
+            raise _max_per_order_error(ticket_type, already=already)
 
+        # Write first, decide under the lock: nobody sees this hold before commit, a refusal rolls it back,
+        # and the hot row stays locked for two round trips only (the lock, the count; then commit).
+        expires_at = now + hold_duration()
         if basket is None:
             basket = Basket.objects.create()
+        if hold is None:
+            Hold.objects.create(basket=basket, ticket_type=ticket_type, quantity=wanted, expires_at=expires_at)
+        else:
+            hold.quantity, hold.expires_at = wanted, expires_at
+            hold.save(update_fields=["quantity", "expires_at"])
         # The decision: lock the row, then count holds in a new statement, so the count sees every hold
         # committed by whoever held the lock before us.
         locked = _lock_seats(ticket_type_id)
         available = (
             locked.capacity - locked.sold - _held_by_others(ticket_type_id=ticket_type_id, basket_id=basket.pk, now=now)
         )
+        if available <= 0:
+            remember_sold_out(ticket_type_id)
         _refuse_unless_available(ticket_type=ticket_type, wanted=wanted, already=already, available=available)
-
-        expires_at = now + hold_duration()
-        if hold is None:
-            Hold.objects.create(basket=basket, ticket_type=ticket_type, quantity=wanted, expires_at=expires_at)
-        else:
-            hold.quantity, hold.expires_at = wanted, expires_at
-            hold.save(update_fields=["quantity", "expires_at"])
     return basket
 
 
@@ -230,7 +248,7 @@ def _commit_order(
             placed = _idempotent_order(key=idempotency_key, fingerprint=fingerprint)
             if placed is not None:
                 raise _AlreadyPlaced(placed)
-        holds = list(Hold.objects.filter(basket=basket).select_related("ticket_type").order_by("ticket_type_id"))
+        holds = list(Hold.objects.filter(basket=basket).select_related("ticket_type__event").order_by("ticket_type_id"))
         if not holds:
             raise BasketEmptyError("This basket has already been checked out or emptied.")
         if {h.ticket_type_id: (h.quantity, h.ticket_type.price) for h in holds} != quoted:
@@ -264,25 +282,30 @@ def _commit_order(
             ]
         )
 
-        # Lock late: the seat rows are held only for the re-check and the counter update below.
-        locked = _lock_ticket_types(quoted)
+        # The holds go first: invisible to others until commit, and no lock is needed for them.
+        Hold.objects.filter(pk__in=[hold.pk for hold in holds]).delete()
+        # Lock late: the seat rows are held only for the counter update (and for the re-check of an
+        # expired hold), in primary-key order (holds are sorted by ticket type).
         for hold in holds:
-            ticket_type = locked[hold.ticket_type_id]
-            if ticket_type.price != hold.ticket_type.price:
-                raise PriceChangedError()
+            ticket_type = hold.ticket_type
             if not ticket_type.event.is_published:
                 raise NotOnSaleError(f"{ticket_type.event.name} has been withdrawn from sale.")
             if hold.expires_at <= now:
-                _check_expired_hold(hold=hold, ticket_type=ticket_type, basket_id=basket.pk, now=now)
-            TicketType.objects.filter(pk=ticket_type.pk).update(sold=F("sold") + hold.quantity)
-        Hold.objects.filter(pk__in=[hold.pk for hold in holds]).delete()
+                # Its seats were free for others: re-count them under the lock before taking them.
+                locked = _lock_ticket_types([ticket_type.pk])[ticket_type.pk]
+                _check_expired_hold(hold=hold, ticket_type=locked, basket_id=basket.pk, now=now)
+            if _take_seats(ticket_type_id=ticket_type.pk, quantity=hold.quantity) != ticket_type.price:
+                raise PriceChangedError()
         # Counted only if this commits; the callback runs after commit, never under the seat locks.
-        transaction.on_commit(functools.partial(metrics.order_committed, holds=holds, ticket_types=locked), robust=True)
+        ticket_types = {hold.ticket_type_id: hold.ticket_type for hold in holds}
+        transaction.on_commit(
+            functools.partial(metrics.order_committed, holds=holds, ticket_types=ticket_types), robust=True
+        )
 
     for line in lines:
-        line.ticket_type = locked[line.ticket_type_id]
+        line.ticket_type = ticket_types[line.ticket_type_id]
     for ticket in tickets:
-        ticket.ticket_type = locked[ticket.ticket_type_id]
+        ticket.ticket_type = ticket_types[ticket.ticket_type_id]
     return _with_prefetched(order, lines=lines, tickets=tickets)
 
 

@@ -119,3 +119,19 @@ def test_pages_with_flash_messages_are_rendered_fresh(client, ticket_type):
     assert response.context is not None  # rendered, not cached
     assert "reserved for you" in response.content.decode()
     assert "reserved for you" not in client.get("/").content.decode()  # shown once
+
+
+def test_a_sold_out_answer_is_remembered_for_a_second_without_a_query(ticket_type, django_assert_num_queries):
+    from aegistickets.errors import SoldOutError
+    from orders.models import Hold
+
+    with time_machine.travel(timezone.now(), tick=False) as clock:
+        hold(ticket_type, 10)
+        with pytest.raises(SoldOutError):
+            hold(ticket_type, 1)  # decided under the lock: remembered
+        Hold.objects.all().delete()  # seats freed
+        with django_assert_num_queries(0), pytest.raises(SoldOutError):
+            hold(ticket_type, 1)  # refused from memory: it may lag a freed seat by a second
+        clock.shift(timedelta(seconds=1.1))
+        hold(ticket_type, 1)  # decided on the database again
+    assert Hold.objects.get().quantity == 1

@@ -304,13 +304,13 @@ def provider(monkeypatch):
 
 def test_price_change_between_quote_and_lock_refunds_and_refuses(ticket_type, now, monkeypatch, provider):
     basket = add(ticket_type, 1, now)
-    real_lock = services._lock_ticket_types
+    real_take = services._take_seats
 
-    def organizer_changes_price_meanwhile(ids):
+    def organizer_changes_price_meanwhile(**kwargs):
         TicketType.objects.filter(pk=ticket_type.pk).update(price=F("price") + 1)
-        return real_lock(ids)
+        return real_take(**kwargs)
 
-    monkeypatch.setattr(services, "_lock_ticket_types", organizer_changes_price_meanwhile)
+    monkeypatch.setattr(services, "_take_seats", organizer_changes_price_meanwhile)
     with pytest.raises(PriceChangedError):
         place(basket, now)
     assert not Order.objects.exists()

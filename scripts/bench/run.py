@@ -127,10 +127,11 @@ def catalog_targets(app: ServedApp, *, seconds: int) -> tuple[list[Target], list
     return targets, rows
 
 
-def gate_value(run: ScenarioRun, label: str) -> float | None:
-    for gate in run.summary.get("gates", []):
-        if gate["label"] == label:
-            return gate["actual_value"] if "actual_value" in gate else _number(gate["actual"])
+def aggregated_p95(run: ScenarioRun) -> float | None:
+    """p95 over every request of the run, from Locust's own stats CSV."""
+    for row in run.csv_rows("stats"):
+        if row.get("Name") == "Aggregated" and row.get("95%") not in (None, "", "N/A"):
+            return float(row["95%"])
     return None
 
 
@@ -174,7 +175,7 @@ def main() -> int:
             token=app.token,
             settings={"USERS": "10", "DURATION": "30s" if quick else "2m", "TARGET_P95_MS": "50"},
         )
-        p95 = gate_value(happy, "p95 latency")
+        p95 = aggregated_p95(happy)
         failed = happy.summary.get("failures")
         targets.append(Target("happy path p95 at 10 users", "< 50 ms", f"{p95} ms", p95 is not None and p95 < 50))
         targets.append(Target("happy path failures", "0", str(failed), failed == 0))
@@ -205,7 +206,7 @@ def main() -> int:
             token=app.token,
             settings={"USERS": "100", "DURATION": "60s" if quick else "7m"},
         )
-        p95 = gate_value(stress, "p95 latency")
+        p95 = aggregated_p95(stress)
         requests, failures = stress.summary.get("requests") or 0, stress.summary.get("failures")
         failure_pct = 100 * (failures or 0) / requests if requests else None
         targets.append(Target("stress p95 at 100 users", "< 200 ms", f"{p95} ms", p95 is not None and p95 < 200))
