@@ -1,6 +1,8 @@
 """Shopper pages for the basket, checkout and the private order page. They call the same services as the API."""
 
 from django.contrib import messages
+from django.contrib.auth.decorators import user_passes_test
+from django.contrib.auth.views import LoginView
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
@@ -8,8 +10,9 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from aegistickets.errors import ApplicationError, NotFoundError
 from orders import selectors, services
-from orders.forms import CheckoutForm
+from orders.forms import CheckInForm, CheckoutForm
 from orders.selectors import BasketSummary
+from orders.tickets import tickets_pdf
 
 SESSION_BASKET = "basket_token"
 
@@ -44,13 +47,13 @@ def basket_remove(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 def checkout(request: HttpRequest) -> HttpResponse:
-    if request.method == "POST":
-        # A repeated submit after the first one went through: show the order it placed.
-        placed = selectors.order_for_idempotency_key(key=_form_key(request.POST.get("idempotency_key", "")))
-        if placed is not None:
-            return redirect("orders:detail", code=placed.code, secret=placed.secret)
     basket = session_basket(request)
     if basket is None or basket.is_empty:
+        if request.method == "POST":
+            # A repeated submit after the first one went through (its basket is gone): show that order.
+            placed = selectors.order_for_idempotency_key(key=_form_key(request.POST.get("idempotency_key", "")))
+            if placed is not None:
+                return redirect("orders:detail", code=placed.code, secret=placed.secret)
         messages.info(request, "Your basket is empty.")
         return redirect("orders:basket")
     form = CheckoutForm(request.POST if request.method == "POST" else None, total=basket.total)
@@ -88,6 +91,73 @@ def order_detail(request: HttpRequest, code: str, secret: str) -> HttpResponse:
     except NotFoundError:
         raise Http404 from None
     return render(request, "orders/order_detail.html", {"order": order})
+
+
+def order_tickets_pdf(request: HttpRequest, code: str, secret: str) -> HttpResponse:
+    """The order's tickets as an A4 PDF, one per page (same private link as the order page)."""
+    try:
+        order = selectors.order_for_shopper(code=code, secret=secret)
+    except NotFoundError:
+        raise Http404 from None
+    response = HttpResponse(tickets_pdf(order), content_type="application/pdf")
+    response["Content-Disposition"] = f'attachment; filename="tickets-{order.code}.pdf"'
+    # The private link's content must not linger in shared caches.
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
+# --- check-in at the door -----------------------------------------------------------------------------
+
+# Door staff are usually not `is_staff`, so they sign in here rather than through the admin's login.
+check_in_login = LoginView.as_view(template_name="orders/check_in_login.html", redirect_authenticated_user=False)
+
+# The word the desk shows for each answer of the check-in service (and the CSS modifier colouring it).
+CHECK_IN_WORDS = {
+    "valid": "Valid — admit",
+    "already_checked_in": "Already checked in",
+    "ticket_cancelled": "Cancelled",
+    "wrong_event": "Wrong event",
+    "not_found": "Not found",
+}
+
+
+@user_passes_test(selectors.can_check_in, login_url="orders:check-in-login")
+@require_http_methods(["GET", "POST"])
+def check_in_desk(request: HttpRequest) -> HttpResponse:
+    """One scan per submit: the scanner types the code and Enter; the answer shows in big coloured words."""
+    now = timezone.now()
+    result = None
+    event_id = _int_or_none((request.POST if request.method == "POST" else request.GET).get("event"))
+    if request.method == "POST":
+        form = CheckInForm(request.POST)
+        if form.is_valid():
+            try:
+                check_in = services.ticket_check_in(
+                    secret=form.cleaned_data["secret"], event_id=event_id, user=request.user, now=now
+                )
+            except ApplicationError as error:
+                result = {
+                    "code": error.code,
+                    "word": CHECK_IN_WORDS.get(error.code, error.title),
+                    "detail": error.detail,
+                }
+            else:
+                result = {"code": "valid", "word": CHECK_IN_WORDS["valid"], "ticket": check_in.ticket}
+            form = CheckInForm(initial={"event": event_id})  # empty again for the next scan
+    else:
+        form = CheckInForm(initial={"event": event_id})
+    counts = selectors.door_counts(now=now, event_id=event_id) if event_id else selectors.door_counts(now=now)
+    if event_id and not counts:
+        raise Http404
+    return render(
+        request,
+        "orders/check_in.html",
+        {"form": form, "result": result, "counts": counts, "event": counts[0].event if event_id else None},
+    )
+
+
+def _int_or_none(value: str | None) -> int | None:
+    return int(value) if value and value.isdigit() and len(value) < 19 else None
 
 
 def _form_key(value: str) -> str:
