@@ -133,3 +133,22 @@ deploy-check: chart-check tf-check
 ## bench: every speed target measured in one run against PostgreSQL, as target | measured | PASS/FAIL (QUICK=1: shorter)
 bench: install-dev
 	$(BIN)/python -m scripts.bench.run $(if $(filter 1 yes true,$(QUICK)),--quick)
+
+# --- Security (issue 7; docs/security.md) -----------------------------------------------------------------
+.PHONY: audit
+
+## audit: pip-audit (own venv) of everything installed from requirements*.txt; fails on a known vulnerability,
+## on a package it could not audit, and when the vulnerability service (PyPI JSON API) is unreachable
+audit: install-dev
+	scripts/security/audit.sh
+
+.PHONY: fuzz fuzz-long
+
+## fuzz: schemathesis over every API operation (organizer token included), gunicorn on PostgreSQL, <= 2 min:
+## fails on any 5xx, schema mismatch or non-problem-JSON error (reports/fuzz/junit-*.xml)
+fuzz: install-dev
+	$(BIN)/python -m scripts.security.fuzz
+
+## fuzz-long: the same for 20 minutes with more examples per operation (docs/security.md)
+fuzz-long: install-dev
+	$(BIN)/python -m scripts.security.fuzz --long

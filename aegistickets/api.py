@@ -11,6 +11,8 @@ from rest_framework.pagination import PageNumberPagination
 from rest_framework.permissions import IsAdminUser
 from rest_framework.response import Response
 
+from aegistickets.errors import PROBLEM_CONTENT_TYPE
+
 
 class NamedPagePagination(PageNumberPagination):
     """`{"count", "next", "previous", "<results_key>": [...]}`."""
@@ -56,10 +58,24 @@ class ProblemSerializer(serializers.Serializer):
     errors = serializers.DictField(child=serializers.ListField(child=serializers.CharField()), required=False)
 
 
-def problems(*statuses: int) -> dict[int, OpenApiResponse]:
+class ShopDateTimeField(serializers.DateTimeField):
+    """A date-time input between the years 2000 and 2199: anything else is a typo or an attack, and very old dates
+    come back with local-mean-time offsets (e.g. +00:53:28) that are not RFC 3339."""
+
+    default_error_messages = {"out_of_range": "Must be between the years 2000 and 2199."}
+
+    def to_internal_value(self, value: Any) -> Any:
+        parsed = super().to_internal_value(value)
+        if not 2000 <= parsed.year <= 2199:
+            self.fail("out_of_range")
+        return parsed
+
+
+def problems(*statuses: int) -> dict[tuple[int, str], OpenApiResponse]:
     """OpenAPI responses for error statuses, all problem JSON."""
+    # Keyed (status, media type): the body is sent as application/problem+json, so the schema must say so.
     return {
-        status: OpenApiResponse(response=ProblemSerializer, description="application/problem+json")
+        (status, PROBLEM_CONTENT_TYPE): OpenApiResponse(response=ProblemSerializer, description="Problem details")
         for status in statuses
     }
 

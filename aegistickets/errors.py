@@ -129,6 +129,34 @@ class OrderNotCancellableError(ApplicationError):
     default_detail = "This order is not paid, so it cannot be cancelled."
 
 
+class TicketNotFoundError(NotFoundError):
+    """A scanned secret that matches no ticket (`not_found`, like any other missing thing)."""
+
+    title = "Ticket not found"
+    default_detail = "No ticket has this code."
+
+
+class AlreadyCheckedInError(ApplicationError):
+    code = "already_checked_in"
+    status = 409
+    title = "Already checked in"
+    default_detail = "This ticket has already been checked in."
+
+
+class TicketCancelledError(ApplicationError):
+    code = "ticket_cancelled"
+    status = 409
+    title = "Ticket cancelled"
+    default_detail = "This ticket's order was cancelled: it does not admit anyone."
+
+
+class WrongEventError(ApplicationError):
+    code = "wrong_event"
+    status = 409
+    title = "Ticket for another event"
+    default_detail = "This ticket is for another event."
+
+
 class PaymentDeclinedError(ApplicationError):
     code = "payment_declined"
     status = 402
@@ -183,6 +211,13 @@ class RateLimitedError(ApplicationError):
     status = 429
     title = "Too many requests"
     default_detail = "Too many requests; slow down and retry later."
+
+
+class BuyerLimitExceededError(ApplicationError):
+    code = "buyer_limit_exceeded"
+    status = 409
+    title = "Ticket limit per buyer reached"
+    default_detail = "This order would take you past the event's limit of tickets per buyer."
 
 
 def _flatten(detail: Any) -> Any:

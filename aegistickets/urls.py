@@ -2,9 +2,10 @@ from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 from django.views.static import serve
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from aegistickets import faults, health, views
+from aegistickets.lockout import LockoutAdminAuthenticationForm
 from events import urls as events_urls
 from orders import urls as orders_urls
 
@@ -12,8 +13,11 @@ api_urlpatterns = [
     *events_urls.api_urlpatterns,
     *orders_urls.api_urlpatterns,
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
+    path("docs/", SpectacularSwaggerSplitView.as_view(url_name="api:schema"), name="docs"),
 ]
+
+# Repeated failed admin logins lock the client out (aegistickets/lockout.py).
+admin.site.login_form = LockoutAdminAuthenticationForm
 
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),

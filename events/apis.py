@@ -15,7 +15,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from aegistickets.api import IsStaff, NamedPagePagination, problems, validated_input
+from aegistickets.api import IsStaff, NamedPagePagination, ShopDateTimeField, problems, validated_input
 from events import selectors, services
 from events.cache import cached_json
 from events.models import Event, TicketType
@@ -88,8 +88,8 @@ class EventCreateInput(serializers.Serializer):
     description = serializers.CharField(required=False, allow_blank=True, max_length=20000, default="")
     venue = serializers.CharField(max_length=200)
     city = serializers.CharField(max_length=100)
-    starts_at = serializers.DateTimeField()
-    ends_at = serializers.DateTimeField()
+    starts_at = ShopDateTimeField()
+    ends_at = ShopDateTimeField()
     is_published = serializers.BooleanField(required=False, default=False)
 
 
@@ -128,16 +128,16 @@ class TicketTypeCreateInput(serializers.Serializer):
     price = serializers.DecimalField(max_digits=10, decimal_places=2, min_value=0)
     capacity = serializers.IntegerField(min_value=0, max_value=1_000_000)
     max_per_order = serializers.IntegerField(min_value=1, max_value=100, required=False, default=10)
-    sale_starts_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
-    sale_ends_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
+    sale_starts_at = ShopDateTimeField(required=False, allow_null=True, default=None)
+    sale_ends_at = ShopDateTimeField(required=False, allow_null=True, default=None)
     position = serializers.IntegerField(min_value=0, max_value=1000, required=False, default=0)
 
 
 class TicketTypeUpdateInput(TicketTypeCreateInput):
     description = serializers.CharField(required=False, allow_blank=True, max_length=5000)
     max_per_order = serializers.IntegerField(min_value=1, max_value=100, required=False)
-    sale_starts_at = serializers.DateTimeField(required=False, allow_null=True)
-    sale_ends_at = serializers.DateTimeField(required=False, allow_null=True)
+    sale_starts_at = ShopDateTimeField(required=False, allow_null=True)
+    sale_ends_at = ShopDateTimeField(required=False, allow_null=True)
     position = serializers.IntegerField(min_value=0, max_value=1000, required=False)
 
 
@@ -147,6 +147,8 @@ def _organizer_ticket_type(pk: int) -> dict[str, Any]:
 
 class EventsApi(APIView):
     """GET: the public list of upcoming events. POST: an organizer creates an event."""
+
+    pagination_class = EventPagination  # for the schema: the list is documented as its page envelope
 
     def get_permissions(self) -> list[BasePermission]:
         return [IsStaff()] if self.request.method == "POST" else [AllowAny()]

@@ -13,6 +13,10 @@ class Event(models.Model):
     starts_at = models.DateTimeField()
     ends_at = models.DateTimeField()
     is_published = models.BooleanField(default=False)
+    # Against scalpers: at most this many paid tickets per buyer email for the whole event (None: no limit).
+    max_tickets_per_buyer = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text="Most tickets one email address may buy for this event; empty for no limit."
+    )
     image = models.ImageField(upload_to="events/", blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -11,13 +11,15 @@ from typing import Any
 from django.contrib import admin, messages
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Sum
-from django.http import HttpRequest
+from django.http import HttpRequest, StreamingHttpResponse
 from django.utils import timezone
 
 from aegistickets.errors import ApplicationError
 from events.models import Event
-from orders.models import Basket, Hold, Order, OrderLine, Ticket
-from orders.services import order_cancel
+from orders import exports
+from orders.emails import order_confirmation_send
+from orders.models import Basket, Hold, Order, OrderLine, Refund, Ticket
+from orders.services import order_cancel, refund_process
 
 
 class ReadOnlyInline(admin.TabularInline):
@@ -52,6 +54,21 @@ class TicketInline(ReadOnlyInline):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Ticket]:
         return super().get_queryset(request).select_related("ticket_type__event")
+
+
+class RefundInline(ReadOnlyInline):
+    model = Refund
+    fields = readonly_fields = (
+        "status",
+        "amount",
+        "currency",
+        "provider",
+        "reference",
+        "message",
+        "attempts",
+        "created_at",
+        "completed_at",
+    )
 
 
 class OrderEventFilter(admin.SimpleListFilter):
@@ -94,8 +111,8 @@ class OrderAdmin(admin.ModelAdmin):
         "created_at",
         "cancelled_at",
     )
-    inlines = (OrderLineInline, TicketInline)
-    actions = ("cancel_orders",)
+    inlines = (OrderLineInline, TicketInline, RefundInline)
+    actions = ("cancel_orders", "resend_confirmation", "retry_refunds")
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # orders are created only by checkout
@@ -130,6 +147,40 @@ class OrderAdmin(admin.ModelAdmin):
             self.message_user(
                 request, f"Could not cancel {len(failed)} order(s): {'; '.join(failed)}", messages.WARNING
             )
+
+    @admin.action(description="Resend the confirmation email (paid orders)", permissions=["change"])
+    def resend_confirmation(self, request: HttpRequest, queryset: QuerySet[Order]) -> None:
+        sent: list[str] = []
+        failed: list[str] = []
+        skipped: list[str] = []
+        for order_id, code, status in queryset.order_by("pk").values_list("pk", "code", "status"):
+            if status != Order.Status.PAID:
+                skipped.append(f"{code} ({status})")
+            elif order_confirmation_send(order_id=order_id):
+                sent.append(code)
+            else:
+                failed.append(code)
+        if sent:
+            self.message_user(request, f"Sent the confirmation again for: {', '.join(sent)}.", messages.SUCCESS)
+        if skipped:
+            self.message_user(request, f"Not sent, not paid: {'; '.join(skipped)}.", messages.WARNING)
+        if failed:
+            self.message_user(request, f"Sending failed (see the logs) for: {', '.join(failed)}.", messages.ERROR)
+
+    @admin.action(description="Retry pending or failed refunds", permissions=["change"])
+    def retry_refunds(self, request: HttpRequest, queryset: QuerySet[Order]) -> None:
+        now = timezone.now()
+        results = [
+            refund_process(refund_id=refund_id, now=now)
+            for refund_id in Refund.objects.filter(
+                order__in=queryset, status__in=[Refund.Status.PENDING, Refund.Status.FAILED]
+            ).values_list("pk", flat=True)
+        ]
+        done = [r.order.code for r in results if r.status == Refund.Status.SUCCEEDED]
+        failed = [f"{r.order.code} ({r.message})" for r in results if r.status != Refund.Status.SUCCEEDED]
+        self.message_user(request, f"Refunded {len(done)} order(s): {', '.join(done) or '-'}.", messages.SUCCESS)
+        if failed:
+            self.message_user(request, f"Refunds still not done: {'; '.join(failed)}", messages.WARNING)
 
 
 class HoldInline(ReadOnlyInline):
@@ -182,3 +233,30 @@ class BasketAdmin(admin.ModelAdmin):
     @admin.display(description="seats held now", ordering="seats_held")
     def seats_held(self, obj: Basket) -> int:
         return obj.seats_held or 0  # type: ignore[attr-defined]
+
+
+# --- organizer exports: actions of the event list (events/admin.py lists them) ------------------------
+
+
+def _one_event(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Event]) -> Event | None:
+    events = list(queryset[:2])
+    if len(events) != 1:
+        modeladmin.message_user(request, "Select exactly one event to export.", messages.WARNING)
+        return None
+    return events[0]
+
+
+@admin.action(description="Export the orders of this event (CSV)", permissions=["view"])
+def export_event_orders(
+    modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Event]
+) -> StreamingHttpResponse | None:
+    event = _one_event(modeladmin, request, queryset)
+    return exports.event_orders_csv(event_id=event.pk) if event else None
+
+
+@admin.action(description="Export the attendees of this event (CSV)", permissions=["view"])
+def export_event_attendees(
+    modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Event]
+) -> StreamingHttpResponse | None:
+    event = _one_event(modeladmin, request, queryset)
+    return exports.event_attendees_csv(event_id=event.pk) if event else None

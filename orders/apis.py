@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
+from django.http import StreamingHttpResponse
 from django.urls import reverse
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
+from rest_framework.permissions import BasePermission
+from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from aegistickets.api import IsStaff, NamedPagePagination, problems, validated_input
 from aegistickets.errors import ValidationFailedError
-from orders import selectors, services
+from orders import exports, selectors, services
 from orders.models import Order
 from orders.selectors import BasketSummary
 
@@ -187,6 +191,7 @@ class OrderFilterInput(serializers.Serializer):
 
 class OrderListApi(APIView):
     permission_classes = [IsStaff]
+    pagination_class = OrderPagination  # for the schema: the list is documented as its page envelope
 
     @extend_schema(
         operation_id="orders_list",
@@ -207,3 +212,111 @@ class OrderApi(APIView):
     @extend_schema(operation_id="orders_retrieve", responses={200: OrderEnvelope, **problems(401, 403, 404)})
     def get(self, request: Request, code: str) -> Response:
         return Response(_order_body(selectors.order_for_staff(code=code)))
+
+
+class RefundOutput(serializers.Serializer):
+    status = serializers.CharField()
+    amount = serializers.DecimalField(max_digits=12, decimal_places=2)
+    currency = serializers.CharField()
+    reference = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    completed_at = serializers.DateTimeField(allow_null=True)
+
+
+class OrderCancelOutput(serializers.Serializer):
+    order = OrderOutput()
+    refund = RefundOutput()
+
+
+class OrderCancelApi(APIView):
+    """Cancels a paid order: tickets void, seats back on sale, one refund, an email to the buyer."""
+
+    permission_classes = [IsStaff]
+
+    @extend_schema(
+        operation_id="orders_cancel", request=None, responses={200: OrderCancelOutput, **problems(401, 403, 404, 409)}
+    )
+    def post(self, request: Request, code: str) -> Response:
+        order = services.order_cancel(order_id=selectors.order_for_staff(code=code).pk, now=timezone.now())
+        # Read back after the commit: the refund has been asked for by now (or is on record as pending/failed).
+        order = selectors.order_for_staff(code=order.code)
+        refund = selectors.order_refund(order_id=order.pk)
+        return Response({"order": OrderOutput(order).data, "refund": RefundOutput(refund).data})
+
+
+# --- organizer exports --------------------------------------------------------------------------------
+
+
+class CsvRenderer(BaseRenderer):
+    """Lets clients ask for text/csv; the CSV itself streams from the view, errors stay problem JSON."""
+
+    media_type = "text/csv"
+    format = "csv"
+
+    def render(self, data: Any, accepted_media_type: str | None = None, renderer_context: Any = None) -> bytes:
+        return json.dumps(data).encode()
+
+
+class EventOrdersCsvApi(APIView):
+    permission_classes = [IsStaff]
+    renderer_classes = [JSONRenderer, CsvRenderer]
+
+    @extend_schema(operation_id="events_orders_csv", responses={(200, "text/csv"): str, **problems(401, 403, 404)})
+    def get(self, request: Request, event_id: int) -> StreamingHttpResponse:
+        return exports.event_orders_csv(event_id=event_id)
+
+
+class EventAttendeesCsvApi(APIView):
+    permission_classes = [IsStaff]
+    renderer_classes = [JSONRenderer, CsvRenderer]
+
+    @extend_schema(operation_id="events_attendees_csv", responses={(200, "text/csv"): str, **problems(401, 403, 404)})
+    def get(self, request: Request, event_id: int) -> StreamingHttpResponse:
+        return exports.event_attendees_csv(event_id=event_id)
+
+
+# --- check-in at the door -----------------------------------------------------------------------------
+
+
+class CanCheckIn(BasePermission):
+    """Staff, or members of the "door staff" group."""
+
+    def has_permission(self, request: Request, view: APIView) -> bool:
+        return selectors.can_check_in(request.user)
+
+
+class CheckInInput(serializers.Serializer):
+    secret = serializers.CharField(max_length=100, trim_whitespace=True)
+    event_id = serializers.IntegerField(min_value=1, max_value=MAX_ID)
+
+
+class CheckedInTicketOutput(serializers.Serializer):
+    code = serializers.CharField()
+    order = serializers.CharField(source="order.code")
+    name = serializers.CharField(source="order.name")
+    event_id = serializers.IntegerField(source="ticket_type.event_id")
+    event_name = serializers.CharField(source="ticket_type.event.name")
+    ticket_type_name = serializers.CharField(source="ticket_type.name")
+
+
+class CheckInOutput(serializers.Serializer):
+    result = serializers.CharField(default="valid")
+    ticket = CheckedInTicketOutput()
+    checked_in_at = serializers.DateTimeField()
+
+
+class CheckInApi(APIView):
+    permission_classes = [CanCheckIn]
+
+    @extend_schema(
+        operation_id="check_ins_create",
+        request=CheckInInput,
+        responses={201: CheckInOutput, **problems(400, 401, 403, 404, 409)},
+    )
+    def post(self, request: Request) -> Response:
+        data = validated_input(CheckInInput, request.data)
+        check_in = services.ticket_check_in(
+            secret=data["secret"], event_id=data["event_id"], user=request.user, now=timezone.now()
+        )
+        body = {"result": "valid", "ticket": check_in.ticket, "checked_in_at": check_in.checked_in_at}
+        return Response(CheckInOutput(body).data, status=status.HTTP_201_CREATED)

@@ -42,3 +42,16 @@ class CheckoutForm(forms.Form):
         self.fields["payment_method"].choices = [(m, PAYMENT_LABELS.get(m, m)) for m in methods]
         self.fields["payment_method"].initial = methods[0] if methods else None
         self.fields["idempotency_key"].initial = str(uuid.uuid4())
+
+
+class CheckInForm(forms.Form):
+    """What a USB scanner types (the ticket code, then Enter) at the door of one event."""
+
+    event = forms.IntegerField(widget=forms.HiddenInput, min_value=1)
+    secret = forms.CharField(
+        label="Ticket code",
+        max_length=100,
+        widget=forms.TextInput(
+            attrs={"autofocus": True, "autocomplete": "off", "autocapitalize": "characters", "spellcheck": "false"}
+        ),
+    )

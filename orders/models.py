@@ -1,5 +1,6 @@
 import secrets
 
+from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
@@ -155,3 +156,61 @@ class IdempotencyRecord(models.Model):
 
     def __str__(self) -> str:
         return self.key
+
+
+class CheckIn(models.Model):
+    """A ticket admitted at the door. One row per ticket at most: the database refuses a second entry,
+    even when two doors scan the same ticket in the same millisecond."""
+
+    ticket = models.ForeignKey(Ticket, on_delete=models.CASCADE, related_name="check_ins")
+    # Denormalised from the ticket's type, so the door counter is one indexed count.
+    event = models.ForeignKey("events.Event", on_delete=models.CASCADE, related_name="check_ins")
+    checked_in_at = models.DateTimeField()
+    checked_in_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-checked_in_at", "-id"]
+        constraints = [models.UniqueConstraint(fields=["ticket"], name="checkin_one_per_ticket")]
+        indexes = [models.Index(fields=["event", "checked_in_at"], name="checkin_event_time_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.ticket} at {self.checked_in_at:%H:%M:%S}"
+
+
+class Refund(models.Model):
+    """The money side of a cancellation: at most one per order (the database refuses a second).
+
+    Created `pending` in the transaction that cancels the order; the provider is called after that commits,
+    never under its locks. Whoever moves it pending/failed → processing calls the provider, so two workers
+    never refund the same row twice; the answer is recorded as succeeded or failed (failed may be retried).
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        PROCESSING = "processing", "Processing"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="refunds")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    amount = models.DecimalField(max_digits=12, decimal_places=2)
+    currency = models.CharField(max_length=3)
+    provider = models.CharField(max_length=20)
+    reference = models.CharField(max_length=100, blank=True)
+    message = models.CharField(max_length=500, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField()
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["order"], name="refund_one_per_order"),
+            models.CheckConstraint(condition=Q(amount__gte=0), name="refund_amount_not_negative"),
+        ]
+        indexes = [models.Index(fields=["status", "created_at"], name="refund_status_created_idx")]
+
+    def __str__(self) -> str:
+        return f"Refund of {self.order_id}: {self.status}"

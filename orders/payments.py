@@ -86,3 +86,8 @@ def payment_provider_for(*, method: str, amount: Decimal) -> PaymentProvider:
             "This order is not free.", errors={"payment_method": [f"Choose one of: {', '.join(paying)}."]}
         )
     return _PROVIDERS[method]
+
+
+def payment_provider_named(name: str) -> PaymentProvider:
+    """The provider that took an order's payment, for its refund (even if no longer offered at checkout)."""
+    return _PROVIDERS[name]

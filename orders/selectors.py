@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import hmac
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from django.conf import settings
-from django.db.models import Exists, OuterRef, Prefetch, QuerySet
+from django.db.models import Count, DecimalField, Exists, F, OuterRef, Prefetch, QuerySet, Subquery, Sum
+from django.db.models.functions import Coalesce
 
 from aegistickets.errors import BasketNotFoundError, NotFoundError
-from orders.models import Basket, Hold, IdempotencyRecord, Order, OrderLine, Ticket
+from events.models import Event, TicketType
+from orders.models import Basket, CheckIn, Hold, IdempotencyRecord, Order, OrderLine, Refund, Ticket
 
 
 @dataclass(frozen=True)
@@ -102,6 +106,21 @@ def order_for_staff(*, code: str) -> Order:
     return order
 
 
+def order_for_staff_by_id(*, order_id: int) -> Order:
+    """One order with its lines and tickets (three queries), for emails and staff actions."""
+    order = _orders_with_details().filter(pk=order_id).first()
+    if order is None:
+        raise NotFoundError("No such order.")
+    return order
+
+
+def order_refund(*, order_id: int) -> Refund:
+    refund = Refund.objects.filter(order_id=order_id).first()
+    if refund is None:
+        raise NotFoundError("This order has no refund.")
+    return refund
+
+
 def orders_list(*, event_id: int | None = None, status: str | None = None) -> QuerySet[Order]:
     """Orders newest first, optionally of one event and/or one status (three queries a page)."""
     queryset = _orders_with_details()
@@ -118,3 +137,89 @@ def order_for_idempotency_key(*, key: str) -> Order | None:
     """The order a checkout with this key already placed, if any."""
     record = IdempotencyRecord.objects.select_related("order").filter(key=key).first()
     return record.order if record is not None else None
+
+
+# --- check-in -----------------------------------------------------------------------------------------
+
+DOOR_STAFF_GROUP = "door staff"
+
+
+def can_check_in(user: Any) -> bool:
+    """Staff, or members of the "door staff" group (created by the orders migration 0002)."""
+    if user is None or not user.is_authenticated or not user.is_active:
+        return False
+    return bool(user.is_staff or user.groups.filter(name=DOOR_STAFF_GROUP).exists())
+
+
+@dataclass(frozen=True)
+class DoorCount:
+    event: Event
+    checked_in: int
+    sold: int
+
+
+def door_counts(*, now: datetime, event_id: int | None = None) -> list[DoorCount]:
+    """Checked in / sold per event still running (or one event); one query whatever the number of events."""
+    events = Event.objects.annotate(
+        sold_seats=Coalesce(
+            Subquery(
+                TicketType.objects.filter(event=OuterRef("pk"))
+                .values("event")
+                .annotate(total=Sum("sold"))
+                .values("total")
+            ),
+            0,
+        ),
+        checked_in=Coalesce(
+            Subquery(CheckIn.objects.filter(event=OuterRef("pk")).values("event").annotate(n=Count("pk")).values("n")),
+            0,
+        ),
+    ).order_by("starts_at", "id")
+    events = events.filter(pk=event_id) if event_id is not None else events.filter(ends_at__gt=now)
+    return [DoorCount(event=event, checked_in=event.checked_in, sold=event.sold_seats) for event in events]
+
+
+# --- organizer exports --------------------------------------------------------------------------------
+
+EXPORT_CHUNK = 2000
+
+
+def event_orders_export(*, event_id: int) -> Iterator[tuple[Any, ...]]:
+    """One row per order holding tickets of the event (its tickets and amount for this event), oldest first.
+    Streams from the database in chunks: memory stays flat whatever the event's size."""
+    refund_status = Refund.objects.filter(order=OuterRef("order")).values("status")[:1]
+    rows = (
+        OrderLine.objects.filter(ticket_type__event_id=event_id)
+        .values("order_id")
+        .annotate(
+            ticket_count=Sum("quantity"),
+            amount=Sum(F("quantity") * F("unit_price"), output_field=DecimalField(max_digits=12, decimal_places=2)),
+            refund=Subquery(refund_status),
+        )
+        .values_list(
+            "order__code",
+            "order__status",
+            "order__created_at",
+            "order__name",
+            "order__email",
+            "ticket_count",
+            "amount",
+            "order__currency",
+            "order__payment_method",
+            "refund",
+        )
+        .order_by("order_id")
+    )
+    return rows.iterator(chunk_size=EXPORT_CHUNK)
+
+
+def event_attendees_export(*, event_id: int) -> Iterator[tuple[Any, ...]]:
+    """One row per valid ticket of the event (paid orders), with its check-in time; never the ticket secret."""
+    checked_in_at = CheckIn.objects.filter(ticket=OuterRef("pk")).values("checked_in_at")[:1]
+    rows = (
+        Ticket.objects.filter(ticket_type__event_id=event_id, order__status=Order.Status.PAID)
+        .annotate(checked_in_at=Subquery(checked_in_at))
+        .values_list("pk", "order__code", "order__name", "order__email", "ticket_type__name", "checked_in_at")
+        .order_by("pk")
+    )
+    return rows.iterator(chunk_size=EXPORT_CHUNK)

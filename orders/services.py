@@ -19,11 +19,14 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Exists, F, OuterRef, Sum
+from django.db.models import Count, Exists, F, OuterRef, Sum
+from django.utils import timezone
 
 from aegistickets.errors import (
+    AlreadyCheckedInError,
     BasketEmptyError,
     BasketNotFoundError,
+    BuyerLimitExceededError,
     HoldExpiredError,
     IdempotencyConflictError,
     InsufficientInventoryError,
@@ -34,14 +37,27 @@ from aegistickets.errors import (
     PaymentDeclinedError,
     PriceChangedError,
     SoldOutError,
+    TicketCancelledError,
+    TicketNotFoundError,
     ValidationFailedError,
+    WrongEventError,
 )
 from events.cache import catalog_cached, recently_sold_out, remember_sold_out
-from events.models import TicketType
+from events.models import Event, TicketType
 from events.selectors import ticket_type_is_on_sale
-from orders import metrics
-from orders.models import Basket, Hold, IdempotencyRecord, Order, OrderLine, Ticket, new_order_code
-from orders.payments import payment_provider_for
+from orders import emails, metrics
+from orders.models import (
+    Basket,
+    CheckIn,
+    Hold,
+    IdempotencyRecord,
+    Order,
+    OrderLine,
+    Refund,
+    Ticket,
+    new_order_code,
+)
+from orders.payments import PaymentResult, payment_provider_for, payment_provider_named
 
 ORDER_CODE_ATTEMPTS = 5
 
@@ -253,6 +269,7 @@ def _commit_order(
             raise BasketEmptyError("This basket has already been checked out or emptied.")
         if {h.ticket_type_id: (h.quantity, h.ticket_type.price) for h in holds} != quoted:
             raise PriceChangedError()
+        _check_buyer_limits(holds=holds, email=email)
 
         order = Order.objects.create(
             code=code,
@@ -301,12 +318,54 @@ def _commit_order(
         transaction.on_commit(
             functools.partial(metrics.order_committed, holds=holds, ticket_types=ticket_types), robust=True
         )
+        # The buyer's confirmation (tickets PDF attached) goes out only once the order exists for good.
+        transaction.on_commit(functools.partial(emails.order_confirmation_send, order_id=order.pk), robust=True)
 
     for line in lines:
         line.ticket_type = ticket_types[line.ticket_type_id]
     for ticket in tickets:
         ticket.ticket_type = ticket_types[ticket.ticket_type_id]
     return _with_prefetched(order, lines=lines, tickets=tickets)
+
+
+def _check_buyer_limits(*, holds: list[Hold], email: str) -> None:
+    """Never lets one buyer email own more paid tickets of an event than its max_tickets_per_buyer."""
+    wanted: dict[int, int] = {}
+    limits: dict[int, int] = {}
+    for hold in holds:
+        event = hold.ticket_type.event
+        if event.max_tickets_per_buyer is not None:
+            wanted[event.pk] = wanted.get(event.pk, 0) + hold.quantity
+            limits[event.pk] = event.max_tickets_per_buyer
+    if not wanted:
+        return
+    buyer = email.strip().lower()
+    _lock_buyer(event_ids=sorted(wanted), buyer=buyer)
+    owned = dict(
+        Ticket.objects.filter(
+            ticket_type__event_id__in=wanted, order__email__iexact=buyer, order__status=Order.Status.PAID
+        )
+        .values_list("ticket_type__event_id")
+        .annotate(n=Count("id"))
+    )
+    for event_id, quantity in wanted.items():
+        already = owned.get(event_id, 0)
+        if already + quantity > limits[event_id]:
+            raise BuyerLimitExceededError(
+                f"At most {limits[event_id]} tickets per buyer for this event; this email already has {already}.",
+                extra={"max_tickets_per_buyer": limits[event_id], "already": already},
+            )
+
+
+def _lock_buyer(*, event_ids: list[int], buyer: str) -> None:
+    """Serializes one buyer's concurrent orders per event until commit; other buyers never wait on it."""
+    if connection.vendor != "postgresql":
+        return  # SQLite has one writer at a time
+    # Advisory transaction locks, one per (event, buyer), taken in event order so two orders cannot deadlock.
+    with connection.cursor() as cursor:
+        for event_id in event_ids:
+            digest = hashlib.sha256(f"buyer-limit:{event_id}:{buyer}".encode()).digest()
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [int.from_bytes(digest[:8], "big", signed=True)])
 
 
 def _with_prefetched(order: Order, **rows: list[Any]) -> Order:
@@ -340,6 +399,11 @@ def order_place(
             return CheckoutResult(order=placed, created=False)
     holds = list(Hold.objects.filter(basket__token=token).select_related("basket", "ticket_type__event"))
     if not holds:
+        if idempotency_key:
+            # A concurrent request with this key may have checked this basket out since the check above.
+            placed = _idempotent_order(key=idempotency_key, fingerprint=fingerprint)
+            if placed is not None:
+                return CheckoutResult(order=placed, created=False)
         if not Basket.objects.filter(token=token).exists():
             raise BasketNotFoundError()
         raise BasketEmptyError()
@@ -393,7 +457,14 @@ def order_place(
 
 
 def order_cancel(*, order_id: int, now: datetime) -> Order:
-    """Cancels a paid order; its seats return to sale in the same transaction."""
+    """Cancels a paid order: its tickets stop admitting and its seats return to sale in one transaction,
+    which also records one pending refund; the provider is asked for the money only after that commits.
+
+    Why this order of steps: refunding first and then failing to commit (a concurrent cancel, a crash)
+    would return money for an order that still admits people, or return it twice. Committing first means
+    the worst case is a refund left `pending`/`failed` on record, which `refund_process` retries; the
+    unique refund per order and the claim in `refund_process` make a second payout impossible.
+    """
     with transaction.atomic():
         try:
             order = Order.objects.select_for_update().get(pk=order_id)
@@ -408,7 +479,116 @@ def order_cancel(*, order_id: int, now: datetime) -> Order:
         order.status = Order.Status.CANCELLED
         order.cancelled_at = now
         order.save(update_fields=["status", "cancelled_at"])
+        refund = Refund.objects.create(
+            order=order, amount=order.total, currency=order.currency, provider=order.payment_method, created_at=now
+        )
+        # After commit, outside every lock: the money, then the buyer's email saying where it stands.
+        transaction.on_commit(functools.partial(_after_cancel, order_id=order.pk, refund_id=refund.pk), robust=True)
     return order
+
+
+def _after_cancel(*, order_id: int, refund_id: int) -> None:
+    try:
+        refund_process(refund_id=refund_id, now=timezone.now())
+    finally:
+        emails.order_cancellation_send(order_id=order_id)
+
+
+def refund_process(*, refund_id: int, now: datetime) -> Refund:
+    """Asks the payment provider for a pending (or failed) refund at most once at a time; records the answer.
+    Never called inside a transaction: the provider is a network call."""
+    # The claim: one conditional UPDATE, so of two workers only one calls the provider.
+    claimed = Refund.objects.filter(pk=refund_id, status__in=[Refund.Status.PENDING, Refund.Status.FAILED]).update(
+        status=Refund.Status.PROCESSING, attempts=F("attempts") + 1
+    )
+    refund = Refund.objects.select_related("order").get(pk=refund_id)
+    if not claimed:
+        return refund  # done already, or another worker is on it
+    try:
+        result = payment_provider_named(refund.provider).refund(
+            reference=refund.order.payment_reference, amount=refund.amount, currency=refund.currency
+        )
+    except Exception as error:  # noqa: BLE001 - any provider failure is recorded and retried later
+        result = PaymentResult(approved=False, reference="", message=f"{type(error).__name__}: {error}")
+    refund.status = Refund.Status.SUCCEEDED if result.approved else Refund.Status.FAILED
+    refund.reference = result.reference
+    refund.message = result.message[:500]
+    refund.completed_at = now if result.approved else None
+    refund.save(update_fields=["status", "reference", "message", "completed_at"])
+    return refund
+
+
+@dataclass(frozen=True)
+class EventCancelBatch:
+    cancelled: list[str]
+    skipped: list[str]
+    remaining: int
+
+
+def event_cancel_batch(*, event_id: int, now: datetime, batch_size: int = 100) -> EventCancelBatch:
+    """Withdraws the event from sale and cancels (and refunds) the next `batch_size` paid orders holding any of
+    its tickets, each order in its own transaction; re-running continues where an interrupted run stopped."""
+    Event.objects.filter(pk=event_id, is_published=True).update(is_published=False)  # no new sales
+    paid = Order.objects.filter(
+        Exists(OrderLine.objects.filter(order=OuterRef("pk"), ticket_type__event_id=event_id)),
+        status=Order.Status.PAID,
+    )
+    cancelled: list[str] = []
+    skipped: list[str] = []
+    for order_id, code in paid.order_by("pk").values_list("pk", "code")[:batch_size]:
+        try:
+            order_cancel(order_id=order_id, now=now)
+        except OrderNotCancellableError:
+            skipped.append(code)  # cancelled by someone else meanwhile
+        else:
+            cancelled.append(code)
+    return EventCancelBatch(cancelled=cancelled, skipped=skipped, remaining=paid.count())
+
+
+def event_refunds_retry(*, event_id: int, now: datetime) -> list[Refund]:
+    """Asks again for every refund of this event's orders still pending or failed (e.g. after a crash)."""
+    ids = Refund.objects.filter(
+        Exists(OrderLine.objects.filter(order=OuterRef("order"), ticket_type__event_id=event_id)),
+        status__in=[Refund.Status.PENDING, Refund.Status.FAILED],
+    ).values_list("pk", flat=True)
+    return [refund_process(refund_id=refund_id, now=now) for refund_id in list(ids)]
+
+
+def _check_in_refusal(check_in: CheckIn) -> AlreadyCheckedInError:
+    by = check_in.checked_in_by.get_username() if check_in.checked_in_by else None
+    return AlreadyCheckedInError(
+        f"Already checked in at {timezone.localtime(check_in.checked_in_at):%H:%M:%S}" + (f" by {by}." if by else "."),
+        extra={"checked_in_at": check_in.checked_in_at.isoformat(), "checked_in_by": by},
+    )
+
+
+def ticket_check_in(*, secret: str, event_id: int, user: Any, now: datetime) -> CheckIn:
+    """Admits a paid ticket of this event once: the unique constraint on CheckIn.ticket refuses a second
+    entry, also from another door at the same instant."""
+    # Looked up through the unique index on the code: no secret is compared character by character here.
+    normalized = "".join(secret.split()).upper()
+    ticket = Ticket.objects.select_related("order", "ticket_type__event").filter(code=normalized).first()
+    if ticket is None:
+        raise TicketNotFoundError()
+    event = ticket.ticket_type.event
+    try:
+        with transaction.atomic():
+            # The order row lock orders us with order_cancel: a ticket is never admitted after its
+            # order's cancellation committed, nor cancelled "under" an admission in progress.
+            status = Order.objects.select_for_update().values_list("status", flat=True).get(pk=ticket.order_id)
+            if status != Order.Status.PAID:
+                raise TicketCancelledError(extra={"order_status": status})
+            if event.pk != event_id:
+                raise WrongEventError(
+                    f"This ticket is for {event.name} ({event.starts_at:%d %b %Y}).",
+                    extra={"ticket_event_id": event.pk, "ticket_event": event.name},
+                )
+            check_in = CheckIn.objects.create(ticket=ticket, event=event, checked_in_at=now, checked_in_by=user)
+    except IntegrityError:
+        # Another door admitted it first (now, or earlier): say when and who.
+        raise _check_in_refusal(CheckIn.objects.select_related("checked_in_by").get(ticket=ticket)) from None
+    check_in.ticket = ticket
+    return check_in
 
 
 @dataclass(frozen=True)

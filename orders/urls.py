@@ -10,6 +10,10 @@ urlpatterns = [
     path("basket/items/<id:pk>/remove/", views.basket_remove, name="basket-remove"),
     path("checkout/", views.checkout, name="checkout"),
     path("orders/<order_code:code>/<token:secret>/", views.order_detail, name="detail"),
+    path("check-in/", views.check_in_desk, name="check-in"),
+    path("check-in/login/", views.check_in_login, name="check-in-login"),
+    path("check-in/count/", views.check_in_count, name="check-in-count"),
+    path("orders/<order_code:code>/<token:secret>/tickets.pdf", views.order_tickets_pdf, name="tickets-pdf"),
 ]
 
 api_urlpatterns = [
@@ -19,4 +23,8 @@ api_urlpatterns = [
     path("checkout", apis.CheckoutApi.as_view(), name="checkout"),
     path("orders", apis.OrderListApi.as_view(), name="orders"),
     path("orders/<order_code:code>", apis.OrderApi.as_view(), name="order"),
+    path("orders/<order_code:code>/cancel", apis.OrderCancelApi.as_view(), name="order-cancel"),
+    path("check-ins", apis.CheckInApi.as_view(), name="check-ins"),
+    path("events/<id:event_id>/orders.csv", apis.EventOrdersCsvApi.as_view(), name="event-orders-csv"),
+    path("events/<id:event_id>/attendees.csv", apis.EventAttendeesCsvApi.as_view(), name="event-attendees-csv"),
 ]

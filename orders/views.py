@@ -3,7 +3,7 @@
 from django.contrib import messages
 from django.contrib.auth.decorators import user_passes_test
 from django.contrib.auth.views import LoginView
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
@@ -154,6 +154,16 @@ def check_in_desk(request: HttpRequest) -> HttpResponse:
         "orders/check_in.html",
         {"form": form, "result": result, "counts": counts, "event": counts[0].event if event_id else None},
     )
+
+
+@user_passes_test(selectors.can_check_in, login_url="orders:check-in-login")
+def check_in_count(request: HttpRequest) -> JsonResponse:
+    """The door counter of one event, for the check-in page's live refresh."""
+    event_id = _int_or_none(request.GET.get("event"))
+    counts = selectors.door_counts(now=timezone.now(), event_id=event_id) if event_id else []
+    if not counts:
+        raise Http404
+    return JsonResponse({"event_id": event_id, "checked_in": counts[0].checked_in, "sold": counts[0].sold})
 
 
 def _int_or_none(value: str | None) -> int | None:

@@ -49,11 +49,13 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "aegistickets.csp.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "aegistickets.ratelimit.RateLimitMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -141,6 +143,8 @@ EMAIL_URL = env.str("EMAIL_URL", default="consolemail://")
 globals().update(email_settings(url=EMAIL_URL, default_region=AWS_REGION or None))
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="AegisTickets <tickets@localhost>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
+# Absolute links in emails (the private order page): where shoppers reach the shop, scheme included.
+SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000")
 
 # Security. Plain HTTP on localhost by default; the Helm chart sets DJANGO_SECURE_SSL_REDIRECT=true
 # behind the ALB, which terminates TLS and tells us so in X-Forwarded-Proto.
@@ -158,6 +162,34 @@ X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_HTTPONLY = True
+# Content-Security-Policy (aegistickets/csp.py): scripts, styles, fonts and fetches from our own origin only,
+# no inline script or style ('unsafe-inline' nowhere). Two third-party pages ship one fixed inline <style> block
+# each: only that exact block is allowed, by hash, under their own path (tests pin the hashes to the templates).
+_CSP_MEDIA_HOSTS = (
+    [f"https://{env.str('MEDIA_CUSTOM_DOMAIN', default='')}"]
+    if env.str("MEDIA_CUSTOM_DOMAIN", default="")
+    else [f"https://{MEDIA_BUCKET}.s3.amazonaws.com", f"https://{MEDIA_BUCKET}.s3.{AWS_REGION}.amazonaws.com"]
+    if MEDIA_BUCKET
+    else []
+)
+CSP_POLICY = {
+    "default-src": ["'self'"],
+    "script-src": ["'self'"],
+    "style-src": ["'self'"],
+    "img-src": ["'self'", "data:", *_CSP_MEDIA_HOSTS],
+    "font-src": ["'self'"],
+    "connect-src": ["'self'"],
+    "object-src": ["'none'"],
+    "base-uri": ["'self'"],
+    "form-action": ["'self'"],
+    "frame-ancestors": ["'none'"],
+}
+CSP_EXTRA_SOURCES_BY_PATH = {
+    # drf_spectacular/swagger_ui.html's <style> (the Swagger UI script itself is a separate file: SplitView)
+    "/api/docs/": {"style-src": ["'sha256-MMpT0iDxyjALd9PdfepImGX3DBfJPXZ4IlDWdPAgtn0='"]},
+    # admin/change_list.html's <style> for lists without actions
+    "/admin/": {"style-src": ["'sha256-blvLUW3UscWqsXGByNOqdBboM+ShWAuugp2mC/wbafU='"]},
+}
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.TokenAuthentication"],
@@ -167,6 +199,8 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "aegistickets.errors.problem_exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
+    # The organizer API is rate limited per staff user (aegistickets/ratelimit.py); public views pass through.
+    "DEFAULT_THROTTLE_CLASSES": ["aegistickets.ratelimit.OrganizerThrottle"],
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "AegisTickets API",
@@ -254,3 +288,39 @@ DATABASES["default"]["ENGINE"] = {
 }.get(DATABASES["default"]["ENGINE"], DATABASES["default"]["ENGINE"])
 # A view that raises, for the end-to-end monitoring check (`make monitoring-check`) only: off by default.
 FAULT_INJECTION_ENABLED = env.bool("FAULT_INJECTION_ENABLED", default=False)
+
+# Abuse limits (aegistickets/ratelimit.py, docs/security.md): fixed windows counted in the "ratelimit" cache,
+# shared by every worker and pod through Redis when REDIS_URL is set (process-local memory otherwise).
+# RATE_LIMITS_ENABLED=false turns them off for load tests and benchmarks sent from one address.
+RATE_LIMITS_ENABLED = env.bool("RATE_LIMITS_ENABLED", default=True)
+RATE_LIMITS = {
+    scope: env.str(f"RATE_LIMIT_{scope.upper()}", default=default)
+    for scope, default in {
+        "basket_add_ip": "120/min",
+        "basket_add_basket": "60/min",
+        "checkout_ip": "30/min",
+        "checkout_basket": "10/min",
+        "organizer": "600/min",
+    }.items()
+}
+# X-Forwarded-For is believed only across this many proxies in front of the app (the ALB: 1); 0 = the peer address.
+TRUSTED_PROXY_HOPS = env.int("TRUSTED_PROXY_HOPS", default=0)
+if TRUSTED_PROXY_HOPS < 0:
+    raise ImproperlyConfigured("TRUSTED_PROXY_HOPS must be 0 or more.")
+REDIS_URL = env.str("REDIS_URL", default="")
+RATE_LIMIT_CACHE = "ratelimit"
+CACHES[RATE_LIMIT_CACHE] = (
+    {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": "aegistickets",
+        # Short timeouts: a slow Redis must not slow checkout (the limiter fails open).
+        "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
+    }
+    if REDIS_URL
+    else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": RATE_LIMIT_CACHE}
+)
+# Django admin brute-force lockout (aegistickets/lockout.py), counted in the same shared cache.
+ADMIN_LOGIN_MAX_FAILURES = env.int("ADMIN_LOGIN_MAX_FAILURES", default=5)  # per username and client address
+ADMIN_LOGIN_MAX_FAILURES_PER_IP = env.int("ADMIN_LOGIN_MAX_FAILURES_PER_IP", default=20)  # any usernames
+ADMIN_LOGIN_LOCKOUT_SECONDS = env.int("ADMIN_LOGIN_LOCKOUT_SECONDS", default=900)

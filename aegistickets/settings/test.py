@@ -19,3 +19,5 @@ WHITENOISE_AUTOREFRESH = True
 WHITENOISE_USE_FINDERS = True
 # Tests read the catalog fresh unless they test the cache itself (events/tests/test_cache.py).
 CATALOG_CACHE_SECONDS = 0
+# Rate limits count every request from 127.0.0.1 across the whole run: off, except in the tests of the limits.
+RATE_LIMITS_ENABLED = False

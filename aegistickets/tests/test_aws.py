@@ -370,7 +370,7 @@ def test_settings_read_the_database_from_the_secret_at_start(pod):
     assert database["ENGINE"].endswith("db.backends.postgresql")  # or django-prometheus' wrapper of it
     # The PostgreSQL connection settings from base.py apply to it as to DATABASE_URL.
     assert database["OPTIONS"]["connect_timeout"] == 5
-    assert database["CONN_HEALTH_CHECKS"] is True
+    assert database["CONN_MAX_AGE"] == 60
 
 
 def test_the_app_refuses_to_start_with_a_wrong_secret(aws_env):

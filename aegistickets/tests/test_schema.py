@@ -19,6 +19,11 @@ EXPECTED_OPERATIONS = {
     ("/api/checkout", "post"),
     ("/api/orders", "get"),
     ("/api/orders/{code}", "get"),
+    # After the purchase (issue 6)
+    ("/api/orders/{code}/cancel", "post"),
+    ("/api/check-ins", "post"),
+    ("/api/events/{event_id}/orders.csv", "get"),
+    ("/api/events/{event_id}/attendees.csv", "get"),
 }
 
 

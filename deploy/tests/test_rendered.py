@@ -145,6 +145,8 @@ def test_config_and_hosts(rendered, env):
         cm["data"]
     )
     assert cm["data"]["DJANGO_SECURE_SSL_REDIRECT"] == ("false" if env == "dev" else "true")
+    # Every environment sits behind one ALB: X-Forwarded-For is believed for exactly that hop (rate limits).
+    assert cm["data"]["TRUSTED_PROXY_HOPS"] == "1"
     env_vars = [e["name"] for e in rules.web_deployment(docs)["spec"]["template"]["spec"]["containers"][0]["env"]]
     # $(POD_IP) only expands if POD_IP is defined earlier: kubelet probes and the ALB health check use the pod IP.
     hosts = next(

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from django.utils import timezone
+from pypdf import PdfReader
 
 from events.tests.factories import EventFactory, TicketTypeFactory
 from orders.models import Hold, Order
@@ -158,6 +159,25 @@ def test_a_shopper_buys_two_tickets(browser, live_server, shop, viewport):  # ty
     assert order.tickets.count() == 2
     for ticket in order.tickets.all():
         expect(tickets.filter(has_text=ticket.code)).to_have_count(1)
+        # Each ticket shows its QR code as inline SVG, rendered at a scannable size.
+        qr = tickets.filter(has_text=ticket.code).locator(".ticket-stub__qr svg")
+        expect(qr).to_be_visible()
+        expect(qr.locator("title")).to_have_text(f"QR code of ticket {ticket.code}")
+        box = qr.bounding_box()
+        assert box is not None
+        assert min(box["width"], box["height"]) >= 120
+    snap("05b-tickets-qr")
+
+    # The tickets PDF: one page per ticket, each with its code.
+    with page.expect_download() as download_info:
+        page.get_by_role("link", name="Download PDF").click()
+    download = download_info.value
+    assert download.suggested_filename == f"tickets-{order.code}.pdf"
+    pdf = PdfReader(download.path())
+    assert [ticket.code in p.extract_text() for ticket, p in zip(order.tickets.all(), pdf.pages, strict=True)] == [
+        True,
+        True,
+    ]
     standard.refresh_from_db()
     assert standard.sold == 2
     assert not standard.holds.exists()
@@ -228,4 +248,60 @@ def test_seats_sold_while_the_shopper_looks_are_refused_next_to_the_ticket(brows
     expect(page.locator(f"#ticket-{standard.pk}").get_by_label("Quantity")).to_have_value("3")
     assert not Hold.objects.exists()
     _screenshot(page, "mobile-08-event-error")
+    context.close()
+
+
+def test_door_staff_scan_tickets_and_the_counter_follows_other_doors(browser, live_server, shop):  # type: ignore[no-untyped-def]
+    """The check-in desk: sign in, pick the event, type codes like a USB scanner (code + Enter)."""
+    from django.contrib.auth.models import Group
+
+    from events.tests.factories import UserFactory
+    from orders import services
+
+    event, standard = shop
+    now = timezone.now()
+    token = services.basket_add(token=None, ticket_type_id=standard.pk, quantity=3, now=now).token
+    order = services.order_place(
+        token=token, name="Ada Lovelace", email="ada@example.com", payment_method="test", now=now
+    ).order
+    first, second, third = order.tickets.all()
+    user = UserFactory(username="door-north")
+    user.save()
+    user.groups.add(Group.objects.get_or_create(name="door staff")[0])
+
+    context = browser.new_context(viewport=VIEWPORTS["desktop"], locale="en-GB")
+    page = context.new_page()
+    problems: list[str] = []
+    page.on("console", lambda msg: problems.append(f"console {msg.type}: {msg.text}") if msg.type == "error" else None)
+    page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+    page.goto(f"{live_server.url}/check-in/")
+    page.get_by_label("Username").fill("door-north")
+    page.get_by_label("Password").fill("correct-horse-battery")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Check-in")
+    page.get_by_role("link", name=event.name).click()
+
+    code_box = page.get_by_label("Ticket code")
+    expect(code_box).to_be_focused()
+    code_box.fill(first.code)
+    code_box.press("Enter")
+    result = page.get_by_role("status")
+    expect(result).to_contain_text("Valid — admit")
+    green = page.locator(".checkin-result").evaluate("el => getComputedStyle(el).backgroundColor")
+    assert green == "rgb(18, 116, 58)"
+    expect(page.locator("[data-checked-in]")).to_have_text("1")
+    _screenshot(page, "desktop-08-check-in-valid")
+
+    page.get_by_label("Ticket code").fill(first.code)
+    page.get_by_label("Ticket code").press("Enter")
+    expect(page.get_by_role("status")).to_contain_text("Already checked in")
+    expect(page.get_by_role("status")).to_contain_text("by door-north")
+    _screenshot(page, "desktop-09-check-in-already")
+
+    # Another door admits a ticket: this page's counter follows without a reload.
+    services.ticket_check_in(secret=second.code, event_id=event.pk, user=user, now=timezone.now())
+    expect(page.locator("[data-checked-in]")).to_have_text("2", timeout=12000)
+    sold = sum(event.ticket_types.values_list("sold", flat=True))  # 3 just bought + 50 early birds
+    assert page.locator("[data-sold]").inner_text() == str(sold) == "53"
+    assert problems == []
     context.close()

@@ -76,6 +76,8 @@ def base_env(database_url: str, **extra: str) -> dict[str, str]:
             "RATE_LIMITS_ENABLED": "false",  # one client address sends all the load
             "GUNICORN_ACCESS_LOG": "/dev/null",
             "LOG_LEVEL": "warning",
+            # Confirmation emails are built (PDF and all) but not delivered: no mailbox floods, no network.
+            "EMAIL_URL": "dummymail://",
         }
     )
     env.update(extra)

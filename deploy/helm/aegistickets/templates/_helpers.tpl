@@ -65,6 +65,7 @@ HOLD_MINUTES: {{ .Values.config.holdMinutes | toString | quote }}
 WEB_CONCURRENCY: {{ .Values.config.webConcurrency | toString | quote }}
 LOG_LEVEL: {{ .Values.config.logLevel | quote }}
 METRICS_ALLOWED_NETWORKS: {{ join "," .Values.config.metricsAllowedNetworks | quote }}
+TRUSTED_PROXY_HOPS: {{ .Values.config.trustedProxyHops | toString | quote }}
 {{- if .Values.database.secretArn }}
 DATABASE_SECRET_ARN: {{ .Values.database.secretArn | quote }}
 {{- end }}

@@ -1,0 +1,192 @@
+"""Abuse limits: 429 problem JSON (or page) with Retry-After, per IP and per basket, unspoofable, shared via Redis."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+from django.core.cache import caches
+from django.test import RequestFactory
+
+from aegistickets.ratelimit import client_ip, parse_rate
+from events.tests.factories import TicketTypeFactory
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def limits(settings):
+    """Rate limits on, with small numbers, and fresh counters."""
+    settings.RATE_LIMITS_ENABLED = True
+    settings.RATE_LIMITS = {
+        "basket_add_ip": "3/min",
+        "basket_add_basket": "100/min",
+        "checkout_ip": "100/min",
+        "checkout_basket": "2/min",
+        "organizer": "2/min",
+    }
+    caches[settings.RATE_LIMIT_CACHE].clear()
+    yield settings.RATE_LIMITS
+    caches[settings.RATE_LIMIT_CACHE].clear()
+
+
+def add(api, ticket_type, basket=None, **meta):
+    body = {"ticket_type_id": ticket_type.pk, "quantity": 1, "basket": basket}
+    return api.post("/api/basket", body, format="json", **meta)
+
+
+def assert_rate_limited(response, window=60):
+    assert response.status_code == 429
+    assert response["Content-Type"] == "application/problem+json"
+    assert response.json()["code"] == "rate_limited"
+    assert 1 <= int(response["Retry-After"]) <= window
+
+
+@pytest.mark.parametrize(("rate", "parsed"), [("30/min", (30, 60)), ("5/10s", (5, 10)), ("1000/h", (1000, 3600))])
+def test_rates_parse(rate, parsed):
+    assert parse_rate(rate) == parsed
+
+
+@pytest.mark.parametrize("rate", ["30", "x/min", "30/fortnight", ""])
+def test_bad_rates_are_refused(rate):
+    with pytest.raises(ValueError, match="Bad rate"):
+        parse_rate(rate)
+
+
+@pytest.mark.parametrize(
+    ("hops", "forwarded", "expected"),
+    [
+        (0, "1.2.3.4", "10.0.0.5"),  # no proxy trusted: the header is the client's own say
+        (1, "", "10.0.0.5"),
+        (1, "198.51.100.7", "198.51.100.7"),  # the ALB saw 198.51.100.7
+        (1, "1.2.3.4, 198.51.100.7", "198.51.100.7"),  # the client's spoofed entry is left of the ALB's
+        (2, "1.2.3.4, 198.51.100.7, 10.0.1.1", "198.51.100.7"),
+        (1, "not-an-ip", "10.0.0.5"),
+        (1, "2001:db8::1", "2001:db8::1"),
+    ],
+)
+def test_client_ip_trusts_only_the_configured_proxy_hops(settings, hops, forwarded, expected):
+    settings.TRUSTED_PROXY_HOPS = hops
+    request = RequestFactory().get("/", REMOTE_ADDR="10.0.0.5", HTTP_X_FORWARDED_FOR=forwarded)
+    assert client_ip(request) == expected
+
+
+@pytest.mark.django_db
+def test_basket_add_is_limited_per_client_ip(api, limits):
+    ticket_type = TicketTypeFactory(capacity=50)
+    for _ in range(3):
+        assert add(api, ticket_type).status_code == 201
+    assert_rate_limited(add(api, ticket_type))
+    assert add(api, ticket_type, REMOTE_ADDR="192.0.2.9").status_code == 201  # another client is unaffected
+    assert ticket_type.holds.count() == 4  # the refused request reserved nothing
+
+
+@pytest.mark.django_db
+def test_a_spoofed_forwarded_for_does_not_escape_the_limit(api, limits, settings):
+    settings.TRUSTED_PROXY_HOPS = 1  # behind the ALB: REMOTE_ADDR is the ALB, which appends the real client
+    ticket_type = TicketTypeFactory(capacity=50)
+    alb = {"REMOTE_ADDR": "10.0.0.2"}
+    for n in range(3):
+        assert add(api, ticket_type, HTTP_X_FORWARDED_FOR=f"203.0.113.{n}, 198.51.100.7", **alb).status_code == 201
+    spoofed = add(api, ticket_type, HTTP_X_FORWARDED_FOR="203.0.113.99, 198.51.100.7", **alb)
+    assert_rate_limited(spoofed)
+    # A different real client behind the same ALB has its own budget.
+    assert add(api, ticket_type, HTTP_X_FORWARDED_FOR="198.51.100.8", **alb).status_code == 201
+
+
+@pytest.mark.django_db
+def test_without_trusted_hops_forwarded_for_is_ignored(api, limits):
+    ticket_type = TicketTypeFactory(capacity=50)
+    for n in range(3):
+        assert add(api, ticket_type, HTTP_X_FORWARDED_FOR=f"203.0.113.{n}").status_code == 201
+    assert_rate_limited(add(api, ticket_type, HTTP_X_FORWARDED_FOR="203.0.113.200"))
+
+
+@pytest.mark.django_db
+def test_checkout_is_limited_per_basket_across_addresses(api, limits):
+    ticket_type = TicketTypeFactory(capacity=50)
+    token = add(api, ticket_type).json()["token"]
+    body = {"basket": token, "name": "Grace Hopper", "email": "grace@example.com", "payment_method": "nope"}
+    for n in range(2):
+        response = api.post("/api/checkout", body, format="json", REMOTE_ADDR=f"192.0.2.{n}")
+        assert response.status_code == 400  # reached the view (unknown payment method)
+    assert_rate_limited(api.post("/api/checkout", body, format="json", REMOTE_ADDR="192.0.2.77"))
+
+
+@pytest.mark.django_db
+def test_the_pages_are_limited_too_with_a_429_page(client, limits):
+    ticket_type = TicketTypeFactory(capacity=50)
+    url = f"/events/{ticket_type.event.slug}/"
+    for _ in range(3):
+        assert client.post(url, {"ticket_type": ticket_type.pk, "quantity": 1}).status_code == 302
+    response = client.post(url, {"ticket_type": ticket_type.pk, "quantity": 1})
+    assert response.status_code == 429
+    assert 1 <= int(response["Retry-After"]) <= 60
+    assert b"Too many requests" in response.content
+    assert client.get(url).status_code == 200  # reading the page is never limited
+    assert ticket_type.holds.get().quantity == 3
+
+
+@pytest.mark.django_db
+def test_organizer_api_is_limited_per_staff_user(staff_api, api, limits):
+    for _ in range(2):
+        assert staff_api.get("/api/orders").status_code == 200
+    assert_rate_limited(staff_api.get("/api/orders"))
+    for _ in range(5):  # the public catalog is not an organizer endpoint
+        assert api.get("/api/events").status_code == 200
+
+
+@pytest.mark.django_db
+def test_rate_limits_enabled_false_turns_them_off(api, limits, settings):
+    settings.RATE_LIMITS_ENABLED = False
+    ticket_type = TicketTypeFactory(capacity=50)
+    for _ in range(6):
+        assert add(api, ticket_type).status_code == 201
+
+
+def test_load_test_tooling_turns_the_limits_off_by_this_setting_name():
+    for path in ["Makefile", "scripts/perf/harness.py"]:
+        assert "RATE_LIMITS_ENABLED=false" in (ROOT / path).read_text().replace('": "', "=").replace('"', "")
+
+
+HIT_SCRIPT = """
+import django, sys
+django.setup()
+from aegistickets.ratelimit import hit
+refused = sum(hit("checkout_basket", sys.argv[1]) is not None for _ in range(7))
+print(refused)
+"""
+
+
+def _hit_in_two_processes(identity: str, **env: str) -> list[int]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_URL", "REDIS_URL", "RATE_LIMIT"))}
+    full_env = {
+        **base,
+        "DJANGO_SETTINGS_MODULE": "aegistickets.settings.production",
+        "DJANGO_SECRET_KEY": "k" * 50,
+        "DJANGO_ENV_FILE": "/nonexistent",
+        "RATE_LIMIT_CHECKOUT_BASKET": "10/h",
+        **env,
+    }
+    procs = [
+        subprocess.Popen(  # noqa: S603 - our own interpreter and script
+            [sys.executable, "-c", HIT_SCRIPT, identity], cwd=ROOT, env=full_env, stdout=subprocess.PIPE, text=True
+        )
+        for _ in range(2)
+    ]
+    return [int(p.communicate(timeout=60)[0].strip().splitlines()[-1]) for p in procs]
+
+
+def test_two_processes_share_the_count_through_redis():
+    """10/h, 7 requests in each of two processes: with Redis exactly 4 are refused in total."""
+    refused = _hit_in_two_processes(f"basket-{uuid.uuid4()}", REDIS_URL="redis://127.0.0.1:6379/15")
+    assert sum(refused) == 4
+
+
+def test_control_without_redis_each_process_counts_alone():
+    refused = _hit_in_two_processes(f"basket-{uuid.uuid4()}")
+    assert refused == [0, 0]
