@@ -43,7 +43,7 @@ def event_detail(request: HttpRequest, slug: str) -> HttpResponse:
     except NotFoundError:
         raise Http404 from None
     ticket_types = list(event.ticket_types.all())
-    chosen = request.POST.get("ticket_type") if request.method == "POST" else None
+    chosen = request.POST.get("ticket_type")
     forms = []
     for ticket_type in ticket_types:
         bound = chosen == str(ticket_type.pk)

@@ -438,8 +438,9 @@ def order_place(
                 )
                 break
             except IntegrityError:
-                if idempotency_key and IdempotencyRecord.objects.filter(key=idempotency_key).exists():
-                    # The same key committed by a request for another basket meanwhile.
+                if idempotency_key:
+                    # The same key may have been committed meanwhile by a request for another basket
+                    # (a different body: IdempotencyConflictError) or for this one (replay its order).
                     placed = _idempotent_order(key=idempotency_key, fingerprint=fingerprint)
                     if placed is not None:
                         raise _AlreadyPlaced(placed) from None
