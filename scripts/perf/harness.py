@@ -23,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 PYTHON = str(ROOT / ".venv" / "bin" / "python")
 GUNICORN = str(ROOT / ".venv" / "bin" / "gunicorn")
-PG_ADMIN_URL = "postgres://postgres@127.0.0.1:5432/postgres"
+PG_PORT = 5432  # the shared cluster; `make chaos` passes its own private one (scripts/chaos/pg.py)
 
 
 @dataclass
@@ -57,11 +57,13 @@ def ensure_postgres() -> None:
     raise RuntimeError("PostgreSQL did not start")
 
 
-def recreate_database(name: str) -> str:
-    ensure_postgres()
+def recreate_database(name: str, *, pg_port: int = PG_PORT) -> str:
+    if pg_port == PG_PORT:
+        ensure_postgres()
     for sql in (f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', f'CREATE DATABASE "{name}"'):
-        subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-q", "-c", sql], check=True)
-    return f"postgres://postgres@127.0.0.1:5432/{name}"
+        psql = ["psql", "-h", "127.0.0.1", "-p", str(pg_port), "-U", "postgres", "-q", "-c", sql]
+        subprocess.run(psql, check=True)  # noqa: S603 - fixed argv
+    return f"postgres://postgres@127.0.0.1:{pg_port}/{name}"
 
 
 def base_env(database_url: str, **extra: str) -> dict[str, str]:
@@ -123,9 +125,10 @@ def served_app(
     workers: int | None = None,
     seed: bool = True,
     env: dict[str, str] | None = None,
+    pg_port: int = PG_PORT,
 ) -> Iterator[ServedApp]:
     """A fresh database, migrated and seeded, served by gunicorn -c gunicorn.conf.py on 127.0.0.1:port."""
-    database_url = recreate_database(database)
+    database_url = recreate_database(database, pg_port=pg_port)
     app_env = base_env(database_url, HOST="127.0.0.1", PORT=str(port), **(env or {}))
     if workers is not None:
         app_env["WEB_CONCURRENCY"] = str(workers)
