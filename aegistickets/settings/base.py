@@ -55,6 +55,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "aegistickets.unavailable.DatabaseUnavailableMiddleware",
     "aegistickets.ratelimit.RateLimitMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -101,6 +102,21 @@ else:
     # No per-request "SELECT 1": a connection that died (database restart) fails one request and Django
     # closes it at the end of that request; the next request reconnects.
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = env.bool("DATABASE_CONN_HEALTH_CHECKS", default=False)
+    # Fail fast instead of hanging (docs/reliability.md): a seat row locked by someone else for longer than
+    # DATABASE_LOCK_TIMEOUT_MS, a statement running past DATABASE_STATEMENT_TIMEOUT_MS, or a session left idle
+    # inside a transaction are cut off by PostgreSQL itself; the request answers 503 with Retry-After
+    # (aegistickets/unavailable.py) and nothing is half-written. 0 turns a limit off (the migrate job does).
+    DATABASES["default"]["OPTIONS"].setdefault(
+        "options",
+        " ".join(
+            f"-c {parameter}={env.int(variable, default)}"
+            for parameter, variable, default in (
+                ("lock_timeout", "DATABASE_LOCK_TIMEOUT_MS", 3000),
+                ("statement_timeout", "DATABASE_STATEMENT_TIMEOUT_MS", 15000),
+                ("idle_in_transaction_session_timeout", "DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS", 60000),
+            )
+        ),
+    )
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
