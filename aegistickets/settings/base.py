@@ -212,6 +212,9 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    # No `?format=` override: nothing uses it (`Accept` negotiates, the CSV exports say CSV in their path), and on it
+    # answered `?format=xml` with a 404 and put an undocumentable `format` parameter on every multi-renderer view.
+    "URL_FORMAT_OVERRIDE": None,
     "EXCEPTION_HANDLER": "aegistickets.errors.problem_exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
