@@ -8,14 +8,23 @@ from django.conf import settings
 from django.http import HttpResponse
 from django.urls import reverse
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny, BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from aegistickets.api import IsStaff, NamedPagePagination, ShopDateTimeField, problems, validated_input
+from aegistickets.api import (
+    IsStaff,
+    JsonInput,
+    NamedPagePagination,
+    PageInput,
+    ShopDateTimeField,
+    problems,
+    validated_input,
+    validated_query,
+)
 from events import selectors, services
 from events.cache import cached_json
 from events.models import Event, TicketType
@@ -78,11 +87,13 @@ class EventDetailOutput(EventListOutput):
         return event.image.url if event.image else None
 
 
-class EventSearchInput(serializers.Serializer):
-    search = serializers.CharField(required=False, allow_blank=True, max_length=100, default="")
+class EventListInput(PageInput):
+    search = serializers.CharField(
+        required=False, allow_blank=True, max_length=100, default="", help_text="Matches name, venue or city."
+    )
 
 
-class EventCreateInput(serializers.Serializer):
+class EventCreateInput(JsonInput):
     name = serializers.CharField(max_length=200)
     slug = serializers.SlugField(max_length=200, required=False, default="")
     description = serializers.CharField(required=False, allow_blank=True, max_length=20000, default="")
@@ -122,7 +133,7 @@ class OrganizerEventOutput(serializers.Serializer):
         return _event_page_url(event)
 
 
-class TicketTypeCreateInput(serializers.Serializer):
+class TicketTypeCreateInput(JsonInput):
     name = serializers.CharField(max_length=100)
     description = serializers.CharField(required=False, allow_blank=True, max_length=5000, default="")
     price = serializers.DecimalField(max_digits=10, decimal_places=2, min_value=0)
@@ -155,15 +166,12 @@ class EventsApi(APIView):
 
     @extend_schema(
         operation_id="events_list",
-        parameters=[
-            OpenApiParameter("search", str, description="Matches name, venue or city."),
-            OpenApiParameter("page", int),
-        ],
+        parameters=[EventListInput],
         responses={200: EventListOutput(many=True), **problems(400, 404)},
     )
     def get(self, request: Request) -> HttpResponse:
         def page() -> dict[str, Any]:
-            query = validated_input(EventSearchInput, request.query_params)
+            query = validated_query(EventListInput, request.query_params)
             events = selectors.events_upcoming(now=timezone.now(), search=query["search"])
             paginator = EventPagination()
             rows = paginator.paginate_queryset(events, request, view=self)

@@ -17,7 +17,15 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from aegistickets.api import IsStaff, NamedPagePagination, problems, validated_input
+from aegistickets.api import (
+    IsStaff,
+    JsonInput,
+    NamedPagePagination,
+    PageInput,
+    problems,
+    validated_input,
+    validated_query,
+)
 from aegistickets.errors import ValidationFailedError
 from orders import exports, selectors, services
 from orders.models import Order
@@ -31,7 +39,7 @@ IDEMPOTENCY_KEY_PATTERN = re.compile(r"^[\x21-\x7e]{1,255}$")
 # --- basket -------------------------------------------------------------------------------------------
 
 
-class BasketAddInput(serializers.Serializer):
+class BasketAddInput(JsonInput):
     ticket_type_id = serializers.IntegerField(min_value=1, max_value=MAX_ID)
     quantity = serializers.IntegerField(min_value=1, max_value=1000)
     basket = serializers.RegexField(TOKEN_PATTERN, required=False, allow_null=True, default=None)
@@ -135,7 +143,7 @@ def _order_body(order: Order) -> dict[str, Any]:
     return {"order": OrderOutput(order).data}
 
 
-class CheckoutInput(serializers.Serializer):
+class CheckoutInput(JsonInput):
     basket = serializers.RegexField(TOKEN_PATTERN)
     name = serializers.CharField(max_length=200)
     email = serializers.EmailField(max_length=254)
@@ -184,7 +192,7 @@ class OrderPagination(NamedPagePagination):
     page_size = 50
 
 
-class OrderFilterInput(serializers.Serializer):
+class OrderFilterInput(PageInput):
     event = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ID)
     status = serializers.ChoiceField(choices=Order.Status.choices, required=False)
 
@@ -195,11 +203,11 @@ class OrderListApi(APIView):
 
     @extend_schema(
         operation_id="orders_list",
-        parameters=[OrderFilterInput, OpenApiParameter("page", int)],
+        parameters=[OrderFilterInput],
         responses={200: OrderOutput(many=True), **problems(400, 401, 403, 404)},
     )
     def get(self, request: Request) -> Response:
-        filters = validated_input(OrderFilterInput, request.query_params)
+        filters = validated_query(OrderFilterInput, request.query_params)
         orders = selectors.orders_list(event_id=filters.get("event"), status=filters.get("status"))
         paginator = OrderPagination()
         page = paginator.paginate_queryset(orders, request, view=self)
@@ -285,7 +293,7 @@ class CanCheckIn(BasePermission):
         return selectors.can_check_in(request.user)
 
 
-class CheckInInput(serializers.Serializer):
+class CheckInInput(JsonInput):
     secret = serializers.CharField(max_length=100, trim_whitespace=True)
     event_id = serializers.IntegerField(min_value=1, max_value=MAX_ID)
 

@@ -130,6 +130,15 @@ class TestCheckInApi:
         assert response.status_code == 400
         assert set(response.json()["errors"]) == {"secret", "event_id"}
 
+    def test_values_of_the_wrong_json_type_are_a_validation_error(self, door, ticket_type):
+        ticket = paid_order(ticket_type).tickets.get()
+
+        response = door.post(URL, {"secret": 12345, "event_id": str(ticket_type.event_id)}, format="json")
+
+        assert response.status_code == 400
+        assert set(response.json()["errors"]) == {"secret", "event_id"}
+        assert not CheckIn.objects.filter(ticket=ticket).exists()
+
     def test_staff_may_check_in(self, staff_api, ticket_type):
         ticket = paid_order(ticket_type).tickets.get()
 
