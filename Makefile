@@ -152,3 +152,11 @@ fuzz: install-dev
 ## fuzz-long: the same for 20 minutes with more examples per operation (docs/security.md)
 fuzz-long: install-dev
 	$(BIN)/python -m scripts.security.fuzz --long
+
+.PHONY: chaos
+
+## chaos: faults on a served shop (private PostgreSQL on 55432, never the shared one): slow database, worker SIGKILL
+## mid-checkout, database crash and restart under load, a SOAK-second soak (60; SOAK=600 for the documented
+## 10 minutes); then the books from the database. Prints fault | check | expected | observed | PASS/FAIL (~2 min)
+chaos: install-dev
+	$(BIN)/python -m scripts.chaos.run $(if $(SOAK),--soak $(SOAK))
