@@ -43,11 +43,11 @@ run: install .env
 test: install-dev
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-## lint: ruff (lint + format check) and mypy on the services and selectors
+## lint: ruff (lint + format check) and mypy on the services (outbox included) and selectors
 lint: install-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy events/services.py events/selectors.py orders/services.py orders/selectors.py orders/payments.py
+	$(BIN)/mypy events/services.py events/selectors.py orders/services.py orders/selectors.py orders/payments.py orders/outbox.py
 
 format: install-dev
 	$(BIN)/ruff check --fix .

@@ -203,9 +203,9 @@ class DatabaseConnectionsCollector(CachedCollector):
 def scrape_collectors() -> tuple[CachedCollector, ...]:
     """The scrape-time collectors, one set per process (their caches live in them); built on first use so
     that importing this module touches no app models."""
-    from orders.metrics import ShopStateCollector
+    from orders.metrics import EmailOutboxCollector, ShopStateCollector
 
-    return (ShopStateCollector(), DatabaseConnectionsCollector())
+    return (ShopStateCollector(), EmailOutboxCollector(), DatabaseConnectionsCollector())
 
 
 def metrics_registry() -> CollectorRegistry:

@@ -12,13 +12,15 @@ from django.contrib import admin, messages
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Sum
 from django.http import HttpRequest, StreamingHttpResponse
+from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import format_html
 
 from aegistickets.errors import ApplicationError
 from events.models import Event
 from orders import exports
-from orders.emails import order_confirmation_send
-from orders.models import Basket, Hold, Order, OrderLine, Refund, Ticket
+from orders.models import Basket, Hold, Order, OrderLine, OutboundEmail, Refund, Ticket
+from orders.outbox import outbox_enqueue, outbox_retry_now
 from orders.services import order_cancel, refund_process
 
 
@@ -71,6 +73,12 @@ class RefundInline(ReadOnlyInline):
     )
 
 
+class OutboundEmailInline(ReadOnlyInline):
+    model = OutboundEmail
+    fields = readonly_fields = ("kind", "status", "attempts", "created_at", "sent_at", "last_error")
+    verbose_name_plural = "emails to the buyer"
+
+
 class OrderEventFilter(admin.SimpleListFilter):
     """Orders with at least one line of the event's ticket types (each order once)."""
 
@@ -111,7 +119,7 @@ class OrderAdmin(admin.ModelAdmin):
         "created_at",
         "cancelled_at",
     )
-    inlines = (OrderLineInline, TicketInline, RefundInline)
+    inlines = (OrderLineInline, TicketInline, RefundInline, OutboundEmailInline)
     actions = ("cancel_orders", "resend_confirmation", "retry_refunds")
 
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -150,22 +158,20 @@ class OrderAdmin(admin.ModelAdmin):
 
     @admin.action(description="Resend the confirmation email (paid orders)", permissions=["change"])
     def resend_confirmation(self, request: HttpRequest, queryset: QuerySet[Order]) -> None:
-        sent: list[str] = []
-        failed: list[str] = []
+        now = timezone.now()
+        queued: list[str] = []
         skipped: list[str] = []
         for order_id, code, status in queryset.order_by("pk").values_list("pk", "code", "status"):
             if status != Order.Status.PAID:
                 skipped.append(f"{code} ({status})")
-            elif order_confirmation_send(order_id=order_id):
-                sent.append(code)
             else:
-                failed.append(code)
-        if sent:
-            self.message_user(request, f"Sent the confirmation again for: {', '.join(sent)}.", messages.SUCCESS)
+                # Queued like the first one: the email worker sends it within seconds, and retries on failure.
+                outbox_enqueue(kind=OutboundEmail.Kind.ORDER_CONFIRMATION, order_id=order_id, now=now)
+                queued.append(code)
+        if queued:
+            self.message_user(request, f"Queued the confirmation again for: {', '.join(queued)}.", messages.SUCCESS)
         if skipped:
             self.message_user(request, f"Not sent, not paid: {'; '.join(skipped)}.", messages.WARNING)
-        if failed:
-            self.message_user(request, f"Sending failed (see the logs) for: {', '.join(failed)}.", messages.ERROR)
 
     @admin.action(description="Retry pending or failed refunds", permissions=["change"])
     def retry_refunds(self, request: HttpRequest, queryset: QuerySet[Order]) -> None:
@@ -181,6 +187,59 @@ class OrderAdmin(admin.ModelAdmin):
         self.message_user(request, f"Refunded {len(done)} order(s): {', '.join(done) or '-'}.", messages.SUCCESS)
         if failed:
             self.message_user(request, f"Refunds still not done: {'; '.join(failed)}", messages.WARNING)
+
+
+@admin.register(OutboundEmail)
+class OutboundEmailAdmin(admin.ModelAdmin):
+    """The email outbox, read-only: what is waiting, what went out, what keeps failing and why."""
+
+    list_display = (
+        "id",
+        "kind",
+        "order_link",
+        "status",
+        "attempts",
+        "created_at",
+        "next_attempt_at",
+        "sent_at",
+        "last_error",
+    )
+    list_filter = ("status", "kind")
+    search_fields = ("order__code", "order__email")
+    list_select_related = ("order",)
+    ordering = ("-id",)
+    fields = readonly_fields = (
+        "kind",
+        "order_link",
+        "status",
+        "attempts",
+        "created_at",
+        "next_attempt_at",
+        "claimed_at",
+        "sent_at",
+        "last_error",
+    )
+    actions = ("retry_now",)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # emails are queued by the services only
+
+    def has_delete_permission(self, request: HttpRequest, obj: OutboundEmail | None = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: OutboundEmail | None = None) -> bool:
+        # As for orders: the list (and its action) needs the change permission; a single email is view-only.
+        return obj is None and super().has_change_permission(request)
+
+    @admin.display(description="order", ordering="order__code")
+    def order_link(self, obj: OutboundEmail) -> str:
+        url = reverse("admin:orders_order_change", args=[obj.order_id])
+        return format_html('<a href="{}">{}</a>', url, obj.order.code)
+
+    @admin.action(description="Retry now (failed or waiting emails)", permissions=["change"])
+    def retry_now(self, request: HttpRequest, queryset: QuerySet[OutboundEmail]) -> None:
+        count = outbox_retry_now(email_ids=queryset.values_list("pk", flat=True), now=timezone.now())
+        self.message_user(request, f"{count} email(s) queued to be sent again now.", messages.SUCCESS)
 
 
 class HoldInline(ReadOnlyInline):

@@ -1,9 +1,10 @@
-"""Emails to buyers. Sent after the order's transaction commits (never inside it), and a failure to send
-never undoes or fails the purchase: it is logged, and staff can resend from the admin."""
+"""Emails to buyers: how each message is built. They are queued in the order's own transaction and sent by the
+outbox worker (orders/outbox.py, `manage.py send_emails`), never in the request: a failure to send never undoes
+or fails the purchase; it is retried, and staff see it in the admin."""
 
 from __future__ import annotations
 
-import logging
+from collections.abc import Callable
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
@@ -11,10 +12,8 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 
 from orders import selectors
-from orders.models import Order
+from orders.models import Order, OutboundEmail
 from orders.tickets import tickets_pdf
-
-logger = logging.getLogger(__name__)
 
 
 def order_page_url(order: Order) -> str:
@@ -47,18 +46,6 @@ def order_confirmation_message(order: Order) -> EmailMultiAlternatives:
     return message
 
 
-def order_confirmation_send(*, order_id: int) -> bool:
-    """Sends the confirmation of a paid order; True if the backend accepted it. Never raises."""
-    try:
-        order = selectors.order_for_staff_by_id(order_id=order_id)
-        order_confirmation_message(order).send()
-    except Exception:
-        logger.exception("order confirmation email failed", extra={"order_id": order_id})
-        return False
-    logger.info("order confirmation email sent", extra={"order_id": order_id})
-    return True
-
-
 def order_cancellation_message(order: Order) -> EmailMultiAlternatives:
     """Tells the buyer the order is cancelled, its tickets void, and where the refund stands."""
     refund = order.refunds.order_by("-id").first()
@@ -74,13 +61,12 @@ def order_cancellation_message(order: Order) -> EmailMultiAlternatives:
     return message
 
 
-def order_cancellation_send(*, order_id: int) -> bool:
-    """Sends the cancellation notice; True if the backend accepted it. Never raises."""
-    try:
-        order = selectors.order_for_staff_by_id(order_id=order_id)
-        order_cancellation_message(order).send()
-    except Exception:
-        logger.exception("order cancellation email failed", extra={"order_id": order_id})
-        return False
-    logger.info("order cancellation email sent", extra={"order_id": order_id})
-    return True
+MESSAGES: dict[str, Callable[[Order], EmailMultiAlternatives]] = {
+    OutboundEmail.Kind.ORDER_CONFIRMATION: order_confirmation_message,
+    OutboundEmail.Kind.ORDER_CANCELLATION: order_cancellation_message,
+}
+
+
+def outbound_message(*, kind: str, order_id: int) -> EmailMultiAlternatives:
+    """The message of one queued email, built from the order as it is now (its refund's latest state)."""
+    return MESSAGES[kind](selectors.order_for_staff_by_id(order_id=order_id))

@@ -3,7 +3,8 @@
 Counters that must match committed data (tickets sold, orders placed, successful outcomes) move only in
 `transaction.on_commit` callbacks registered by the services: a rolled-back checkout counts nothing.
 A refused step (sold out, payment declined, …) committed nothing; it is counted when it leaves the service.
-Gauges (seats remaining, active holds) are read from the database at scrape time (`ShopStateCollector`).
+Gauges (seats remaining, active holds; the email outbox) are read from the database at scrape time
+(`ShopStateCollector`, `EmailOutboxCollector`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, ParamSpec, TypeVar
 
 from django.db import transaction
-from django.db.models import Count, Sum
+from django.db.models import Count, Min, Q, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 from prometheus_client import Counter
@@ -24,7 +25,7 @@ from aegistickets.errors import ApplicationError
 from aegistickets.metrics import CachedCollector, bounded_read
 from events.models import TicketType
 from events.selectors import ticket_types_with_availability
-from orders.models import Hold
+from orders.models import Hold, OutboundEmail
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -137,3 +138,51 @@ class ShopStateCollector(CachedCollector):
         active_seats = GaugeMetricFamily("aegistickets_holds_active_seats", "Seats in all unexpired holds now.")
         active_seats.add_metric([], holds["seats"])
         return [remaining, held, active, active_seats]
+
+
+class EmailOutboxCollector(CachedCollector):
+    """The buyer emails waiting in the outbox (orders/outbox.py): due now, waiting for a retry, given up on.
+
+    One aggregate query per scrape at most (cached), over unsent rows only (the partial index and the status
+    index), however many emails have gone out. A growing `due` count or age means no worker is sending.
+    """
+
+    name = "email_outbox"
+
+    def read(self) -> list[Metric]:
+        now = timezone.now()
+        pending = Q(status=OutboundEmail.Status.PENDING)
+        due = pending & Q(next_attempt_at__lte=now)
+        with bounded_read():
+            counts = OutboundEmail.objects.filter(
+                status__in=[OutboundEmail.Status.PENDING, OutboundEmail.Status.FAILED]
+            ).aggregate(
+                due=Count("pk", filter=due),
+                pending=Count("pk", filter=pending),
+                failed=Count("pk", filter=Q(status=OutboundEmail.Status.FAILED)),
+                oldest_due=Min("created_at", filter=due),
+            )
+        families: list[Metric] = []
+        for name, key, help_text in (
+            ("aegistickets_emails_due", "due", "Queued buyer emails due to be sent now (unsent, not waiting)."),
+            (
+                "aegistickets_emails_pending",
+                "pending",
+                "Queued buyer emails not sent yet: due, being sent, or waiting to be retried.",
+            ),
+            (
+                "aegistickets_emails_failed",
+                "failed",
+                "Buyer emails given up on after EMAIL_OUTBOX_MAX_ATTEMPTS; staff can retry them in the admin.",
+            ),
+        ):
+            families.append(GaugeMetricFamily(name, help_text, value=counts[key]))
+        oldest = counts["oldest_due"]
+        families.append(
+            GaugeMetricFamily(
+                "aegistickets_emails_oldest_due_age_seconds",
+                "Seconds since the oldest email that is due now was queued; 0 when none is due.",
+                value=max((now - oldest).total_seconds(), 0.0) if oldest else 0.0,
+            )
+        )
+        return families

@@ -214,3 +214,59 @@ class Refund(models.Model):
 
     def __str__(self) -> str:
         return f"Refund of {self.order_id}: {self.status}"
+
+
+class OutboundEmail(models.Model):
+    """An email to a buyer, queued in the same transaction as the change it reports (the outbox).
+
+    A committed order therefore always has its confirmation queued, whatever happens to the process after the
+    commit; `manage.py send_emails` (orders/outbox.py) sends it. Delivery is at least once: a worker that dies
+    between handing the message to the mail server and recording it leaves the row to be sent again once its
+    claim expires. `failed` rows ran out of attempts and wait for staff ("retry now" in the admin).
+    """
+
+    class Kind(models.TextChoices):
+        ORDER_CONFIRMATION = "order_confirmation", "Order confirmation"
+        ORDER_CANCELLATION = "order_cancellation", "Order cancellation"
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        SENT = "sent", "Sent"
+        FAILED = "failed", "Failed"
+
+    kind = models.CharField(max_length=32, choices=Kind.choices)
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="outbound_emails")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    created_at = models.DateTimeField()
+    # When a worker may take it next: now for a new row, the retry time after a failure, the end of the claim
+    # while a worker is sending it.
+    next_attempt_at = models.DateTimeField()
+    # Set while a worker sends it (claimed); cleared when the result is recorded.
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(kind__in=["order_confirmation", "order_cancellation"]), name="outbound_email_kind_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=["pending", "sent", "failed"]), name="outbound_email_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(status="sent", sent_at__isnull=False) | ~Q(status="sent"),
+                name="outbound_email_sent_has_time",
+            ),
+        ]
+        indexes = [
+            # The worker's question, "pending and due?": only unsent rows are in this index, so it stays small
+            # however many emails have gone out.
+            models.Index(fields=["next_attempt_at"], condition=Q(status="pending"), name="outbound_email_due_idx"),
+            models.Index(fields=["status", "created_at"], name="outbound_email_status_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} for order {self.order_id}: {self.status}"

@@ -45,7 +45,7 @@ from aegistickets.errors import (
 from events.cache import catalog_cached, recently_sold_out, remember_sold_out
 from events.models import Event, TicketType
 from events.selectors import ticket_type_is_on_sale
-from orders import emails, metrics
+from orders import metrics, outbox
 from orders.models import (
     Basket,
     CheckIn,
@@ -53,6 +53,7 @@ from orders.models import (
     IdempotencyRecord,
     Order,
     OrderLine,
+    OutboundEmail,
     Refund,
     Ticket,
     new_order_code,
@@ -298,6 +299,10 @@ def _commit_order(
                 for _ in range(line.quantity)
             ]
         )
+        # The buyer's confirmation (tickets PDF attached) is queued with the order: it exists exactly when the
+        # order does, and the worker (orders/outbox.py) builds and sends it, not this request. One INSERT, before
+        # the seat rows are locked.
+        outbox.outbox_enqueue(kind=OutboundEmail.Kind.ORDER_CONFIRMATION, order_id=order.pk, now=now)
 
         # The holds go first: invisible to others until commit, and no lock is needed for them.
         Hold.objects.filter(pk__in=[hold.pk for hold in holds]).delete()
@@ -318,8 +323,6 @@ def _commit_order(
         transaction.on_commit(
             functools.partial(metrics.order_committed, holds=holds, ticket_types=ticket_types), robust=True
         )
-        # The buyer's confirmation (tickets PDF attached) goes out only once the order exists for good.
-        transaction.on_commit(functools.partial(emails.order_confirmation_send, order_id=order.pk), robust=True)
 
     for line in lines:
         line.ticket_type = ticket_types[line.ticket_type_id]
@@ -483,16 +486,21 @@ def order_cancel(*, order_id: int, now: datetime) -> Order:
         refund = Refund.objects.create(
             order=order, amount=order.total, currency=order.currency, provider=order.payment_method, created_at=now
         )
-        # After commit, outside every lock: the money, then the buyer's email saying where it stands.
-        transaction.on_commit(functools.partial(_after_cancel, order_id=order.pk, refund_id=refund.pk), robust=True)
+        # The buyer's notice is queued with the cancellation; the worker sends it a little later, by when the
+        # refund below has usually been answered, so the email can say where the money stands.
+        outbox.outbox_enqueue(
+            kind=OutboundEmail.Kind.ORDER_CANCELLATION,
+            order_id=order.pk,
+            now=now,
+            delay=outbox.CANCELLATION_NOTICE_DELAY,
+        )
+        # After commit, outside every lock: the money.
+        transaction.on_commit(functools.partial(_after_cancel, refund_id=refund.pk), robust=True)
     return order
 
 
-def _after_cancel(*, order_id: int, refund_id: int) -> None:
-    try:
-        refund_process(refund_id=refund_id, now=timezone.now())
-    finally:
-        emails.order_cancellation_send(order_id=order_id)
+def _after_cancel(*, refund_id: int) -> None:
+    refund_process(refund_id=refund_id, now=timezone.now())
 
 
 def refund_process(*, refund_id: int, now: datetime) -> Refund:

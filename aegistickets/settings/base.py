@@ -161,6 +161,15 @@ DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="AegisTickets <ticket
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 # Absolute links in emails (the private order page): where shoppers reach the shop, scheme included.
 SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000")
+# A mail server that stops answering fails the send after this many seconds (Django's default: wait forever).
+globals().setdefault("EMAIL_TIMEOUT", env.int("EMAIL_TIMEOUT", default=20))
+# The email outbox (orders/outbox.py): buyer emails are queued with the order and sent by `manage.py send_emails`,
+# which looks for due emails every EMAIL_OUTBOX_POLL_SECONDS and gives up on one after EMAIL_OUTBOX_MAX_ATTEMPTS
+# (30 s after the first failure, doubling up to 1 h: about 3 hours with the default; staff can retry it then).
+EMAIL_OUTBOX_POLL_SECONDS = env.float("EMAIL_OUTBOX_POLL_SECONDS", default=2.0)
+EMAIL_OUTBOX_MAX_ATTEMPTS = env.int("EMAIL_OUTBOX_MAX_ATTEMPTS", default=10)
+if EMAIL_OUTBOX_POLL_SECONDS <= 0 or EMAIL_OUTBOX_MAX_ATTEMPTS < 1:
+    raise ImproperlyConfigured("EMAIL_OUTBOX_POLL_SECONDS must be positive and EMAIL_OUTBOX_MAX_ATTEMPTS at least 1.")
 
 # Security. Plain HTTP on localhost by default; the Helm chart sets DJANGO_SECURE_SSL_REDIRECT=true
 # behind the ALB, which terminates TLS and tells us so in X-Forwarded-Proto.

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from events.models import Event, TicketType
 from events.selectors import events_upcoming, ticket_type_is_on_sale
-from orders.models import Basket, Hold, Order, OrderLine, Ticket
+from orders.models import Basket, Hold, Order, OrderLine, OutboundEmail, Ticket
 
 pytestmark = pytest.mark.django_db
 
@@ -72,6 +72,13 @@ def test_seed_demo_sales_are_real_orders_whose_books_balance():
         assert re.fullmatch(r"demo-buyer\d+@example\.com", order.email)
         assert order.name.startswith("Demo Buyer ")
     assert Order.objects.values("email").distinct().count() == Order.objects.count()
+
+
+def test_seed_demo_queues_no_emails_to_its_demo_buyers():
+    seed(admin_password="demo-pass-123")
+
+    assert Order.objects.exists()
+    assert not OutboundEmail.objects.exists()  # nothing for the email worker to print or send
 
 
 def test_seed_demo_twice_creates_nothing_new():

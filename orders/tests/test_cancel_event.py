@@ -12,7 +12,12 @@ from events.models import Event
 from events.tests.factories import EventFactory, TicketTypeFactory
 from orders import services
 from orders.models import Order, Refund
-from orders.tests.test_cancellations import RecordingProvider, paid_order, provider  # noqa: F401 - fixture
+from orders.tests.test_cancellations import (  # noqa: F401 - provider is a fixture
+    RecordingProvider,
+    paid_order,
+    provider,
+    send_queued_emails,
+)
 
 # The command commits each order itself, so these tests use real transactions (on_commit runs for real).
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -30,6 +35,7 @@ def sold_event():  # type: ignore[no-untyped-def]
     ticket_type = TicketTypeFactory(event=event, capacity=50)
     orders = [paid_order(ticket_type, 1, email=f"buyer{i}@example.com") for i in range(5)]
     other = paid_order(TicketTypeFactory(event=EventFactory(), capacity=5), 1, email="other@example.com")
+    send_queued_emails()  # the confirmations
     mail.outbox.clear()
     return event, ticket_type, orders, other
 
@@ -55,7 +61,9 @@ def test_cancels_and_refunds_every_paid_order_in_batches_with_progress(sold_even
     assert Order.objects.get(pk=other.pk).status == Order.Status.PAID  # another event's order is untouched
     assert Refund.objects.filter(status=Refund.Status.SUCCEEDED).count() == 5
     assert len(provider.refunds) == 5
+    send_queued_emails()
     assert sorted(m.to[0] for m in mail.outbox) == [f"buyer{i}@example.com" for i in range(5)]
+    assert all(m.subject.startswith("Cancelled: Open Air") for m in mail.outbox)
     ticket_type.refresh_from_db()
     assert ticket_type.sold == 0
     assert not Event.objects.get(pk=event.pk).is_published  # no new sales

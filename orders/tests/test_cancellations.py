@@ -1,5 +1,6 @@
 """Cancelling an order: tickets void, seats back on sale, exactly one refund through the provider (after the
-commit, outside the locks), an email to the buyer; a second cancel is a clear 409 and pays nothing."""
+commit, outside the locks), an email to the buyer (queued with the cancellation, sent by the outbox worker);
+a second cancel is a clear 409 and pays nothing."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from django.utils import timezone
 
 from aegistickets.errors import OrderNotCancellableError
 from events.tests.factories import EventFactory, TicketTypeFactory, UserFactory
-from orders import payments, services
+from orders import outbox, payments, services
 from orders.models import Order, Refund
 from orders.payments import PaymentResult, TestPaymentProvider
 from orders.tests.test_check_in import token_client
@@ -42,6 +43,11 @@ def provider(monkeypatch):  # type: ignore[no-untyped-def]
     return recording
 
 
+def send_queued_emails() -> None:
+    """The email worker's step, late enough for the cancellation notice (queued a few seconds ahead)."""
+    outbox.outbox_send_due(now=timezone.now() + outbox.CANCELLATION_NOTICE_DELAY, limit=100)
+
+
 def paid_order(ticket_type, quantity: int = 2, email: str = "ada@example.com") -> Order:
     now = timezone.now()
     token = services.basket_add(token=None, ticket_type_id=ticket_type.pk, quantity=quantity, now=now).token
@@ -54,10 +60,12 @@ class TestOrderCancel:
         self, ticket_type, provider, django_capture_on_commit_callbacks
     ):
         order = paid_order(ticket_type, 2)
+        send_queued_emails()  # the confirmation
         mail.outbox.clear()
 
         with django_capture_on_commit_callbacks(execute=True):
             services.order_cancel(order_id=order.pk, now=timezone.now())
+        send_queued_emails()
 
         order.refresh_from_db()
         ticket_type.refresh_from_db()
@@ -111,11 +119,13 @@ class TestOrderCancel:
         self, ticket_type, provider, django_capture_on_commit_callbacks, failure
     ):
         order = paid_order(ticket_type)
+        send_queued_emails()  # the confirmation
         mail.outbox.clear()
         provider.fail = failure
 
         with django_capture_on_commit_callbacks(execute=True):
             services.order_cancel(order_id=order.pk, now=timezone.now())
+        send_queued_emails()
 
         refund = Refund.objects.get()
         assert refund.status == Refund.Status.FAILED

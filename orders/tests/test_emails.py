@@ -1,4 +1,4 @@
-"""The buyer's confirmation email: sent after commit, never inside the transaction, never failing a checkout."""
+"""The buyer's confirmation email: queued with the order, sent by the outbox worker, never failing a checkout."""
 
 from __future__ import annotations
 
@@ -13,12 +13,13 @@ from aiosmtpd.controller import Controller
 from django.core import mail
 from django.test import override_settings
 from django.urls import reverse
+from django.utils import timezone
 from pypdf import PdfReader
 
 from aegistickets.aws import email_settings
 from events.tests.factories import EventFactory, TicketTypeFactory
-from orders import emails, services
-from orders.models import Order
+from orders import outbox, services
+from orders.models import Order, OutboundEmail
 
 pytestmark = pytest.mark.django_db
 
@@ -37,6 +38,11 @@ def place(now, *quantities: int, email_address: str = "ada@example.com") -> Orde
     ).order
 
 
+def send_queued(now) -> outbox.OutboxRun:  # type: ignore[no-untyped-def]
+    """One step of the email worker (`manage.py send_emails`), as it runs after the checkout."""
+    return outbox.outbox_send_due(now=now, limit=10)
+
+
 def pdf_text(content: bytes) -> str:
     return "\n".join(page.extract_text() for page in PdfReader(io.BytesIO(content)).pages)
 
@@ -46,9 +52,11 @@ class TestConfirmation:
     def _site(self, settings):  # type: ignore[no-untyped-def]
         settings.SITE_URL = SITE + "/"  # a trailing slash does not double up in links
 
-    def test_sent_once_after_commit_with_subject_parts_link_and_pdf(self, now, django_capture_on_commit_callbacks):
+    def test_sent_once_by_the_worker_with_subject_parts_link_and_pdf(self, now, django_capture_on_commit_callbacks):
         with django_capture_on_commit_callbacks(execute=True):
             order = place(now, 2)
+        assert send_queued(now).sent == 1
+        assert send_queued(now).sent == 0
         assert len(mail.outbox) == 1
         message = mail.outbox[0]
 
@@ -70,20 +78,22 @@ class TestConfirmation:
     def test_a_multi_event_order_names_every_event(self, now, django_capture_on_commit_callbacks):
         with django_capture_on_commit_callbacks(execute=True):
             order = place(now, 1, 1)
+        send_queued(now)
 
         assert mail.outbox[0].subject == f"Your tickets for Aurora Quartet 0, Aurora Quartet 1 - order {order.code}"
 
-    def test_not_sent_before_the_transaction_commits(self, now, django_capture_on_commit_callbacks):
-        with django_capture_on_commit_callbacks(execute=False) as callbacks:
-            place(now, 1)
+    def test_not_sent_by_the_checkout_itself(self, now, django_capture_on_commit_callbacks):
+        with django_capture_on_commit_callbacks(execute=True):
+            order = place(now, 1)
 
-        assert mail.outbox == []
-        assert emails.order_confirmation_send in [getattr(cb, "func", None) for cb in callbacks]
+        assert mail.outbox == []  # neither in the transaction nor after its commit: the worker sends it
+        assert OutboundEmail.objects.get(order=order).status == OutboundEmail.Status.PENDING
 
     def test_a_failed_checkout_sends_nothing(self, now, django_capture_on_commit_callbacks):
         with django_capture_on_commit_callbacks(execute=True), pytest.raises(Exception, match="declined"):
             place(now, 1, email_address="decline@example.com")
 
+        assert send_queued(now) == outbox.OutboxRun()
         assert mail.outbox == []
 
     def test_a_broken_mail_server_never_fails_the_checkout(self, now, django_capture_on_commit_callbacks, caplog):
@@ -91,12 +101,14 @@ class TestConfirmation:
         with (
             override_settings(**email_settings(url="smtp://127.0.0.1:9"), EMAIL_TIMEOUT=2),
             django_capture_on_commit_callbacks(execute=True),
-            caplog.at_level(logging.ERROR, logger="orders.emails"),
+            caplog.at_level(logging.WARNING, logger="orders.outbox"),
         ):
             order = place(now, 1)
+            assert send_queued(now) == outbox.OutboxRun(failed=1)
 
         assert Order.objects.get(pk=order.pk).status == Order.Status.PAID
-        assert "order confirmation email failed" in caplog.text
+        assert "outbox: sending order_confirmation failed" in caplog.text
+        assert "ConnectionRefusedError" in OutboundEmail.objects.get(order=order).last_error
 
 
 class _Inbox:
@@ -131,6 +143,7 @@ def test_sends_through_a_real_smtp_server(now, smtp_server, django_capture_on_co
         django_capture_on_commit_callbacks(execute=True),
     ):
         order = place(now, 2)
+        assert send_queued(now).sent == 1
 
     assert len(inbox.messages) == 1
     mail_from, recipients, raw = inbox.messages[0]
@@ -150,6 +163,7 @@ def test_admin_resends_paid_orders_and_skips_cancelled_ones(admin_client, now):
     paid = place(now, 1)
     cancelled = place(now, 1, email_address="grace@example.com")
     services.order_cancel(order_id=cancelled.pk, now=now)
+    send_queued(now + outbox.CANCELLATION_NOTICE_DELAY)
     mail.outbox.clear()
 
     response = admin_client.post(
@@ -159,8 +173,10 @@ def test_admin_resends_paid_orders_and_skips_cancelled_ones(admin_client, now):
     )
 
     assert response.status_code == 200
+    assert mail.outbox == []  # queued; the worker sends it
+    send_queued(timezone.now())
     assert [message.to for message in mail.outbox] == [["ada@example.com"]]
     assert paid.code in mail.outbox[0].subject
     shown = [message.message for message in response.context["messages"]]
-    assert f"Sent the confirmation again for: {paid.code}." in shown
+    assert f"Queued the confirmation again for: {paid.code}." in shown
     assert f"Not sent, not paid: {cancelled.code} (cancelled)." in shown

@@ -3,11 +3,14 @@
 from datetime import timedelta
 
 import pytest
+import time_machine
 from django.db import connection, transaction
+from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from prometheus_client import REGISTRY
 
+from aegistickets.aws import email_settings
 from aegistickets.errors import (
     HoldExpiredError,
     InsufficientInventoryError,
@@ -17,8 +20,8 @@ from aegistickets.errors import (
     ValidationFailedError,
 )
 from events.tests.factories import EventFactory, TicketTypeFactory
-from orders import services
-from orders.metrics import ShopStateCollector
+from orders import outbox, services
+from orders.metrics import EmailOutboxCollector, ShopStateCollector
 from orders.models import Order
 from orders.payments import TEST_DECLINE_EMAIL
 
@@ -214,3 +217,42 @@ def test_shop_state_is_read_once_per_cache_period(ticket_type, settings, django_
         assert gauges(collector) == first  # cached: a scrape storm costs the database nothing
     collector.clear()
     assert gauges(collector) != first
+
+
+def test_email_outbox_gauges_are_the_databases_truth(ticket_type, settings):
+    start = timezone.now().replace(microsecond=0)
+
+    def order(at):  # type: ignore[no-untyped-def]
+        return place(add(ticket_type, 1, at), at)
+
+    broken = {**email_settings(url="smtp://127.0.0.1:9"), "EMAIL_TIMEOUT": 2}
+    settings.EMAIL_OUTBOX_MAX_ATTEMPTS = 1
+    order(start)
+    with override_settings(**broken):
+        assert outbox.outbox_send_due(now=start, limit=10).gave_up == 1  # failed for good
+    settings.EMAIL_OUTBOX_MAX_ATTEMPTS = 5
+    order(start)
+    assert outbox.outbox_send_due(now=start, limit=10).sent == 1  # sent: not counted anywhere
+    order(start)
+    with override_settings(**broken):
+        assert outbox.outbox_send_due(now=start, limit=10).failed == 1  # pending, waiting 30 s for a retry
+    order(start)
+    order(start + timedelta(seconds=10))  # two due now, the older one queued 20 s before the scrape
+
+    with time_machine.travel(start + timedelta(seconds=20), tick=False), CaptureQueriesContext(connection) as queries:
+        values = gauges(EmailOutboxCollector())
+
+    assert [q["sql"].split()[0] for q in queries.captured_queries].count("SELECT") == 1
+    assert values[("aegistickets_emails_due", ())] == 2
+    assert values[("aegistickets_emails_pending", ())] == 3
+    assert values[("aegistickets_emails_failed", ())] == 1
+    assert values[("aegistickets_emails_oldest_due_age_seconds", ())] == 20
+    assert values[("aegistickets_metrics_db_read_ok", (("collector", "email_outbox"),))] == 1
+
+
+def test_email_outbox_gauges_are_zero_when_nothing_waits():
+    values = gauges(EmailOutboxCollector())
+
+    assert values[("aegistickets_emails_due", ())] == 0
+    assert values[("aegistickets_emails_oldest_due_age_seconds", ())] == 0
+    assert values[("aegistickets_emails_failed", ())] == 0

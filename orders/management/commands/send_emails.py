@@ -1,0 +1,96 @@
+"""The outbox worker: sends the queued buyer emails (orders/outbox.py), next to the web processes.
+
+    python manage.py send_emails            # runs until SIGTERM/SIGINT, looking for due emails every few seconds
+    python manage.py send_emails --once     # sends everything due now, then exits (cron, tests, a backlog)
+
+Several workers may run at once (one per pod or host): they claim disjoint emails. SIGTERM lets the email being
+sent finish and its result be recorded, then exits 0; a SIGKILL in between means that email is sent again later
+(at least once, never lost). `--heartbeat-file` is touched after every batch, for a liveness probe.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import DatabaseError, close_old_connections, connection, connections
+from django.utils import timezone
+
+from orders.outbox import OutboxRun, outbox_send_due
+
+logger = logging.getLogger("orders.outbox")
+
+
+class Command(BaseCommand):
+    help = "Sends the queued buyer emails (order confirmations, cancellation notices); --once drains and exits."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--once", action="store_true", help="Send every email due now, then exit.")
+        parser.add_argument(
+            "--batch-size", type=int, default=10, help="Emails claimed at a time (default 10; keep it small)."
+        )
+        parser.add_argument(
+            "--poll-seconds",
+            type=float,
+            default=None,
+            help="Pause between looks when nothing is due (default: EMAIL_OUTBOX_POLL_SECONDS).",
+        )
+        parser.add_argument("--heartbeat-file", default="", help="A file touched after every batch (liveness).")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        batch: int = options["batch_size"]
+        poll: float = options["poll_seconds"] or settings.EMAIL_OUTBOX_POLL_SECONDS
+        if batch < 1 or poll <= 0:
+            raise CommandError("--batch-size must be at least 1 and --poll-seconds positive.")
+        heartbeat = Path(options["heartbeat_file"]) if options["heartbeat_file"] else None
+        stop = threading.Event()
+
+        def on_signal(signum: int, frame: FrameType | None) -> None:
+            self.stdout.write(f"{signal.Signals(signum).name}: stopping after the current email.")
+            stop.set()
+
+        previous = {}
+        if threading.current_thread() is threading.main_thread():
+            previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            total = self._run(once=options["once"], batch=batch, poll=poll, heartbeat=heartbeat, stop=stop)
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        self.stdout.write(f"Outbox: {total.sent} sent, {total.failed} failed (retried later), {total.gave_up} gave up.")
+
+    def _run(self, *, once: bool, batch: int, poll: float, heartbeat: Path | None, stop: threading.Event) -> OutboxRun:
+        total = OutboxRun()
+        if not once:
+            self.stdout.write(f"Sending queued emails every {poll:g} s (batches of {batch}); SIGTERM stops.")
+        while not stop.is_set():
+            if not connection.in_atomic_block:  # (a test's transaction, never in production)
+                # As after each web request: a connection that failed or outlived CONN_MAX_AGE is replaced.
+                close_old_connections()
+            try:
+                run = outbox_send_due(now=timezone.now(), limit=batch)
+            except DatabaseError as error:
+                if once:
+                    raise CommandError(f"The database failed: {error}") from error
+                logger.warning("outbox: the database failed; trying again in %g s", poll, exc_info=True)
+                connections.close_all()
+                run = OutboxRun()
+            if heartbeat is not None:
+                heartbeat.touch()
+            if run.claimed:
+                logger.info("outbox: %s sent, %s failed, %s gave up", run.sent, run.failed, run.gave_up)
+                total = OutboxRun(
+                    sent=total.sent + run.sent, failed=total.failed + run.failed, gave_up=total.gave_up + run.gave_up
+                )
+            if run.claimed == batch:
+                continue  # a full batch: more may be due right now
+            if once:
+                break
+            stop.wait(poll)
+        return total
