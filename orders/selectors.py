@@ -10,7 +10,18 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Count, DecimalField, Exists, F, OuterRef, Prefetch, QuerySet, Subquery, Sum
+from django.db.models import (
+    Count,
+    DecimalField,
+    Exists,
+    F,
+    OuterRef,
+    Prefetch,
+    QuerySet,
+    Subquery,
+    Sum,
+    prefetch_related_objects,
+)
 from django.db.models.functions import Coalesce
 
 from aegistickets.errors import BasketNotFoundError, NotFoundError
@@ -84,18 +95,24 @@ def basket_summary(*, token: str, now: datetime) -> BasketSummary:
     )
 
 
-def _orders_with_details() -> QuerySet[Order]:
-    return Order.objects.prefetch_related(
+def _order_details() -> tuple[Prefetch[Any, Any, Any], ...]:
+    return (
         Prefetch("lines", queryset=OrderLine.objects.select_related("ticket_type__event")),
         Prefetch("tickets", queryset=Ticket.objects.select_related("ticket_type__event")),
     )
 
 
+def _orders_with_details() -> QuerySet[Order]:
+    return Order.objects.prefetch_related(*_order_details())
+
+
 def order_for_shopper(*, code: str, secret: str) -> Order:
-    """The order behind a private link; the secret is compared in constant time."""
-    order = _orders_with_details().filter(code=code).first()
+    """The order behind a private link, only for its secret: found by the public code, then the secret compared in
+    constant time; its details are read only after that, so a wrong secret costs what an unknown code costs."""
+    order = Order.objects.filter(code=code).first()
     if order is None or not hmac.compare_digest(order.secret.encode(), secret.encode()):
         raise NotFoundError("No such order.")
+    prefetch_related_objects([order], *_order_details())
     return order
 
 

@@ -171,5 +171,7 @@ def _int_or_none(value: str | None) -> int | None:
 
 
 def _form_key(value: str) -> str:
-    """The Idempotency-Key of a checkout form submission (the form's one-time UUID)."""
-    return f"form-{value[:64]}"
+    """The Idempotency-Key of a checkout form submission (the form's one-time UUID). The space keeps form keys apart
+    from API keys (`Idempotency-Key` allows none): a repeated submit opens the order behind a form key, so no key an
+    API client chose (perhaps guessable) may ever be one."""
+    return f"form {value[:64]}"
