@@ -1,0 +1,373 @@
+"""Every organizer operation of the API answers 401 without a valid token and 403 to a token without the rights, and
+changes nothing in the database either way.
+
+The operations are found, not listed: each operation of the OpenAPI schema is resolved through the URL conf to its
+view, and the permissions that view gives that method decide (anything but AllowAny = protected). A new operation
+is therefore tested the day it appears; a new *public* one fails `test_every_public_operation_is_allowlisted` until
+someone writes down here why anonymous callers may use it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from django.apps import apps
+from django.contrib.auth.models import Group
+from django.urls import URLPattern, URLResolver, get_resolver, resolve
+from django.utils import timezone
+from drf_spectacular.generators import SchemaGenerator
+from rest_framework.authtoken.models import Token
+from rest_framework.permissions import AllowAny
+from rest_framework.test import APIClient, APIRequestFactory
+
+from aegistickets.errors import PROBLEM_CONTENT_TYPE
+from events.models import Event, TicketType
+from events.tests.factories import EventFactory, TicketTypeFactory, UserFactory
+from orders import selectors, services
+from orders.models import Basket, Hold, Order
+
+# Operations anyone may call, and why. Keys are "METHOD /api/path" as the OpenAPI schema writes them.
+PUBLIC_OPERATIONS = {
+    "GET /api/events": "the public catalog: published, upcoming events only",
+    "GET /api/events/{id}": "one published event and its ticket types, as its public page shows",
+    "POST /api/basket": "anonymous shoppers start a basket; the answer carries its token, the basket's credential",
+    "GET /api/basket/{token}": "the basket token (256 random bits) is the credential",
+    "DELETE /api/basket/{token}/items/{id}": "the basket token is the credential; an item of another basket is 404",
+    "POST /api/checkout": "anonymous checkout, authorised by the basket token in the body",
+}
+# API routes that are not operations of the schema, and why they need no token.
+NOT_IN_SCHEMA = {
+    "api:schema": "the OpenAPI document: describes the API, holds no data",
+    "api:docs": "Swagger UI for that document",
+    "fault": "404 unless FAULT_INJECTION_ENABLED=true (make monitoring-check only; never set in production)",
+}
+# Protected operations that door staff (the "door staff" group, not is_staff) may use, and why.
+DOOR_STAFF_OPERATIONS = {
+    "POST /api/check-ins": "door staff scan tickets at the entrance; every other organizer operation refuses them",
+}
+# At least this many protected operations exist (11 when this was written): the enumeration must not shrink.
+MIN_ORGANIZER_OPERATIONS = 11
+
+
+@dataclass(frozen=True)
+class Operation:
+    method: str
+    path: str  # as in the schema: /api/events/{id}
+    operation_id: str
+    url_name: str
+    protected: bool
+    security: tuple[str, ...]
+    responses: frozenset[str]
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.path}"
+
+
+def _permissions(view_class: type, method: str, url: str) -> list[Any]:
+    """The permission objects the view checks for this method (some views decide per method)."""
+    match = resolve(url)
+    view = view_class(**getattr(match.func, "initkwargs", {}))
+    request = APIRequestFactory().generic(method, url)
+    view.setup(request, *match.args, **match.kwargs)
+    view.request = view.initialize_request(request)
+    return view.get_permissions()
+
+
+def _schemes(security: list[dict[str, Any]]) -> tuple[str, ...]:
+    """The schema's security options as scheme names; its empty option (no auth at all) as "anonymous"."""
+    return tuple(sorted({scheme for option in security for scheme in option or ["anonymous"]}))
+
+
+def _enumerate() -> list[Operation]:
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    operations = []
+    for path, item in schema["paths"].items():
+        url = re.sub(r"\{[^}]+\}", "1", path)  # "1" satisfies every path converter (id, token, order_code)
+        match = resolve(url)
+        view_class = match.func.cls  # type: ignore[attr-defined]
+        for method, operation in item.items():
+            permissions = _permissions(view_class, method.upper(), url)
+            operations.append(
+                Operation(
+                    method=method.upper(),
+                    path=path,
+                    operation_id=operation["operationId"],
+                    url_name=match.view_name,
+                    protected=not all(isinstance(p, AllowAny) for p in permissions),
+                    security=_schemes(operation["security"]),
+                    responses=frozenset(operation["responses"]),
+                )
+            )
+    return operations
+
+
+OPERATIONS = _enumerate()
+ORGANIZER = [op for op in OPERATIONS if op.protected]
+ORGANIZER_WRITES = [op for op in ORGANIZER if op.method != "GET"]
+
+
+def _api_url_names() -> set[str]:
+    """Every named route under /api/ in the URL conf."""
+    names: set[str] = set()
+
+    def walk(patterns: list[Any], prefix: str, namespace: str) -> None:
+        for pattern in patterns:
+            route = prefix + str(pattern.pattern)
+            if isinstance(pattern, URLResolver):
+                inner = f"{namespace}{pattern.namespace}:" if pattern.namespace else namespace
+                walk(pattern.url_patterns, route, inner)
+            elif isinstance(pattern, URLPattern) and route.startswith("api/"):
+                assert pattern.name, f"unnamed API route {route!r}: name it so this test can account for it"
+                names.add(namespace + pattern.name)
+
+    walk(get_resolver().url_patterns, "", "")
+    return names
+
+
+# --- the enumeration itself ----------------------------------------------------------------------------
+
+
+def test_the_schema_and_the_url_conf_agree_on_the_api():
+    in_schema = {op.url_name for op in OPERATIONS}
+
+    assert _api_url_names() == in_schema | set(NOT_IN_SCHEMA), "an API route is neither in the schema nor explained"
+    assert not in_schema & set(NOT_IN_SCHEMA)
+    assert len(ORGANIZER) >= MIN_ORGANIZER_OPERATIONS, [str(op) for op in ORGANIZER]
+
+
+def test_every_public_operation_is_allowlisted_with_a_reason():
+    public = {str(op) for op in OPERATIONS if not op.protected}
+
+    assert public == set(PUBLIC_OPERATIONS), (
+        "a public API operation must be listed in PUBLIC_OPERATIONS with the reason anonymous callers may use it "
+        "(or protected with IsStaff); an entry for an operation that is no longer public must go"
+    )
+    assert all(len(reason) > 20 for reason in [*PUBLIC_OPERATIONS.values(), *NOT_IN_SCHEMA.values()])
+    assert {str(op) for op in ORGANIZER} | public == {str(op) for op in OPERATIONS}
+
+
+def test_the_schema_tells_clients_which_operations_need_a_token():
+    for op in OPERATIONS:
+        if op.protected:
+            assert op.security == ("tokenAuth",), f"{op}: the schema must not offer anonymous access"
+            assert {"401", "403"} <= op.responses, f"{op}: 401 and 403 must be documented"
+        else:
+            assert "anonymous" in op.security, f"{op}: public, so the schema should allow no auth"
+
+
+def test_every_organizer_write_is_tested_with_a_request_staff_could_make():
+    assert {op.operation_id for op in ORGANIZER_WRITES} == set(WRITE_BODIES), (
+        "WRITE_BODIES needs a valid body for each organizer write (the 401/403 must come from the missing rights, "
+        "not from bad input), and nothing for operations that are gone"
+    )
+
+
+# --- what the requests are made of -----------------------------------------------------------------------
+
+
+@dataclass
+class Shop:
+    event: Event
+    ticket_type: TicketType
+    order: Order
+    basket: Basket
+    hold: Hold
+
+
+@pytest.fixture
+def shop(db: None) -> Shop:
+    now = timezone.now()
+    event = EventFactory()
+    ticket_type = TicketTypeFactory(event=event, capacity=50)
+    token = services.basket_add(token=None, ticket_type_id=ticket_type.pk, quantity=2, now=now).token
+    order = services.order_place(
+        token=token, name="Ada Lovelace", email="ada@example.com", payment_method="test", now=now
+    ).order
+    basket = services.basket_add(token=None, ticket_type_id=ticket_type.pk, quantity=1, now=now)
+    return Shop(event=event, ticket_type=ticket_type, order=order, basket=basket, hold=basket.holds.get())
+
+
+# `{id}` names the resource of the path segment before it.
+ID_OF = {"events": "event", "ticket-types": "ticket_type", "items": "hold"}
+
+
+def url_for(op: Operation, shop: Shop, *, unknown: bool = False) -> str:
+    """The operation's URL for real objects of the shop (or for made-up ones)."""
+
+    def value(name: str, collection: str) -> str:
+        if name == "code":
+            return "AT-XXXXXX" if unknown else shop.order.code
+        if name == "token":
+            return "x" * 43 if unknown else shop.basket.token
+        if name == "event_id" or (name == "id" and collection in ID_OF):
+            return "999999999" if unknown else str(getattr(shop, ID_OF.get(collection, "event")).pk)
+        raise AssertionError(f"{op}: tell url_for which object {{{name}}} after {collection!r} names")
+
+    parts = op.path.split("/")
+    return "/".join(value(part[1:-1], parts[i - 1]) if part.startswith("{") else part for i, part in enumerate(parts))
+
+
+WRITE_BODIES: dict[str, Callable[[Shop], dict[str, Any] | None]] = {
+    "events_create": lambda shop: {
+        "name": "Night Market",
+        "venue": "Hangar 2",
+        "city": "Berlin",
+        "starts_at": "2031-05-01T19:00:00Z",
+        "ends_at": "2031-05-01T23:00:00Z",
+    },
+    "events_update": lambda shop: {"name": "Renamed by someone"},
+    "ticket_types_create": lambda shop: {"name": "VIP", "price": "90.00", "capacity": 5},
+    "ticket_types_update": lambda shop: {"price": "1.00", "capacity": 1000},
+    "orders_cancel": lambda shop: None,
+    "check_ins_create": lambda shop: {"secret": shop.order.tickets.first().code, "event_id": shop.event.pk},
+}
+
+
+def call(client: APIClient, op: Operation, shop: Shop, *, unknown: bool = False) -> Any:
+    body = WRITE_BODIES[op.operation_id](shop) if op.operation_id in WRITE_BODIES else None
+    return client.generic(
+        op.method,
+        url_for(op, shop, unknown=unknown),
+        **({"data": json.dumps(body), "content_type": "application/json"} if body is not None else {}),
+    )
+
+
+def database_state() -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of every table the project's models and Django's own apps use."""
+    return {
+        model._meta.label: list(model._default_manager.order_by("pk").values_list())
+        for model in apps.get_models()
+        if not model._meta.proxy
+    }
+
+
+def token_client(user: Any) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+    return client
+
+
+def door_staff() -> Any:
+    user = UserFactory()
+    user.save()
+    user.groups.add(Group.objects.get_or_create(name=selectors.DOOR_STAFF_GROUP)[0])
+    return user
+
+
+def assert_problem(response: Any, status: int, code: str) -> dict[str, Any]:
+    assert response.status_code == status, response.content
+    assert response["Content-Type"] == PROBLEM_CONTENT_TYPE
+    body = response.json()
+    assert (body["status"], body["code"]) == (status, code)
+    return body
+
+
+# --- 401: no valid token ---------------------------------------------------------------------------------
+
+
+def _anonymous() -> APIClient:
+    return APIClient()
+
+
+def _unknown_token() -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION="Token " + "0" * 40)
+    return client
+
+
+def _inactive_staff() -> APIClient:
+    return token_client(UserFactory(is_staff=True, is_superuser=True, is_active=False))
+
+
+def _staff_session_without_token() -> APIClient:
+    """A signed-in admin's browser: the API authenticates tokens only (no session auth, so no CSRF surface)."""
+    client = APIClient()
+    admin = UserFactory(is_staff=True, is_superuser=True)
+    admin.save()
+    client.force_login(admin)
+    return client
+
+
+UNAUTHENTICATED = {
+    "no token": _anonymous,
+    "unknown token": _unknown_token,
+    "inactive staff user's token": _inactive_staff,
+    "admin session cookie, no token": _staff_session_without_token,
+}
+
+
+@pytest.mark.parametrize("who", UNAUTHENTICATED)
+@pytest.mark.parametrize("op", ORGANIZER, ids=str)
+def test_organizer_operations_answer_401_without_a_valid_token(op, who, shop):
+    client = UNAUTHENTICATED[who]()
+    before = database_state()
+
+    response = call(client, op, shop)
+
+    assert_problem(response, 401, "authentication_failed")
+    assert response["WWW-Authenticate"] == 'Token realm="api"'
+    assert database_state() == before
+    # Made-up ids and codes get the very same answer: a refusal reveals nothing about what exists.
+    assert call(client, op, shop, unknown=True).content == response.content
+
+
+# --- 403: a valid token without the rights ---------------------------------------------------------------
+
+FORBIDDEN = {
+    "active non-staff user": lambda: UserFactory(),
+    "door staff": door_staff,
+}
+
+
+@pytest.mark.parametrize(
+    ("op", "who"),
+    [
+        pytest.param(op, who, id=f"{op}-{who}")
+        for op in ORGANIZER
+        for who in FORBIDDEN
+        if not (who == "door staff" and str(op) in DOOR_STAFF_OPERATIONS)
+    ],
+)
+def test_organizer_operations_answer_403_to_a_token_without_the_rights(op, who, shop):
+    client = token_client(FORBIDDEN[who]())
+    before = database_state()
+
+    response = call(client, op, shop)
+
+    assert_problem(response, 403, "permission_denied")
+    assert "WWW-Authenticate" not in response
+    assert database_state() == before
+    assert call(client, op, shop, unknown=True).content == response.content
+
+
+# --- controls: the same requests with the rights go through ----------------------------------------------
+
+
+@pytest.mark.parametrize("op", ORGANIZER, ids=str)
+def test_the_same_request_with_a_staff_token_is_served(op, shop):
+    """Shows the refusals above come from the missing rights, not from a broken URL or body, and that the
+    database comparison would see a write."""
+    client = token_client(UserFactory(is_staff=True))
+    before = database_state()
+
+    response = call(client, op, shop)
+
+    assert 200 <= response.status_code < 300, (response.status_code, response.content)
+    changed = database_state() != before
+    assert changed == (op.method != "GET")
+
+
+@pytest.mark.parametrize("op", [op for op in ORGANIZER if str(op) in DOOR_STAFF_OPERATIONS], ids=str)
+def test_door_staff_may_use_the_door_operations(op, shop):
+    response = call(token_client(door_staff()), op, shop)
+
+    assert 200 <= response.status_code < 300, (response.status_code, response.content)
+
+
+def test_door_staff_operations_exist_and_are_protected():
+    assert set(DOOR_STAFF_OPERATIONS) <= {str(op) for op in ORGANIZER}
