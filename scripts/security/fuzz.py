@@ -3,7 +3,8 @@
 Every operation (public and organizer, with an organizer token) is called with generated valid and invalid
 input; it fails on any 5xx, any response that does not match the schema (status, content type, headers, body),
 any error that is not problem JSON, and schema-violating input that is accepted. The app runs with rate
-limits off (one client sends everything).
+limits off (one client sends everything). gunicorn's access log (JSON lines) is kept in reports/fuzz/ and summed
+up at the end: how many requests reached the app, by status class; a 5xx there fails the run too.
 
     python -m scripts.security.fuzz                 # CI: bounded, <= 2 minutes of fuzzing
     python -m scripts.security.fuzz --long          # documented longer run (docs/security.md): 20 minutes
@@ -12,8 +13,11 @@ limits off (one client sends everything).
 from __future__ import annotations
 
 import argparse
+import json
 import subprocess
 import sys
+import time
+from collections import Counter
 from pathlib import Path
 
 from scripts.perf.harness import ROOT, served_app
@@ -21,6 +25,17 @@ from scripts.perf.harness import ROOT, served_app
 SCHEMATHESIS = str(Path(sys.executable).with_name("schemathesis"))
 PORT = 18170
 DATABASE = "aegistickets_fuzz"
+
+
+def access_log_summary(path: Path) -> Counter[str]:
+    """Requests gunicorn answered, counted by status class ("2xx", "4xx", …), from its JSON access log."""
+    counts: Counter[str] = Counter()
+    for line in path.read_text(errors="replace").splitlines():
+        try:
+            counts[f"{int(json.loads(line)['status']) // 100}xx"] += 1
+        except (ValueError, KeyError, TypeError):
+            counts["unreadable"] += 1
+    return counts
 
 
 def main() -> int:
@@ -31,7 +46,10 @@ def main() -> int:
     max_time, max_examples = (1200, 500) if args.long else (110, 40)
     report = ROOT / "reports" / "fuzz"
     report.mkdir(parents=True, exist_ok=True)
-    with served_app(port=PORT, database=DATABASE, workers=2) as app:
+    access_log = report / "access.log"
+    access_log.unlink(missing_ok=True)
+    log_env = {"GUNICORN_ACCESS_LOG": str(access_log), "GUNICORN_ACCESS_LOG_FORMAT": "json"}
+    with served_app(port=PORT, database=DATABASE, workers=2, env=log_env) as app:
         command = [
             SCHEMATHESIS,
             "run",
@@ -62,7 +80,16 @@ def main() -> int:
         if args.seed is not None:
             command += ["--seed", str(args.seed)]
         print("schemathesis:", " ".join(c if "Token" not in c else "Authorization: Token ***" for c in command))
-        return subprocess.run(command, cwd=ROOT, check=False).returncode  # noqa: S603 - fixed argv
+        started = time.monotonic()
+        returncode = subprocess.run(command, cwd=ROOT, check=False).returncode  # noqa: S603 - fixed argv
+        elapsed = time.monotonic() - started
+    counts = access_log_summary(access_log)
+    by_class = ", ".join(f"{key} {counts[key]}" for key in sorted(counts))
+    print(f"fuzz: {counts.total()} requests reached the app in {elapsed:.0f} s ({by_class}); log: {access_log}")
+    if counts["5xx"]:
+        print("fuzz: FAILED, the app answered 5xx (see the access log)", file=sys.stderr)
+        return returncode or 1
+    return returncode
 
 
 if __name__ == "__main__":
