@@ -230,7 +230,7 @@ def test_gunicorn_defaults_to_a_per_port_directory_and_keeps_one_set_in_the_envi
     monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
     monkeypatch.setenv("PORT", "18555")
     conf = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
-    assert conf["raw_env"] == ["PROMETHEUS_MULTIPROC_DIR=/tmp/aegistickets-prometheus-18555"]  # noqa: S108
+    assert conf["raw_env"] == ["PROMETHEUS_MULTIPROC_DIR=/tmp/aegistickets-prometheus-18555"]
     assert "PROMETHEUS_MULTIPROC_DIR" not in os.environ  # reading the config changes nothing
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", "/run/metrics")
     assert runpy.run_path(str(ROOT / "gunicorn.conf.py"))["raw_env"] == ["PROMETHEUS_MULTIPROC_DIR=/run/metrics"]

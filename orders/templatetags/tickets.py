@@ -10,5 +10,4 @@ register = template.Library()
 
 @register.simple_tag
 def ticket_qr(code: str, title: str = "") -> SafeString:
-    # segno escapes the title; the rest of the markup is generated, never taken from input.
-    return mark_safe(qr_svg(code, title=title))  # noqa: S308
+    return mark_safe(qr_svg(code, title=title))  # noqa: S308 - segno escapes the title; the rest is generated markup

@@ -71,7 +71,7 @@ class PrivatePostgres:
 
 @contextlib.contextmanager
 def private_postgres(port: int = 55432) -> Iterator[PrivatePostgres]:
-    if subprocess.run(["pg_isready", "-q", "-h", "127.0.0.1", "-p", str(port)], check=False).returncode == 0:  # noqa: S607
+    if subprocess.run(["pg_isready", "-q", "-h", "127.0.0.1", "-p", str(port)], check=False).returncode == 0:  # noqa: S607 - pg_isready from PATH
         raise RuntimeError(f"something already answers on 127.0.0.1:{port}; pick another CHAOS_PG_PORT")
     directory = Path(tempfile.mkdtemp(prefix="aegistickets-chaos-pg-"))
     if os.geteuid() == 0:

@@ -53,7 +53,7 @@ def one(docs: list[dict[str, Any]], kind: str) -> dict[str, Any]:
 
 
 def promtool(*args: str, cwd: Path) -> None:
-    result = subprocess.run(["promtool", *args], cwd=cwd, capture_output=True, text=True, check=False)  # noqa: S603, S607
+    result = subprocess.run(["promtool", *args], cwd=cwd, capture_output=True, text=True, check=False)  # noqa: S603, S607 - promtool from PATH
     print(result.stdout.strip())
     require(result.returncode == 0, result.stderr)
 

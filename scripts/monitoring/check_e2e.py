@@ -77,7 +77,7 @@ def run(*argv: str, env: dict[str, str] | None = None, timeout: float = 120) -> 
 
 def ensure_postgres() -> None:
     def ready() -> bool:
-        return subprocess.run(["pg_isready", "-q", "-h", "127.0.0.1", "-p", "5432"], check=False).returncode == 0  # noqa: S607
+        return subprocess.run(["pg_isready", "-q", "-h", "127.0.0.1", "-p", "5432"], check=False).returncode == 0  # noqa: S607 - pg_isready from PATH
 
     if ready():
         return

@@ -98,7 +98,7 @@ def manage(*args: str, env: dict[str, str]) -> str:
 def wait_ready(url: str, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        with contextlib.suppress(OSError), urllib.request.urlopen(f"{url}/readyz", timeout=2) as response:  # noqa: S310
+        with contextlib.suppress(OSError), urllib.request.urlopen(f"{url}/readyz", timeout=2) as response:  # noqa: S310 - loopback URL
             if response.status == 200:
                 return
         time.sleep(0.25)
