@@ -26,7 +26,8 @@ install-dev: $(VENV)/.dev-installed
 .env:
 	$(PYTHON) scripts/write_env.py .env
 
-## run: set up (venv, .env, migrate, static files, demo data) and serve with gunicorn on $(HOST):$(PORT)
+## run: set up (venv, .env, migrate, static files, demo data); serve with gunicorn on $(HOST):$(PORT) and run the
+## email worker (manage.py send_emails) next to it; Ctrl-C stops both
 run: install .env
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py collectstatic --noinput -v 0
@@ -36,8 +37,15 @@ run: install .env
 	@echo "  Admin:  http://$(HOST):$(PORT)/admin/  (user admin; password: DEMO_ADMIN_PASSWORD in .env,"
 	@echo "          or create your own with: $(BIN)/python manage.py createsuperuser)"
 	@echo "  API:    http://$(HOST):$(PORT)/api/docs/"
+	@echo "  Emails: sent by the email worker running alongside (manage.py send_emails); with the default"
+	@echo "          EMAIL_URL=consolemail:// each one is printed here"
 	@echo ""
-	$(BIN)/gunicorn -c gunicorn.conf.py aegistickets.wsgi:application
+	@# Both in the background of one shell: Ctrl-C (or SIGTERM) stops gunicorn, and once gunicorn has exited
+	@# for any reason the worker is stopped too (SIGTERM: it finishes the email in hand), then both are awaited.
+	@$(BIN)/python manage.py send_emails & worker=$$!; \
+	$(BIN)/gunicorn -c gunicorn.conf.py aegistickets.wsgi:application & web=$$!; \
+	trap 'kill $$web 2>/dev/null' INT TERM; \
+	wait $$web; kill $$web $$worker 2>/dev/null; wait
 
 ## test: the whole suite (SQLite unless DATABASE_URL points at PostgreSQL); exit code 5 (nothing collected) fails too
 test: install-dev

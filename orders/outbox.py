@@ -81,6 +81,10 @@ def outbox_enqueue(*, kind: str, order_id: int, now: datetime, delay: timedelta 
 def _claim_due(*, now: datetime, limit: int) -> list[_Claim]:
     """Takes up to `limit` due rows for this worker (step 2 of the protocol); one short transaction."""
     max_attempts: int = settings.EMAIL_OUTBOX_MAX_ATTEMPTS
+    # A plain read first: an idle worker polling every few seconds opens no write transaction (on SQLite that
+    # would take the database's one write lock, which checkouts wait for).
+    if not OutboundEmail.objects.filter(status=OutboundEmail.Status.PENDING, next_attempt_at__lte=now).exists():
+        return []
     with transaction.atomic():
         due = _lock_due(now=now, limit=limit)
         if not due:

@@ -3,7 +3,10 @@
     with served_app(port=18100) as app:
         ...  # app.url, app.token (organizer API token), app.gunicorn_pid, app.database
 
-Loopback only; everything it starts is stopped when the block ends.
+The email worker (`manage.py send_emails`) runs next to gunicorn with the same environment and database, as it
+does in production, so a load test pays for building every confirmation (tickets PDF) on the same cores; the
+mail backend (`dummymail://`) delivers nothing. Loopback only; everything it starts is stopped when the block
+ends.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ class ServedApp:
     database_url: str
     gunicorn_pid: int
     env: dict[str, str] = field(default_factory=dict)
+    email_worker_pid: int = 0
 
     def worker_pids(self) -> list[int]:
         children = Path(f"/proc/{self.gunicorn_pid}/task/{self.gunicorn_pid}/children")
@@ -40,6 +44,26 @@ class ServedApp:
 
     def manage(self, *args: str) -> str:
         return manage(*args, env=self.env)
+
+    def emails(self) -> dict[str, int]:
+        """Buyer emails in the outbox by status (pending, sent, failed), read from the database."""
+        return email_outbox(self.database_url)
+
+
+def email_outbox(database_url: str) -> dict[str, int]:
+    query = "SELECT status, count(*) FROM orders_outboundemail GROUP BY 1"
+    result = subprocess.run(
+        ["psql", database_url, "-At", "-F", " ", "-c", query],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    counts = {"pending": 0, "sent": 0, "failed": 0}
+    for line in result.stdout.split("\n"):
+        if line.strip():
+            status, count = line.split()
+            counts[status] = int(count)
+    return counts
 
 
 def ensure_postgres() -> None:
@@ -78,7 +102,7 @@ def base_env(database_url: str, **extra: str) -> dict[str, str]:
             "RATE_LIMITS_ENABLED": "false",  # one client address sends all the load
             "GUNICORN_ACCESS_LOG": "/dev/null",
             "LOG_LEVEL": "warning",
-            # Confirmation emails are built (PDF and all) but not delivered: no mailbox floods, no network.
+            # The email worker builds every confirmation (PDF and all) but delivers nothing: no mailbox floods.
             "EMAIL_URL": "dummymail://",
         }
     )
@@ -146,18 +170,38 @@ def served_app(
         stderr=sys.stderr,
         start_new_session=True,
     )
+    # The email worker, as in production: same image (code), environment and database as the web processes.
+    worker = subprocess.Popen(  # noqa: S603 - our own manage.py, fixed argv
+        [PYTHON, "manage.py", "send_emails"],
+        cwd=ROOT,
+        env=app_env,
+        stdout=subprocess.DEVNULL,  # its start and stop lines; errors go to stderr
+        stderr=sys.stderr,
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         wait_ready(url)
-        yield ServedApp(url=url, token=token, database_url=database_url, gunicorn_pid=server.pid, env=app_env)
+        if worker.poll() is not None:
+            raise RuntimeError(f"the email worker exited at start (status {worker.returncode})")
+        yield ServedApp(
+            url=url,
+            token=token,
+            database_url=database_url,
+            gunicorn_pid=server.pid,
+            env=app_env,
+            email_worker_pid=worker.pid,
+        )
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
+        for process in (server, worker):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+        for process in (server, worker):
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
 
 
 if __name__ == "__main__":

@@ -53,6 +53,7 @@ class Command(BaseCommand):
 
         def on_signal(signum: int, frame: FrameType | None) -> None:
             self.stdout.write(f"{signal.Signals(signum).name}: stopping after the current email.")
+            self.stdout.flush()
             stop.set()
 
         previous = {}
@@ -64,11 +65,13 @@ class Command(BaseCommand):
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
         self.stdout.write(f"Outbox: {total.sent} sent, {total.failed} failed (retried later), {total.gave_up} gave up.")
+        self.stdout.flush()
 
     def _run(self, *, once: bool, batch: int, poll: float, heartbeat: Path | None, stop: threading.Event) -> OutboxRun:
         total = OutboxRun()
         if not once:
             self.stdout.write(f"Sending queued emails every {poll:g} s (batches of {batch}); SIGTERM stops.")
+            self.stdout.flush()  # a log line now, not when a buffer fills
         while not stop.is_set():
             if not connection.in_atomic_block:  # (a test's transaction, never in production)
                 # As after each web request: a connection that failed or outlived CONN_MAX_AGE is replaced.
