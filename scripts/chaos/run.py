@@ -587,14 +587,19 @@ def soak(shop: Shop, report: Report, ledger: list[Checkout], seconds: float) -> 
         f"{len(bad)} others {bad[:3]}",
         bool(answers) and not bad,
     )
-    # Flat: at most 8 MB (or 10 MB per minute, for the long soak) of growth per worker after warm-up.
-    allowed = max(8.0, 10.0 * minutes)
+    # Flat: after warm-up a worker grows by at most 10 MB, and by at most 3 MB over the second half of the soak
+    # (a leak keeps growing; a warming process levels off). Measured: +1.8 MB in 1 minute; +5.9 MB in 10 minutes,
+    # +1.2 MB of it in the last 7.
+    middle = min(samples, key=lambda s: abs(s[0] - (warm[0] + last[0]) / 2))
+    late = {pid: last[1][pid] - middle[1][pid] for pid in last[1] if pid in middle[1]}
+    worst_late = max(late.values(), default=float("nan"))
     report.check(
         fault,
         "worker RSS growth after warm-up (same worker processes, recycling off)",
-        f"≤ {allowed:.0f} MB per worker",
-        f"worst {worst:+.1f} MB over {minutes:.1f} min (end: {statistics.mean(last[1].values()):.0f} MB average)",
-        len(growth) == WORKERS and worst <= allowed,
+        "≤ 10 MB per worker, ≤ 3 MB over the second half",
+        f"worst {worst:+.1f} MB over {minutes:.1f} min, {worst_late:+.1f} MB over the second half "
+        f"(end: {statistics.mean(last[1].values()):.0f} MB average)",
+        len(growth) == WORKERS and worst <= 10 and worst_late <= 3,
     )
 
 
