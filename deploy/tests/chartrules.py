@@ -278,3 +278,51 @@ def network_policy_problems(docs: list[dict], values: dict) -> list[str]:
             if cidr and any(p["port"] not in {values["databasePort"], 443} for p in r["ports"]):
                 problems.append(f"egress to {cidr} on {r['ports']}")
     return problems
+
+
+def email_worker_deployments(docs: list[dict]) -> list[dict]:
+    return [
+        d for d in find(docs, "Deployment") if d["metadata"]["labels"]["app.kubernetes.io/component"] == "email-worker"
+    ]
+
+
+def email_worker_problems(docs: list[dict]) -> list[str]:
+    """The outbox worker: the web pods' image, settings and secrets; `send_emails` with a heartbeat its probes
+    read from a writable emptyDir; never selected by the web Service, PDB or HPA."""
+    workers = email_worker_deployments(docs)
+    if len(workers) != 1:
+        return [f"want one email worker Deployment, found {len(workers)}"]
+    worker, problems = workers[0], []
+    spec, web_spec = pod_spec(worker), pod_spec(web_deployment(docs))
+    c, web_c = spec["containers"][0], web_spec["containers"][0]
+    command = c.get("command", []) + c.get("args", [])
+    if command[:3] != ["python", "manage.py", "send_emails"]:
+        problems.append(f"email worker runs {command}")
+    if c["image"] != web_c["image"]:
+        problems.append("email worker runs another image than the web Deployment")
+    if c.get("envFrom") != web_c.get("envFrom"):
+        problems.append("email worker does not read the web pods' ConfigMap")
+    missing = {e["name"] for e in web_c.get("env", [])} - {"PORT"} - {e["name"] for e in c.get("env", [])}
+    if missing:
+        problems.append(f"email worker lacks the web pods' env {sorted(missing)}")
+    heartbeat = next((a.split("=", 1)[1] for a in command if a.startswith("--heartbeat-file=")), None)
+    mounts = {m["mountPath"] for m in c.get("volumeMounts", [])}
+    if heartbeat is None or not any(heartbeat.startswith(m.rstrip("/") + "/") for m in mounts):
+        problems.append(f"heartbeat file {heartbeat!r} is not on a mounted (writable) volume")
+    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+        exec_command = " ".join(c.get(probe, {}).get("exec", {}).get("command", []))
+        if not heartbeat or f'"{heartbeat}"' not in exec_command:
+            problems.append(f"{probe} does not check the heartbeat file {heartbeat!r}: {exec_command!r}")
+    multiproc = next((e.get("value") for e in c.get("env", []) if e["name"] == "PROMETHEUS_MULTIPROC_DIR"), None)
+    if multiproc not in mounts:
+        problems.append(f"PROMETHEUS_MULTIPROC_DIR {multiproc!r} is not a mounted directory")
+    labels = worker["spec"]["template"]["metadata"]["labels"]
+    selectors = [(s["kind"], s["spec"]["selector"]) for s in find(docs, "Service")]
+    selectors += [(p["kind"], p["spec"]["selector"]["matchLabels"]) for p in find(docs, "PodDisruptionBudget")]
+    for kind, selector in selectors:
+        if set(selector.items()) <= set(labels.items()):
+            problems.append(f"the {kind} selects the email worker's pods")
+    for hpa in find(docs, "HorizontalPodAutoscaler"):
+        if hpa["spec"]["scaleTargetRef"]["name"] == worker["metadata"]["name"]:
+            problems.append("the HPA scales the email worker")
+    return problems

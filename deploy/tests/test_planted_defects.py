@@ -33,6 +33,11 @@ def web(docs: list[dict]) -> dict:
     return rules.web_deployment(docs)["spec"]["template"]["spec"]["containers"][0]
 
 
+def worker(docs: list[dict]) -> dict:
+    (deployment,) = rules.email_worker_deployments(docs)
+    return deployment["spec"]["template"]["spec"]["containers"][0]
+
+
 # ---- values.schema.json and the templates' own `fail` ----
 
 
@@ -261,6 +266,19 @@ def test_rendered_rules_pass_on_the_good_render(good_docs):
             rules.metrics_exposure_problems,
             lambda d: [r["http"]["paths"].reverse() for r in rules.find(d, "Ingress")[0]["spec"]["rules"]],
         ),
+        (
+            rules.email_worker_problems,
+            lambda d: worker(d)["livenessProbe"]["exec"]["command"].__setitem__(-1, "import sys; sys.exit(0)"),
+        ),
+        (
+            rules.email_worker_problems,
+            lambda d: worker(d)["command"].__setitem__(-1, "--heartbeat-file=/var/run/alive"),
+        ),
+        (rules.email_worker_problems, lambda d: worker(d).update(command=["python", "manage.py", "send_email"])),
+        (rules.email_worker_problems, lambda d: worker(d)["env"].pop()),
+        (rules.email_worker_problems, lambda d: rules.find(d, "Service")[0]["spec"]["selector"].popitem()),
+        (rules.security_problems, lambda d: worker(d)["securityContext"].update(readOnlyRootFilesystem=False)),
+        (rules.resource_problems, lambda d: worker(d)["resources"].pop("requests")),
     ],
 )
 def test_rendered_rules_catch_planted_defects(good_docs, rule, plant):

@@ -138,6 +138,28 @@ def test_replicas_default_to_two_without_the_hpa():
 
 
 @pytest.mark.parametrize("env", ENVS)
+def test_the_email_worker_runs_next_to_the_web_pods(rendered, env):
+    assert rules.email_worker_problems(rendered[env]) == []
+    (worker,) = rules.email_worker_deployments(rendered[env])
+    assert worker["spec"]["replicas"] == values_for(env)["emailWorker"]["replicas"] == 1
+    assert worker["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+    command = rules.pod_spec(worker)["containers"][0]["command"]
+    assert "--batch-size=10" in command
+    assert "--poll-seconds=2" in command
+
+
+def test_the_email_worker_can_be_left_out_and_scaled():
+    from conftest import render_docs
+
+    assert rules.email_worker_deployments(render_docs(sets=["emailWorker.enabled=false"])) == []
+    docs = render_docs(sets=["emailWorker.replicas=3", "emailWorker.heartbeatMaxAgeSeconds=600"])
+    (worker,) = rules.email_worker_deployments(docs)
+    assert worker["spec"]["replicas"] == 3
+    probe = rules.pod_spec(worker)["containers"][0]["livenessProbe"]["exec"]["command"]
+    assert probe[-1].endswith("> 600)")
+
+
+@pytest.mark.parametrize("env", ENVS)
 def test_config_and_hosts(rendered, env):
     docs = rendered[env]
     (cm,) = [d for d in rules.find(docs, "ConfigMap") if "grafana_dashboard" not in d["metadata"].get("labels", {})]
