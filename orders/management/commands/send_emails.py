@@ -3,9 +3,10 @@
     python manage.py send_emails            # runs until SIGTERM/SIGINT, looking for due emails every few seconds
     python manage.py send_emails --once     # sends everything due now, then exits (cron, tests, a backlog)
 
-Several workers may run at once (one per pod or host): they claim disjoint emails. SIGTERM lets the email being
-sent finish and its result be recorded, then exits 0; a SIGKILL in between means that email is sent again later
-(at least once, never lost). `--heartbeat-file` is touched after every batch, for a liveness probe.
+Several workers may run at once (one per pod or host): they claim disjoint emails. SIGTERM (or Ctrl-C) lets the
+batch in hand (`--batch-size`, small) finish and be recorded, then exits 0; a SIGKILL before that means those
+emails are sent again once their claim expires (at least once, never lost). `--heartbeat-file` is touched after
+every batch and every idle poll, for a liveness probe.
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ class Command(BaseCommand):
         stop = threading.Event()
 
         def on_signal(signum: int, frame: FrameType | None) -> None:
-            self.stdout.write(f"{signal.Signals(signum).name}: stopping after the current email.")
+            self.stdout.write(f"{signal.Signals(signum).name}: stopping after the current batch.")
             self.stdout.flush()
             stop.set()
 
