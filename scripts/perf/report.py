@@ -37,12 +37,14 @@ PORT = 18120
 DATABASE = "aegistickets_perf_report"  # not the harness default: `make bench` may be using that one
 
 SHORT = {
+    "catalog": {"DURATION": "30s"},  # 10 s ramp to 50 browsing users, then 50, squeezed
     "happy_path": {"DURATION": "30s"},  # the 2-minute shape squeezed: ramp to 10, hold, ramp down
     "stress": {"DURATION": "60s"},  # the 7-minute shape squeezed, peak 100 users
     "html_flow": {"DURATION": "30s", "USERS": "20"},
     "flash_sale": {"FLASH_SEATS": "300", "FLASH_BUYERS": "900", "FLASH_MAX_SECONDS": "120"},
 }
 FULL = {
+    "catalog": {},
     "happy_path": {},
     "stress": {},
     "html_flow": {"DURATION": "60s", "USERS": "20"},

@@ -13,8 +13,9 @@ from scripts.perf.locust_run import ROOT, run_scenario
 
 PORT = 18130
 DATABASE = "aegistickets_smoke"
-# Seconds of load: 10 + 12 + 8 + a flash sale that ends when its 90 buyers have their answer (a few seconds).
+# Seconds of load: 6 + 10 + 12 + 8 + a flash sale that ends when its 90 buyers have their answer (a few seconds).
 SMOKE = {
+    "catalog": {"DURATION": "6s", "USERS": "10"},
     "happy_path": {"DURATION": "10s", "USERS": "5"},
     "stress": {"DURATION": "12s", "USERS": "20"},
     "html_flow": {"DURATION": "8s", "USERS": "5"},
