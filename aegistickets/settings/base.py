@@ -4,6 +4,7 @@ An untracked `.env` file in the project folder is read first if it exists (`make
 generated secret key); real environment variables win over it.
 """
 
+import secrets
 from pathlib import Path
 
 import environ
@@ -26,7 +27,10 @@ if not SECRET_KEY:
         raise ImproperlyConfigured(
             "DJANGO_SECRET_KEY is required when DJANGO_DEBUG is off (`make run` writes a generated one to .env)."
         )
-    SECRET_KEY = "insecure-debug-only-key"  # noqa: S105 - only ever used with DJANGO_DEBUG=true
+    # A fresh key per process, never one written down here: sessions are signed cookies, and a known key would let
+    # anyone forge an admin's session on a reachable debug server. Set DJANGO_SECRET_KEY (or use `make run`'s .env)
+    # to keep sessions across restarts.
+    SECRET_KEY = secrets.token_urlsafe(50)
 
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])

@@ -12,6 +12,7 @@ import hmac
 import inspect
 import math
 import re
+import string
 from pathlib import Path
 
 import pytest
@@ -169,7 +170,7 @@ class TestRepeatedCheckoutSubmit:
 
 # --- how the secrets are made ----------------------------------------------------------------------------
 
-URLSAFE = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+URLSAFE = string.ascii_letters + string.digits + "-_"  # secrets.token_urlsafe
 SECRETS = {
     # generator, the model field it is the default of, its alphabet
     "order secret (private order link)": (models.new_order_secret, Order._meta.get_field("secret"), URLSAFE),
