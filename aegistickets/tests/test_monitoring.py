@@ -139,8 +139,21 @@ def test_promtool_checks_the_rules_and_their_unit_tests_pass():
         ("expr: vector(0.8)", "expr: vector(0.5)"),
         ("sli:db:saturation:connections > 0.8", "sli:db:saturation:connections > 0.95"),
         ('absent(up{job="aegistickets"} == 1)', 'absent(up{job="aegistickets"})'),
+        (
+            'aegistickets_emails_oldest_due_age_seconds{job="aegistickets"}) > 600',
+            'aegistickets_emails_oldest_due_age_seconds{job="aegistickets"}) > 6000',
+        ),
+        ('aegistickets_emails_failed{job="aegistickets"}) > 0', 'aegistickets_emails_failed{job="aegistickets"}) > 1'),
     ],
-    ids=["burn-factor", "4xx-as-errors", "latency-target", "saturation-threshold", "down-when-all-fail"],
+    ids=[
+        "burn-factor",
+        "4xx-as-errors",
+        "latency-target",
+        "saturation-threshold",
+        "down-when-all-fail",
+        "emails-delayed-threshold",
+        "emails-failed-threshold",
+    ],
 )
 def test_the_unit_tests_catch_a_planted_defect(tmp_path, original, planted):
     text = RULES.read_text()
