@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import io
+import logging
 import os
 import signal
 import threading
@@ -14,7 +15,7 @@ from datetime import timedelta
 import pytest
 from django.core import mail
 from django.core.mail.backends.base import BaseEmailBackend
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.db import connection
 from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
@@ -226,6 +227,18 @@ class TestWorker:
         assert outbox.outbox_send_due(now=now, limit=10) == outbox.OutboxRun()
 
 
+def stop_after_heartbeats(heartbeat, beats: int) -> None:  # type: ignore[no-untyped-def]
+    """SIGTERM to this process once the worker has touched its heartbeat file `beats` times (its handler is
+    installed before the first one)."""
+    seen: set[float] = set()
+    deadline = time.monotonic() + 20
+    while len(seen) < beats and time.monotonic() < deadline:
+        if heartbeat.exists():
+            seen.add(heartbeat.stat().st_mtime_ns)
+        time.sleep(0.01)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
 class DyingBackend(BaseEmailBackend):
     """The process being stopped in the middle of talking to the mail server."""
 
@@ -293,6 +306,28 @@ class TestCommand:
             call_command("send_emails", "--once", stdout=out)
 
         assert "0 sent, 1 failed" in out.getvalue()  # tried once, then waits for its retry time
+
+    def test_once_fails_loudly_when_the_database_does(self):
+        with connection.cursor() as cursor:
+            cursor.execute("DROP TABLE orders_outboundemail")  # rolled back with the test's transaction
+
+        with pytest.raises(CommandError, match="The database failed"):
+            call_command("send_emails", "--once", stdout=io.StringIO())
+
+    def test_the_loop_outlives_a_failing_database(self, tmp_path, caplog):
+        heartbeat = tmp_path / "alive"
+        with connection.cursor() as cursor:
+            cursor.execute("DROP TABLE orders_outboundemail")  # rolled back with the test's transaction
+        stopper = threading.Thread(target=stop_after_heartbeats, args=(heartbeat, 3))
+        stopper.start()
+
+        with caplog.at_level(logging.WARNING, logger="orders.outbox"):
+            call_command(
+                "send_emails", "--poll-seconds", "0.05", "--heartbeat-file", str(heartbeat), stdout=io.StringIO()
+            )
+        stopper.join()
+
+        assert caplog.text.count("outbox: the database failed") >= 3  # kept trying, still alive for the probe
 
     def test_sigterm_stops_the_loop_gracefully(self, now, tmp_path):
         heartbeat = tmp_path / "alive"

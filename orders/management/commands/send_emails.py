@@ -82,8 +82,10 @@ class Command(BaseCommand):
             except DatabaseError as error:
                 if once:
                     raise CommandError(f"The database failed: {error}") from error
-                logger.warning("outbox: the database failed; trying again in %g s", poll, exc_info=True)
-                connections.close_all()
+                # One line, no traceback: while the database is down this repeats every poll.
+                logger.warning("outbox: the database failed (%s); trying again in %g s", error, poll)
+                if not connection.in_atomic_block:
+                    connections.close_all()  # reconnect next time
                 run = OutboxRun()
             if heartbeat is not None:
                 heartbeat.touch()
