@@ -10,7 +10,7 @@ The protocol (delivery is at least once; two workers never send the same row at 
 2. `outbox_send_due` claims up to `limit` due rows in one short transaction. On PostgreSQL the rows are read with
    SELECT … FOR UPDATE SKIP LOCKED, so concurrent workers take disjoint rows and never wait for each other; on
    SQLite the transaction begins IMMEDIATE, which serializes claims. The claim counts the attempt, stamps
-   `claimed_at` and moves `next_attempt_at` to the end of the claim (CLAIM_LEASE), then commits: the row is no
+   `claimed_at` and moves `next_attempt_at` to the end of the claim (`claim_lease()`), then commits: the row is no
    longer due for anyone else, and no lock or transaction is held while sending.
 3. Each claimed email is built and handed to the mail backend outside any transaction; then one UPDATE records
    the result: sent; or the error and the next attempt (exponential backoff, capped); or `failed` once
@@ -36,8 +36,14 @@ from orders.models import OutboundEmail
 
 logger = logging.getLogger(__name__)
 
-# How long a claimed row is left to the worker that claimed it before another may send it again.
-CLAIM_LEASE = timedelta(minutes=10)
+
+def claim_lease() -> timedelta:
+    """How long a claimed row is left to the worker that claimed it before another may send it again (setting
+    EMAIL_OUTBOX_CLAIM_SECONDS). Also how late an email can be when its worker died, or lost the database,
+    before recording the result."""
+    return timedelta(seconds=settings.EMAIL_OUTBOX_CLAIM_SECONDS)
+
+
 RETRY_DELAY_FIRST = timedelta(seconds=30)
 RETRY_DELAY_CAP = timedelta(hours=1)
 # The cancellation notice says where the refund stands; the refund is asked for right after the cancel commits,
@@ -103,7 +109,7 @@ def _claim_due(*, now: datetime, limit: int) -> list[_Claim]:
             if attempts < max_attempts
         ]
         OutboundEmail.objects.filter(pk__in=[claim.pk for claim in claims]).update(
-            claimed_at=now, next_attempt_at=now + CLAIM_LEASE, attempts=F("attempts") + 1
+            claimed_at=now, next_attempt_at=now + claim_lease(), attempts=F("attempts") + 1
         )
     return claims
 

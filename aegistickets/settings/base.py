@@ -172,8 +172,13 @@ globals().setdefault("EMAIL_TIMEOUT", env.int("EMAIL_TIMEOUT", default=20))
 # (30 s after the first failure, doubling up to 1 h: about 3 hours with the default; staff can retry it then).
 EMAIL_OUTBOX_POLL_SECONDS = env.float("EMAIL_OUTBOX_POLL_SECONDS", default=2.0)
 EMAIL_OUTBOX_MAX_ATTEMPTS = env.int("EMAIL_OUTBOX_MAX_ATTEMPTS", default=10)
+# A claimed email is left to its worker this long; a worker that died (or lost the database) mid-send has its
+# emails sent again after it. Longer than building and sending one email can take (EMAIL_TIMEOUT and more).
+EMAIL_OUTBOX_CLAIM_SECONDS = env.int("EMAIL_OUTBOX_CLAIM_SECONDS", default=600)
 if EMAIL_OUTBOX_POLL_SECONDS <= 0 or EMAIL_OUTBOX_MAX_ATTEMPTS < 1:
     raise ImproperlyConfigured("EMAIL_OUTBOX_POLL_SECONDS must be positive and EMAIL_OUTBOX_MAX_ATTEMPTS at least 1.")
+if globals()["EMAIL_TIMEOUT"] >= EMAIL_OUTBOX_CLAIM_SECONDS:
+    raise ImproperlyConfigured("EMAIL_OUTBOX_CLAIM_SECONDS must be longer than EMAIL_TIMEOUT.")
 
 # Security. Plain HTTP on localhost by default; the Helm chart sets DJANGO_SECURE_SSL_REDIRECT=true
 # behind the ALB, which terminates TLS and tells us so in X-Forwarded-Proto.

@@ -212,13 +212,24 @@ class TestWorker:
         claimed = row(order)
         assert (claimed.status, claimed.attempts, claimed.claimed_at) == (OutboundEmail.Status.PENDING, 1, now)
         # Another worker leaves it alone while the claim lasts (the first may still be talking to the server)…
-        assert outbox.outbox_send_due(now=now + outbox.CLAIM_LEASE - timedelta(seconds=1), limit=10) == (
+        assert outbox.outbox_send_due(now=now + outbox.claim_lease() - timedelta(seconds=1), limit=10) == (
             outbox.OutboxRun()
         )
         # …and sends it once the claim has expired: at least once, never lost.
-        assert outbox.outbox_send_due(now=now + outbox.CLAIM_LEASE, limit=10).sent == 1
+        assert outbox.outbox_send_due(now=now + outbox.claim_lease(), limit=10).sent == 1
         assert row(order).attempts == 2
         assert len(mail.outbox) == 1
+
+    @override_settings(EMAIL_OUTBOX_CLAIM_SECONDS=45)
+    def test_the_claim_lasts_as_long_as_the_setting_says(self, now):
+        order = place(now)
+
+        with override_settings(EMAIL_BACKEND=f"{__name__}.DyingBackend"), pytest.raises(KeyboardInterrupt):
+            outbox.outbox_send_due(now=now, limit=10)
+
+        assert row(order).next_attempt_at == now + timedelta(seconds=45)
+        assert outbox.outbox_send_due(now=now + timedelta(seconds=44), limit=10) == outbox.OutboxRun()
+        assert outbox.outbox_send_due(now=now + timedelta(seconds=45), limit=10).sent == 1
 
     def test_an_order_deleted_meanwhile_takes_its_queued_email_along(self, now):
         order = place(now)
