@@ -14,9 +14,16 @@ threads = int(os.environ.get("GUNICORN_THREADS", "1"))
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "30"))
 keepalive = 5
-# Recycle workers now and then so a slow leak can never grow without bound.
-max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "5000"))
-max_requests_jitter = 500
+# Connections the kernel queues for the workers to accept. An on-sale rush opens thousands at the same instant;
+# past this queue (capped by net.core.somaxconn) the kernel drops SYNs and each such client waits 1 s, 3 s, 7 s
+# for its retransmit. Measured with a 3000-buyer flash sale: docs/performance.md.
+backlog = int(os.environ.get("GUNICORN_BACKLOG", "4096"))
+# Recycle workers now and then so a slow leak can never grow without bound (none is known: `make chaos` soaks with
+# recycling off and sees worker memory level off). Spread the restarts: a worker takes a second or two to boot on a
+# busy box, and with a 10 % jitter the eight workers, fed evenly, all restarted within ~2 s of each other; clients
+# then waited 2-3 s (seen as a p95 of 2-3 s in one wrk run in four; docs/performance.md). 0 turns recycling off.
+max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "20000"))
+max_requests_jitter = max_requests // 2
 accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-")
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()

@@ -26,6 +26,7 @@ from scripts.perf.harness import ROOT, ServedApp, served_app
 from scripts.perf.locust_run import ScenarioRun, run_scenario
 
 WRK_REPORT = ROOT / "scripts" / "bench" / "wrk_report.lua"
+ROUNDS = 3  # wrk runs per catalog endpoint; the median counts
 PG_LOG = Path("/var/log/postgresql")
 DEADLOCKS_SQL = "SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()"
 
@@ -99,16 +100,30 @@ def catalog_targets(app: ServedApp, *, seconds: int) -> tuple[list[Target], list
         "GET /": "/",
         "GET /events/<slug>/": f"/events/{event['slug']}/",
     }
+    # Three interleaved rounds, each endpoint's median kept: gunicorn's sync workers close every connection, so a
+    # closed-loop client reconnects ~2000 times a second from one address, and now and then a new connection's SYN
+    # meets the server's TIME_WAIT entry for the same port pair and waits for its 1 s retransmit: a 10 s run then
+    # shows a p95 of 2-3 s and a third less throughput, for the trivial view as for any other (seen here in about
+    # one run in four). The median of three is what the endpoint does; every round is printed.
+    runs: dict[str, list[dict]] = {label: [] for label in paths}
+    for round_number in range(1, ROUNDS + 1):
+        for label, path in paths.items():
+            result = wrk(f"{app.url}{path}", seconds=seconds, connections=50)
+            runs[label].append(result)
+            print(
+                f"  round {round_number}: {label:28s} {result['rps']:8.0f} req/s  p95 {result['p95_ms']:7.1f} ms  "
+                f"non-2xx {result['non_2xx_3xx']}  socket errors {result['socket_errors']}",
+                flush=True,
+            )
     rows = []
-    for label, path in paths.items():
-        result = wrk(f"{app.url}{path}", seconds=seconds, connections=50)
-        result["label"] = label
-        rows.append(result)
-        print(
-            f"  {label:28s} {result['rps']:8.0f} req/s  p95 {result['p95_ms']:6.1f} ms  "
-            f"non-2xx {result['non_2xx_3xx']}  socket errors {result['socket_errors']}",
-            flush=True,
-        )
+    for label, results in runs.items():
+        middle = sorted(results, key=lambda r: r["rps"])[len(results) // 2]
+        row = dict(middle)
+        row["label"] = label
+        row["rps_all"] = [round(r["rps"]) for r in results]
+        row["non_2xx_3xx"] = sum(r["non_2xx_3xx"] for r in results)
+        row["socket_errors"] = sum(r["socket_errors"] for r in results)
+        rows.append(row)
     baseline = rows[0]["rps"]
     targets = []
     for row in rows[1:]:
@@ -118,7 +133,7 @@ def catalog_targets(app: ServedApp, *, seconds: int) -> tuple[list[Target], list
             Target(
                 f"{row['label']} throughput vs trivial view",
                 ">= 60%",
-                f"{ratio:.0%} ({row['rps']:.0f} req/s)",
+                f"{ratio:.0%} ({row['rps']:.0f} req/s, median of {row['rps_all']})",
                 ratio >= 0.6 and clean,
             )
         )
