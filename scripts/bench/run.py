@@ -100,11 +100,9 @@ def catalog_targets(app: ServedApp, *, seconds: int) -> tuple[list[Target], list
         "GET /": "/",
         "GET /events/<slug>/": f"/events/{event['slug']}/",
     }
-    # Three interleaved rounds, each endpoint's median kept: gunicorn's sync workers close every connection, so a
-    # closed-loop client reconnects ~2000 times a second from one address, and now and then a new connection's SYN
-    # meets the server's TIME_WAIT entry for the same port pair and waits for its 1 s retransmit: a 10 s run then
-    # shows a p95 of 2-3 s and a third less throughput, for the trivial view as for any other (seen here in about
-    # one run in four). The median of three is what the endpoint does; every round is printed.
+    # Three interleaved rounds, each endpoint's median kept: this machine is shared, and one bad 10 s round (another
+    # tenant's burst; before gunicorn.conf.py spread worker recycling, several workers rebooting at once) must not
+    # decide a ratio. Every round is printed.
     runs: dict[str, list[dict]] = {label: [] for label in paths}
     for round_number in range(1, ROUNDS + 1):
         for label, path in paths.items():
