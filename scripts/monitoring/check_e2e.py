@@ -291,7 +291,7 @@ def check(args: argparse.Namespace) -> None:
         psql(f'CREATE DATABASE "{DATABASE}"')
         log(f"database {DATABASE}: migrate and seed")
         run(PYTHON, "manage.py", "migrate", "--noinput", env=env)
-        run(PYTHON, "manage.py", "seed_demo", "--admin-password", secrets.token_urlsafe(16), env=env)
+        run(PYTHON, "manage.py", "seed_demo", f"--admin-password={secrets.token_urlsafe(16)}", env=env)
 
         app_env = {
             **env,

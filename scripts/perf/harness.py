@@ -160,7 +160,7 @@ def served_app(
     if not static_files_current():
         manage("collectstatic", "--noinput", "-v", "0", env=app_env)
     if seed:
-        manage("seed_demo", "--admin-password", secrets.token_urlsafe(16), env=app_env)
+        manage("seed_demo", f"--admin-password={secrets.token_urlsafe(16)}", env=app_env)  # "=": it may start with "-"
     token = manage("create_api_token", "admin", env=app_env).strip() if seed else ""
     server = subprocess.Popen(  # noqa: S603 - our own gunicorn, fixed argv
         [GUNICORN, "-c", "gunicorn.conf.py", "aegistickets.wsgi:application"],
