@@ -18,6 +18,9 @@ keepalive = 5
 # past this queue (capped by net.core.somaxconn) the kernel drops SYNs and each such client waits 1 s, 3 s, 7 s
 # for its retransmit. Measured with a 3000-buyer flash sale: docs/performance.md.
 backlog = int(os.environ.get("GUNICORN_BACKLOG", "4096"))
+# The longest request line gunicorn accepts (its maximum; the default is 4094). Up to this, an over-long query is
+# the API's to refuse (400 problem JSON); past it gunicorn answers 414 itself, as documented in the OpenAPI schema.
+limit_request_line = 8190
 # Recycle workers now and then so a slow leak can never grow without bound (none is known: `make chaos` soaks with
 # recycling off and sees worker memory level off). Spread the restarts: a worker takes a second or two to boot on a
 # busy box, and with a 10 % jitter the eight workers, fed evenly, all restarted within ~2 s of each other; clients

@@ -113,6 +113,25 @@ class JsonInput(serializers.Serializer):
         return super().to_internal_value(data)
 
 
+URI_TOO_LONG = {
+    "description": (
+        "Request line longer than the server accepts (8190 bytes): refused by the web server before the API, as a "
+        "short HTML page."
+    ),
+    "content": {"text/html": {"schema": {"type": "string"}}},
+}
+
+
+def document_server_limits(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
+    """drf-spectacular postprocessing hook: every operation can be refused with 414 by gunicorn
+    (`limit_request_line` in gunicorn.conf.py) before the request reaches Django."""
+    for path_item in result.get("paths", {}).values():
+        for operation in path_item.values():
+            if isinstance(operation, dict) and "responses" in operation:
+                operation["responses"].setdefault("414", URI_TOO_LONG)
+    return result
+
+
 def problems(*statuses: int) -> dict[tuple[int, str], OpenApiResponse]:
     """OpenAPI responses for error statuses, all problem JSON."""
     # Keyed (status, media type): the body is sent as application/problem+json, so the schema must say so.
