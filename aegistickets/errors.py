@@ -283,8 +283,11 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
 
 
 def problem_json_response(error: ApplicationError) -> JsonResponse:
-    """The same body for plain Django views (404/500 handlers under /api)."""
-    return JsonResponse(error.as_problem(), status=error.status, content_type=PROBLEM_CONTENT_TYPE)
+    """The same body (and Retry-After) for plain Django views and middleware under /api."""
+    response = JsonResponse(error.as_problem(), status=error.status, content_type=PROBLEM_CONTENT_TYPE)
+    if "retry_after" in error.extra:
+        response["Retry-After"] = str(error.extra["retry_after"])
+    return response
 
 
 class InternalServerError(ApplicationError):

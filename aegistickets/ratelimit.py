@@ -25,11 +25,11 @@ from typing import Any
 from django.conf import settings
 from django.core.cache import caches
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
 from rest_framework.request import Request
 from rest_framework.throttling import BaseThrottle
 
-from aegistickets.errors import RateLimitedError, is_api_request, problem_json_response
+from aegistickets.errors import RateLimitedError
+from aegistickets.views import error_page
 
 logger = logging.getLogger(__name__)
 
@@ -92,12 +92,8 @@ def hit(scope: str, identity: str) -> int | None:
 
 def too_many_requests(request: HttpRequest, retry_after: int) -> HttpResponse:
     """429 with Retry-After: problem JSON under /api, the 429 page elsewhere."""
-    if is_api_request(request):
-        response: HttpResponse = problem_json_response(RateLimitedError(extra={"retry_after": retry_after}))
-    else:
-        response = render(request, "429.html", {"retry_after": retry_after}, status=429)
-    response["Retry-After"] = str(retry_after)
-    return response
+    error = RateLimitedError(extra={"retry_after": retry_after})
+    return error_page(request, error, "429.html", {"retry_after": retry_after})
 
 
 def _api_basket(request: HttpRequest) -> str:

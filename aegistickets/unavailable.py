@@ -20,9 +20,9 @@ from collections.abc import Callable
 
 from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
 
-from aegistickets.errors import ApplicationError, is_api_request, problem_json_response
+from aegistickets.errors import ApplicationError
+from aegistickets.views import error_page
 
 logger = logging.getLogger(__name__)
 
@@ -61,15 +61,6 @@ def database_error(exc: BaseException) -> ServiceUnavailableError | None:
     return error
 
 
-def unavailable_response(request: HttpRequest, error: ServiceUnavailableError) -> HttpResponse:
-    if is_api_request(request):
-        response: HttpResponse = problem_json_response(error)
-    else:
-        response = render(request, "503.html", {"error": error}, status=503)
-    response["Retry-After"] = str(error.retry_after)
-    return response
-
-
 class DatabaseUnavailableMiddleware:
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
@@ -87,4 +78,4 @@ class DatabaseUnavailableMiddleware:
             error.code,
             extra={"path": request.path, "error": f"{exception.__class__.__name__}: {exception}"[:300]},
         )
-        return unavailable_response(request, error)
+        return error_page(request, error, "503.html")

@@ -1,18 +1,34 @@
 """Error pages: problem JSON under /api, HTML elsewhere."""
 
+from typing import Any
+
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from aegistickets.errors import InternalServerError, NotFoundError, is_api_request, problem_json_response
+from aegistickets.errors import (
+    ApplicationError,
+    InternalServerError,
+    NotFoundError,
+    is_api_request,
+    problem_json_response,
+)
+
+
+def error_page(
+    request: HttpRequest, error: ApplicationError, template: str, context: dict[str, Any] | None = None
+) -> HttpResponse:
+    """The error as problem JSON under /api, as `template` elsewhere; with Retry-After when it carries one."""
+    if is_api_request(request):
+        return problem_json_response(error)
+    response = render(request, template, {"error": error, **(context or {})}, status=error.status)
+    if "retry_after" in error.extra:
+        response["Retry-After"] = str(error.extra["retry_after"])
+    return response
 
 
 def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
-    if is_api_request(request):
-        return problem_json_response(NotFoundError())
-    return render(request, "404.html", status=404)
+    return error_page(request, NotFoundError(), "404.html")
 
 
 def server_error(request: HttpRequest) -> HttpResponse:
-    if is_api_request(request):
-        return problem_json_response(InternalServerError())
-    return render(request, "500.html", status=500)
+    return error_page(request, InternalServerError(), "500.html")

@@ -81,16 +81,6 @@ def pg_log_deadlocks(since: dict[Path, int]) -> int:
     return found
 
 
-def rss_mb(pids: list[int]) -> list[float]:
-    sizes = []
-    for pid in pids:
-        status = Path(f"/proc/{pid}/status").read_text()
-        match = re.search(r"VmRSS:\s+(\d+) kB", status)
-        if match:
-            sizes.append(int(match.group(1)) / 1024)
-    return sizes
-
-
 def catalog_targets(app: ServedApp, *, seconds: int) -> tuple[list[Target], list[dict]]:
     event = get_json(f"{app.url}/api/events")["events"][0]
     paths = {
@@ -266,7 +256,7 @@ def main() -> int:
                 failure_pct is not None and failure_pct < 0.1,
             )
         )
-        sizes = rss_mb(app.worker_pids())
+        sizes = list(app.worker_rss_mb().values())
         targets.append(
             Target(
                 "gunicorn worker RSS after stress",

@@ -263,16 +263,6 @@ def process_alive(pid: int) -> bool:
     return not any(line.startswith("State:") and "Z" in line.split()[1] for line in status.splitlines())
 
 
-def rss_mb(pid: int) -> float | None:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        return None
-    return None
-
-
 # --- the faults --------------------------------------------------------------------------------------------------
 
 
@@ -476,7 +466,7 @@ def database_down(shop: Shop, pg: PrivatePostgres, report: Report, ledger: list[
 
     before = [a for a in answers if a.started + a.elapsed < went_down]
     during = [a for a in answers if went_down + 0.5 < a.started and a.started + a.elapsed < came_back]
-    around = [a for a in answers if a not in before]
+    around = [a for a in answers if a.started + a.elapsed >= went_down]
     report.figures["database_down"] = {
         "requests": len(answers),
         "before_outage": len(before),
@@ -569,9 +559,9 @@ def soak(shop: Shop, report: Report, ledger: list[Checkout], seconds: float) -> 
     samples: list[tuple[float, dict[int, float]]] = []
     started = time.monotonic()
     while time.monotonic() - started < seconds:
-        samples.append((time.monotonic() - started, {p: rss_mb(p) or 0.0 for p in shop.app.worker_pids()}))
+        samples.append((time.monotonic() - started, shop.app.worker_rss_mb()))
         time.sleep(min(5.0, seconds / 12))
-    samples.append((time.monotonic() - started, {p: rss_mb(p) or 0.0 for p in shop.app.worker_pids()}))
+    samples.append((time.monotonic() - started, shop.app.worker_rss_mb()))
     stop.set()
     for thread in threads:
         thread.join(60)

@@ -42,12 +42,29 @@ class ServedApp:
         children = Path(f"/proc/{self.gunicorn_pid}/task/{self.gunicorn_pid}/children")
         return [int(pid) for pid in children.read_text().split()] if children.exists() else []
 
+    def worker_rss_mb(self) -> dict[int, float]:
+        """Resident memory (MB) of each gunicorn worker alive now, by pid."""
+        sizes = {pid: rss_mb(pid) for pid in self.worker_pids()}
+        return {pid: size for pid, size in sizes.items() if size is not None}
+
     def manage(self, *args: str) -> str:
         return manage(*args, env=self.env)
 
     def emails(self) -> dict[str, int]:
         """Buyer emails in the outbox by status (pending, sent, failed), read from the database."""
         return email_outbox(self.database_url)
+
+
+def rss_mb(pid: int) -> float | None:
+    """A process's resident memory (VmRSS) in MB; None once it is gone."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    for line in status.splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return None
 
 
 def email_outbox(database_url: str) -> dict[str, int]:

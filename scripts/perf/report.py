@@ -29,7 +29,7 @@ matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402 - after choosing the backend
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-from scripts.perf.harness import ServedApp, served_app  # noqa: E402
+from scripts.perf.harness import served_app  # noqa: E402
 from scripts.perf.locust_run import ROOT, ScenarioRun, run_scenario  # noqa: E402
 
 REPORTS = ROOT / "reports"
@@ -53,17 +53,6 @@ FULL = {
 
 
 # --- measuring the server ---------------------------------------------------------------------------
-
-
-def worker_rss_mb(app: ServedApp) -> list[float]:
-    sizes = []
-    for pid in app.worker_pids():
-        status = Path(f"/proc/{pid}/status")
-        if status.exists():
-            for line in status.read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    sizes.append(int(line.split()[1]) / 1024)
-    return sizes
 
 
 def deadlocks(database: str) -> int | None:
@@ -385,7 +374,7 @@ def main() -> int:
         for scenario in chosen:
             runs.append(run_scenario(scenario, host=app.url, out_dir=out_dir, settings=plan[scenario], token=app.token))
             if scenario == "stress":
-                facts.rss_after_stress_mb = worker_rss_mb(app)
+                facts.rss_after_stress_mb = list(app.worker_rss_mb().values())
         facts.deadlocks_after = deadlocks(DATABASE)
     blocks = document(runs, facts, full=args.full, out_dir=out_dir)
     markdown, page = REPORTS / "performance-report.md", REPORTS / "performance-report.html"
