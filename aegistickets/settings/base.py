@@ -175,6 +175,12 @@ EMAIL_OUTBOX_MAX_ATTEMPTS = env.int("EMAIL_OUTBOX_MAX_ATTEMPTS", default=10)
 # A claimed email is left to its worker this long; a worker that died (or lost the database) mid-send has its
 # emails sent again after it. Longer than building and sending one email can take (EMAIL_TIMEOUT and more).
 EMAIL_OUTBOX_CLAIM_SECONDS = env.int("EMAIL_OUTBOX_CLAIM_SECONDS", default=600)
+# The worker's CPU priority (Unix nice, 0-19). On a box it shares with the web workers (`make run`, one VM) web
+# requests come first: in an on-sale rush the confirmations wait a few seconds, the checkouts do not wait for
+# them (docs/performance.md). A worker alone in its container is unaffected: nice ranks processes of one cgroup.
+EMAIL_WORKER_NICE = env.int("EMAIL_WORKER_NICE", default=10)
+if not 0 <= EMAIL_WORKER_NICE <= 19:
+    raise ImproperlyConfigured("EMAIL_WORKER_NICE must be between 0 and 19.")
 if EMAIL_OUTBOX_POLL_SECONDS <= 0 or EMAIL_OUTBOX_MAX_ATTEMPTS < 1:
     raise ImproperlyConfigured("EMAIL_OUTBOX_POLL_SECONDS must be positive and EMAIL_OUTBOX_MAX_ATTEMPTS at least 1.")
 if globals()["EMAIL_TIMEOUT"] >= EMAIL_OUTBOX_CLAIM_SECONDS:

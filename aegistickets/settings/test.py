@@ -8,6 +8,8 @@ from .base import *  # noqa: E402, F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+# The worker loop runs inside the test process in a few tests: it must not lower the whole suite's priority.
+EMAIL_WORKER_NICE = 0
 # Tests render pages without running collectstatic first.
 STORAGES = {  # noqa: F405
     **STORAGES,  # noqa: F405

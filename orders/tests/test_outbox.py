@@ -7,12 +7,16 @@ import io
 import logging
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
+from django.conf import settings
 from django.core import mail
 from django.core.mail.backends.base import BaseEmailBackend
 from django.core.management import CommandError, call_command
@@ -362,6 +366,39 @@ class TestCommand:
         assert len(mail.outbox) == 1
         assert "stopping" in out.getvalue()
         assert signal.getsignal(signal.SIGTERM) is previous  # the command's handler is gone with it
+
+
+def test_the_worker_yields_the_cpu_to_web_requests(tmp_path):
+    """A real worker process lowers its own priority by EMAIL_WORKER_NICE (web requests first on a shared box)."""
+    heartbeat = tmp_path / "alive"
+    # An empty database: the loop only has to start (it outlives a failing database and still beats).
+    env = {
+        **os.environ,
+        "EMAIL_WORKER_NICE": "7",
+        "DJANGO_SETTINGS_MODULE": "aegistickets.settings.base",
+        "DJANGO_SECRET_KEY": "test-only-secret-key-not-for-production",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'empty.sqlite3'}",
+    }
+    mine = os.getpriority(os.PRIO_PROCESS, 0)
+    worker = subprocess.Popen(  # noqa: S603 - our own manage.py, fixed argv
+        [sys.executable, "manage.py", "send_emails", "--heartbeat-file", str(heartbeat)],
+        env=env,
+        cwd=settings.BASE_DIR,
+        stdout=subprocess.DEVNULL,
+        start_new_session=True,  # as systemd and the perf harness start it
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not heartbeat.exists() and worker.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert heartbeat.exists(), "the worker never ran its first batch"
+        assert os.getpriority(os.PRIO_PROCESS, worker.pid) == min(mine + 7, 19)
+        autogroup = Path(f"/proc/{worker.pid}/autogroup")
+        if autogroup.exists():  # it leads its own session: the session's group yields as well
+            assert autogroup.read_text().split()[-1] == "7"
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
 
 
 def unlocked_due(*, now, limit):  # type: ignore[no-untyped-def]

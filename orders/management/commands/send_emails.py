@@ -11,7 +11,9 @@ every batch and every idle poll, for a liveness probe.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import signal
 import threading
 from pathlib import Path
@@ -26,6 +28,19 @@ from django.utils import timezone
 from orders.outbox import OutboxRun, outbox_send_due
 
 logger = logging.getLogger("orders.outbox")
+
+
+def yield_cpu(nice: int) -> None:
+    """Lowers this process's CPU priority so that web requests on the same box come first.
+
+    Linux with autogroup scheduling (the default on desktops and many servers) first shares the CPU between
+    sessions, and nice only ranks processes inside one session. A worker that leads its own session (started
+    with setsid, as by systemd or the perf harness) would keep an equal share with the whole web server's
+    session, so it lowers its session group's priority too (only its own processes are in it)."""
+    os.nice(nice)
+    if os.getsid(0) == os.getpid():
+        with contextlib.suppress(OSError):  # no autogroup scheduling here: nice alone does it
+            Path("/proc/self/autogroup").write_text(f"{nice}\n")
 
 
 class Command(BaseCommand):
@@ -50,6 +65,8 @@ class Command(BaseCommand):
         if batch < 1 or poll <= 0:
             raise CommandError("--batch-size must be at least 1 and --poll-seconds positive.")
         heartbeat = Path(options["heartbeat_file"]) if options["heartbeat_file"] else None
+        if not options["once"] and settings.EMAIL_WORKER_NICE:
+            yield_cpu(settings.EMAIL_WORKER_NICE)
         stop = threading.Event()
 
         def on_signal(signum: int, frame: FrameType | None) -> None:
