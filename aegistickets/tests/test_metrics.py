@@ -252,3 +252,12 @@ def test_gunicorn_refuses_a_metrics_directory_of_another_user(monkeypatch, tmp_p
     conf = load_gunicorn_conf(monkeypatch, directory)
     with pytest.raises(RuntimeError, match="another user"):
         conf.on_starting(server=None)
+
+
+def test_gunicorn_listens_on_the_checkout_lane_only_when_asked(monkeypatch):
+    monkeypatch.setenv("HOST", "0.0.0.0")  # noqa: S104 - the container's address, only read here
+    monkeypatch.setenv("PORT", "8000")
+    monkeypatch.delenv("CHECKOUT_PORT", raising=False)
+    assert runpy.run_path(str(ROOT / "gunicorn.conf.py"))["bind"] == ["0.0.0.0:8000"]
+    monkeypatch.setenv("CHECKOUT_PORT", "8001")
+    assert runpy.run_path(str(ROOT / "gunicorn.conf.py"))["bind"] == ["0.0.0.0:8000", "0.0.0.0:8001"]
