@@ -6,6 +6,7 @@ defect planted in otherwise good manifests.
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import re
 from collections.abc import Iterator
@@ -258,9 +259,11 @@ def network_policy_problems(docs: list[dict], values: dict) -> list[str]:
     pod_labels = web_deployment(docs)["spec"]["template"]["metadata"]["labels"]
     if not set(spec["podSelector"]["matchLabels"].items()) <= set(pod_labels.items()):
         problems.append("NetworkPolicy does not select the web pods")
+    # The web ports: containerPort and, when the checkout lane is on, its port (values["checkoutPort"]).
+    web_ports = [values["containerPort"], *([values["checkoutPort"]] if values.get("checkoutPort") else [])]
     for rule in spec["ingress"]:
-        if [p["port"] for p in rule["ports"]] != [values["containerPort"]]:
-            problems.append(f"ingress open on {rule['ports']}")
+        if [p["port"] for p in rule["ports"]] != web_ports:
+            problems.append(f"ingress open on {rule['ports']}, want the web ports {web_ports}")
         for src in rule["from"]:
             if "ipBlock" in src and src["ipBlock"]["cidr"] not in values["albSourceCidrs"]:
                 problems.append(f"ingress from {src['ipBlock']['cidr']}")
@@ -273,6 +276,9 @@ def network_policy_problems(docs: list[dict], values: dict) -> list[str]:
         if need not in egress:
             problems.append(f"no egress for {need}")
     for r in spec["egress"]:
+        # The release's own pods (the helm test pod among them) reach each other on the same ports as the ALB.
+        if any("podSelector" in dst for dst in r["to"]) and [p["port"] for p in r["ports"]] != web_ports:
+            problems.append(f"egress to the release's pods on {r['ports']}, want the web ports {web_ports}")
         for dst in r["to"]:
             cidr = dst.get("ipBlock", {}).get("cidr")
             if cidr and any(p["port"] not in {values["databasePort"], 443} for p in r["ports"]):
@@ -302,7 +308,8 @@ def email_worker_problems(docs: list[dict]) -> list[str]:
         problems.append("email worker runs another image than the web Deployment")
     if c.get("envFrom") != web_c.get("envFrom"):
         problems.append("email worker does not read the web pods' ConfigMap")
-    missing = {e["name"] for e in web_c.get("env", [])} - {"PORT"} - {e["name"] for e in c.get("env", [])}
+    own = {"PORT", "CHECKOUT_PORT"}  # the web pods' listening ports: the worker listens on none
+    missing = {e["name"] for e in web_c.get("env", [])} - own - {e["name"] for e in c.get("env", [])}
     if missing:
         problems.append(f"email worker lacks the web pods' env {sorted(missing)}")
     heartbeat = next((a.split("=", 1)[1] for a in command if a.startswith("--heartbeat-file=")), None)
@@ -325,4 +332,95 @@ def email_worker_problems(docs: list[dict]) -> list[str]:
     for hpa in find(docs, "HorizontalPodAutoscaler"):
         if hpa["spec"]["scaleTargetRef"]["name"] == worker["metadata"]["name"]:
             problems.append("the HPA scales the email worker")
+    return problems
+
+
+# ---- the checkout lane (values.yaml checkoutLane; gunicorn.conf.py CHECKOUT_PORT) ----
+
+# Request paths the ALB must send to the Service's `checkout` port while the lane is on (the API checkout, the HTML
+# checkout form and its POST), and paths that must stay on `http` whatever the lane does.
+LANE_REQUESTS = ("/api/checkout", "/checkout/")
+MAIN_REQUESTS = (
+    "/",
+    "/healthz",
+    "/api/events",
+    "/api/basket",
+    "/api/basket/tok",
+    "/api/checkouts",
+    "/api/orders",
+    "/basket/",
+    "/checkouts",
+    "/events/some-event/",
+    "/admin/",
+)
+
+
+def alb_path_patterns(path: str, path_type: str) -> list[str]:
+    """The ALB path-pattern values the AWS Load Balancer Controller makes of an Ingress path
+    (pkg/ingress/model_build_listener_rules.go: Prefix /foo/ -> /foo and /foo/*; Prefix / -> /*)."""
+    if path_type != "Prefix":
+        return [path]
+    if path == "/":
+        return ["/*"]
+    return [path.rstrip("/"), path.rstrip("/") + "/*"]
+
+
+def alb_rule_order(paths: list[dict], controller: str) -> list[dict]:
+    """The order of an Ingress rule's paths as ALB rule priorities: "listed" (controllers before v2.4.3) or
+    "sorted" (v2.4.3+: Exact first, then Prefix longest first, then the rest as listed)."""
+    if controller == "listed":
+        return list(paths)
+    exact = [p for p in paths if p["pathType"] == "Exact"]
+    prefix = sorted((p for p in paths if p["pathType"] == "Prefix"), key=lambda p: -len(p["path"]))
+    return exact + prefix + [p for p in paths if p["pathType"] not in {"Exact", "Prefix"}]
+
+
+def alb_route(paths: list[dict], request_path: str, controller: str) -> dict | None:
+    """The backend of the first ALB rule (by priority) whose path pattern matches; None: no rule matches."""
+    for p in alb_rule_order(paths, controller):
+        if any(fnmatch.fnmatchcase(request_path, pat) for pat in alb_path_patterns(p["path"], p["pathType"])):
+            return p["backend"]["service"]
+    return None
+
+
+def checkout_lane_problems(docs: list[dict]) -> list[str]:
+    """With a `checkout` container port (the lane on): gunicorn is told it (CHECKOUT_PORT), the Service exposes it,
+    and the ALB sends the checkout paths there and every other path to `http`, in either rule order; probes and
+    the ServiceMonitor stay on `http`. Without one: no CHECKOUT_PORT, no Service port, every path to `http`."""
+    problems = []
+    c = web_deployment(docs)["spec"]["template"]["spec"]["containers"][0]
+    ports = {p["name"]: p["containerPort"] for p in c["ports"]}
+    env = {e["name"]: e.get("value") for e in c.get("env", [])}
+    lane = ports.get("checkout")
+    service = find(docs, "Service")[0]
+    svc_ports = {p["name"]: p for p in service["spec"]["ports"]}
+    if env.get("PORT") != str(ports.get("http")):
+        problems.append(f"PORT is {env.get('PORT')!r}, the http container port {ports.get('http')}")
+    if lane is None:
+        if "CHECKOUT_PORT" in env:
+            problems.append("CHECKOUT_PORT is set, but the container has no checkout port")
+        if "checkout" in svc_ports:
+            problems.append("the Service has a checkout port, but the container has none")
+    else:
+        if env.get("CHECKOUT_PORT") != str(lane):
+            problems.append(f"CHECKOUT_PORT is {env.get('CHECKOUT_PORT')!r}, the checkout container port {lane}")
+        if svc_ports.get("checkout", {}).get("targetPort") not in {"checkout", lane}:
+            problems.append("the Service has no checkout port to the checkout container port")
+    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+        if c.get(probe, {}).get("httpGet", {}).get("port") not in {"http", ports.get("http")}:
+            problems.append(f"{probe} is not on the http port")
+    for sm in find(docs, "ServiceMonitor"):
+        scraped = [ep.get("port") for ep in sm["spec"]["endpoints"]]
+        if scraped != ["http"]:
+            problems.append(f"ServiceMonitor scrapes {scraped}: the same workers' metrics, want ['http'] only")
+    want = dict.fromkeys(LANE_REQUESTS, "checkout" if lane else "http") | dict.fromkeys(MAIN_REQUESTS, "http")
+    for ing in find(docs, "Ingress"):
+        for rule in ing["spec"]["rules"]:
+            for controller in ("listed", "sorted"):
+                for path, port in want.items():
+                    got = alb_route(rule["http"]["paths"], path, controller)
+                    got_port = got["port"].get("name") if got and got["name"] == service["metadata"]["name"] else None
+                    if got_port != port:
+                        where = f"{got['name']}:{got['port']}" if got else "no rule"
+                        problems.append(f"{controller} rule order: {path} goes to {where}, want the Service's {port}")
     return problems

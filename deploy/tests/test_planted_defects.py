@@ -53,11 +53,27 @@ def worker(docs: list[dict]) -> dict:
         ("ingress.tls=true", "additional properties 'tls'"),
         ("config.extraEnv.DJANGO_SECRET_KEY=oops", "invalid propertyName 'DJANGO_SECRET_KEY'"),
         ("autoscaling.minReplicas=1", "/autoscaling/minReplicas"),
+        ("checkoutLane.containerPort=443", "/checkoutLane/containerPort"),
+        ("checkoutLane.enabled=yes", "/checkoutLane/enabled"),
+        ("config.extraEnv.CHECKOUT_PORT=8001", "invalid propertyName 'CHECKOUT_PORT'"),
     ],
 )
 def test_schema_refuses_bad_values(bad_set, message):
     with pytest.raises(helm_python.HelmError, match=re.escape(message)):
         render_docs(sets=[bad_set])
+
+
+@pytest.mark.parametrize(
+    ("bad_set", "message"),
+    [
+        ("checkoutLane.containerPort=8000", "must differ from containerPort"),
+        ("service.port=8001", "must differ from service.port"),
+    ],
+)
+def test_checkout_lane_on_a_taken_port_is_refused_by_the_template(bad_set, message):
+    with pytest.raises(helm_python.HelmError, match=message):
+        render_docs(sets=[bad_set])
+    render_docs(sets=[bad_set, "checkoutLane.enabled=false"])  # the lane off: nothing clashes
 
 
 def test_latest_from_app_version_is_refused_by_the_template(chart_copy):
@@ -214,6 +230,15 @@ def test_shellcheck_fails_on_an_unquoted_variable(tmp_path, tool):
 # ---- the rendered-YAML rules (test_rendered.py) ----
 
 
+def ingress_paths(docs: list[dict]) -> list[dict]:
+    return rules.find(docs, "Ingress")[0]["spec"]["rules"][0]["http"]["paths"]
+
+
+def ingress_path(docs: list[dict], path: str) -> dict:
+    (backend,) = [p["backend"]["service"] for p in ingress_paths(docs) if p["path"] == path]
+    return backend
+
+
 def test_rendered_rules_pass_on_the_good_render(good_docs):
     assert rules.probe_problems(good_docs) == []
     assert rules.security_problems(good_docs) == []
@@ -279,6 +304,28 @@ def test_rendered_rules_pass_on_the_good_render(good_docs):
         (rules.email_worker_problems, lambda d: rules.find(d, "Service")[0]["spec"]["selector"].popitem()),
         (rules.security_problems, lambda d: worker(d)["securityContext"].update(readOnlyRootFilesystem=False)),
         (rules.resource_problems, lambda d: worker(d)["resources"].pop("requests")),
+        # The checkout lane: the API checkout back on http; the catch-all listed ahead of the lane (an older
+        # controller then gives it the higher priority); the lane without CHECKOUT_PORT (gunicorn never listens)
+        # or without its Service port; CHECKOUT_PORT left behind without the lane; Prometheus scraping both ports.
+        (rules.checkout_lane_problems, lambda d: ingress_path(d, "/api/checkout").update(port={"name": "http"})),
+        (rules.checkout_lane_problems, lambda d: ingress_paths(d).insert(2, ingress_paths(d).pop())),
+        (
+            rules.checkout_lane_problems,
+            lambda d: web(d).update(env=[e for e in web(d)["env"] if e["name"] != "CHECKOUT_PORT"]),
+        ),
+        (
+            rules.checkout_lane_problems,
+            lambda d: next(e for e in web(d)["env"] if e["name"] == "CHECKOUT_PORT").update(value="8000"),
+        ),
+        (rules.checkout_lane_problems, lambda d: rules.find(d, "Service")[0]["spec"]["ports"].pop()),
+        (rules.checkout_lane_problems, lambda d: web(d)["ports"].pop()),
+        (rules.checkout_lane_problems, lambda d: web(d)["readinessProbe"]["httpGet"].update(port="checkout")),
+        (
+            rules.checkout_lane_problems,
+            lambda d: rules.find(d, "ServiceMonitor")[0]["spec"]["endpoints"].append(
+                {"port": "checkout", "path": "/metrics"}
+            ),
+        ),
     ],
 )
 def test_rendered_rules_catch_planted_defects(good_docs, rule, plant):
@@ -297,6 +344,27 @@ def test_network_policy_rule_catches_an_open_port(good_docs):
         "databasePort": 5432,
     }
     docs = copy.deepcopy(good_docs)
+    assert rules.network_policy_problems(docs, values) != [], "the good render also opens the checkout lane"
+    values["checkoutPort"] = 8001
     assert rules.network_policy_problems(docs, values) == []
     rules.find(docs, "NetworkPolicy")[0]["spec"]["ingress"][0]["from"].append({"ipBlock": {"cidr": "0.0.0.0/0"}})
+    assert rules.network_policy_problems(docs, values) != []
+
+
+@pytest.mark.parametrize("rule", ["ingress", "egress"])
+def test_network_policy_rule_catches_a_closed_checkout_lane(good_docs, rule):
+    """The lane's port shut where the main port is open: the ALB's checkouts (in) or the helm test (out) refused."""
+    values = {
+        "containerPort": 8000,
+        "checkoutPort": 8001,
+        "albSourceCidrs": ["10.1.0.0/16"],
+        "monitoringNamespace": "monitoring",
+        "ingressNamespaces": [],
+        "databasePort": 5432,
+    }
+    docs = copy.deepcopy(good_docs)
+    assert rules.network_policy_problems(docs, values) == []
+    spec = rules.find(docs, "NetworkPolicy")[0]["spec"]
+    (web_rule,) = [r for r in spec[rule] if rule == "ingress" or any("podSelector" in t for t in r["to"])]
+    web_rule["ports"] = [p for p in web_rule["ports"] if p["port"] != 8001]
     assert rules.network_policy_problems(docs, values) != []

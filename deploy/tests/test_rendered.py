@@ -107,7 +107,97 @@ def test_metrics_are_not_routed_by_the_public_alb(rendered, env):
 @pytest.mark.parametrize("env", ENVS)
 def test_network_policy_lets_in_only_the_alb_and_prometheus(rendered, env):
     np = values_for(env)["networkPolicy"]
-    assert rules.network_policy_problems(rendered[env], {**np, "containerPort": 8000}) == []
+    assert values_for(env)["checkoutLane"] == {"enabled": True, "containerPort": 8001}
+    assert rules.network_policy_problems(rendered[env], {**np, "containerPort": 8000, "checkoutPort": 8001}) == []
+
+
+# ---- the checkout lane: gunicorn's second port (CHECKOUT_PORT), where the ALB sends checkout ----
+
+
+def paths_to(docs: list[dict]) -> list[tuple[str, str, str]]:
+    """Every Ingress path as (path, pathType, backend port name), in the order listed."""
+    return [
+        (p["path"], p["pathType"], p["backend"]["service"]["port"].get("name"))
+        for ing in rules.find(docs, "Ingress")
+        for r in ing["spec"]["rules"]
+        for p in r["http"]["paths"]
+    ]
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_checkout_lane_is_exposed_and_gets_the_checkouts(rendered, env):
+    docs = rendered[env]
+    assert rules.checkout_lane_problems(docs) == []
+    c = rules.web_deployment(docs)["spec"]["template"]["spec"]["containers"][0]
+    assert [(p["name"], p["containerPort"]) for p in c["ports"]] == [("http", 8000), ("checkout", 8001)]
+    env_vars = {e["name"]: e.get("value") for e in c["env"]}
+    assert (env_vars["PORT"], env_vars["CHECKOUT_PORT"]) == ("8000", "8001")
+    assert {p["httpGet"]["port"] for p in (c["startupProbe"], c["livenessProbe"], c["readinessProbe"])} == {"http"}
+    (svc,) = rules.find(docs, "Service")
+    assert [(p["name"], p["port"], p["targetPort"]) for p in svc["spec"]["ports"]] == [
+        ("http", 80, "http"),
+        ("checkout", 8001, "checkout"),
+    ]
+    # /metrics blocked first, then the lane, then the catch-all (ALB rule priority follows this order on
+    # controllers before v2.4.3, and Exact-then-longest-Prefix on later ones: the same routes either way).
+    hosts = len(values_for(env)["ingress"]["hosts"]) or 1
+    assert paths_to(docs) == hosts * [
+        ("/metrics", "Exact", "use-annotation"),
+        ("/metrics/", "Prefix", "use-annotation"),
+        ("/api/checkout", "Exact", "checkout"),
+        ("/checkout/", "Prefix", "checkout"),
+        ("/", "Prefix", "http"),
+    ]
+    (np,) = rules.find(docs, "NetworkPolicy")
+    assert [p["port"] for p in np["spec"]["ingress"][0]["ports"]] == [8000, 8001]
+
+
+def test_the_alb_sends_checkout_to_the_lane_and_the_rest_to_http(rendered):
+    (ing,) = rules.find(rendered["prod"], "Ingress")
+    paths = ing["spec"]["rules"][0]["http"]["paths"]
+    for controller in ("listed", "sorted"):
+        route = {p: rules.alb_route(paths, p, controller)["port"]["name"] for p in ("/api/checkout", "/checkout/")}
+        assert route == {"/api/checkout": "checkout", "/checkout/": "checkout"}
+        for path in ("/", "/api/basket", "/basket/", "/api/checkouts", "/checkouts", "/api/orders/ABC123"):
+            assert rules.alb_route(paths, path, controller)["port"]["name"] == "http", (controller, path)
+        assert rules.alb_route(paths, "/metrics", controller)["name"] == "block-metrics"
+
+
+def test_checkout_lane_off_renders_none_of_it():
+    from conftest import render_docs
+
+    docs = render_docs(sets=["checkoutLane.enabled=false"])
+    assert rules.checkout_lane_problems(docs) == []
+    c = rules.web_deployment(docs)["spec"]["template"]["spec"]["containers"][0]
+    assert [p["name"] for p in c["ports"]] == ["http"]
+    assert "CHECKOUT_PORT" not in {e["name"] for e in c["env"]}
+    (svc,) = rules.find(docs, "Service")
+    assert [p["name"] for p in svc["spec"]["ports"]] == ["http"]
+    assert "checkout" not in {port for _, _, port in paths_to(docs)}
+    assert [path for path, _, _ in paths_to(docs)] == ["/metrics", "/metrics/", "/"]
+    np = values_for("default")["networkPolicy"]
+    assert rules.network_policy_problems(docs, {**np, "containerPort": 8000}) == []
+    (pol,) = rules.find(docs, "NetworkPolicy")
+    assert [p["port"] for r in pol["spec"]["ingress"] for p in r["ports"]] == [8000]
+    (smoke,) = rules.find(docs, "Pod")
+    assert "CHECKOUT_LANE_URL" not in {e["name"] for e in smoke["spec"]["containers"][0]["env"]}
+    assert rules.probe_problems(docs) == []
+    assert rules.metrics_exposure_problems(docs) == []
+    assert rules.ingress_problems(docs, https=False) == []
+
+
+def test_checkout_lane_port_follows_its_value():
+    from conftest import render_docs
+
+    docs = render_docs(sets=["checkoutLane.containerPort=9001"])
+    assert rules.checkout_lane_problems(docs) == []
+    c = rules.web_deployment(docs)["spec"]["template"]["spec"]["containers"][0]
+    assert {p["name"]: p["containerPort"] for p in c["ports"]}["checkout"] == 9001
+    assert {e["name"]: e.get("value") for e in c["env"]}["CHECKOUT_PORT"] == "9001"
+    (svc,) = rules.find(docs, "Service")
+    assert {p["name"]: p["port"] for p in svc["spec"]["ports"]}["checkout"] == 9001
+    np = values_for("default")["networkPolicy"]
+    assert rules.network_policy_problems(docs, {**np, "containerPort": 8000, "checkoutPort": 9001}) == []
 
 
 @pytest.mark.parametrize("env", ENVS)
@@ -198,6 +288,11 @@ def test_helm_test_pod_smoke_tests_readyz_and_events(rendered):
     assert '"/readyz"' in script
     assert '"/api/events"' in script
     assert "/api/" in rules.app_routes()
+    # The checkout lane answers too (through the Service's checkout port): an image whose gunicorn does not
+    # listen on CHECKOUT_PORT fails the test instead of leaving the ALB's checkout rules on a closed port.
+    env = {e["name"]: e["value"] for e in pod["spec"]["containers"][0]["env"]}
+    assert env["CHECKOUT_LANE_URL"] == "http://aegistickets.aegistickets.svc:8001"
+    assert 'get("/readyz", base=lane)' in script
 
 
 @pytest.mark.parametrize("env", ENVS)

@@ -74,6 +74,31 @@ DATABASE_SECRET_ARN: {{ .Values.database.secretArn | quote }}
 {{- end }}
 {{- end -}}
 
+{{/*
+The checkout lane's port (values.yaml checkoutLane), refused when it clashes: gunicorn cannot bind containerPort
+twice, and the Service exposes the lane under this same number next to service.port.
+*/}}
+{{- define "aegistickets.checkoutLanePort" -}}
+{{- $port := int .Values.checkoutLane.containerPort -}}
+{{- if eq $port (int .Values.containerPort) -}}
+{{- fail "checkoutLane.containerPort must differ from containerPort (gunicorn binds both)" -}}
+{{- end -}}
+{{- if eq $port (int .Values.service.port) -}}
+{{- fail "checkoutLane.containerPort must differ from service.port (the Service exposes both)" -}}
+{{- end -}}
+{{- $port -}}
+{{- end -}}
+
+{{/* The web pods' listening ports as NetworkPolicy ports: containerPort and, when on, the checkout lane. */}}
+{{- define "aegistickets.webPolicyPorts" -}}
+- port: {{ .Values.containerPort }}
+  protocol: TCP
+{{- if .Values.checkoutLane.enabled }}
+- port: {{ include "aegistickets.checkoutLanePort" . }}
+  protocol: TCP
+{{- end }}
+{{- end -}}
+
 {{/* Env every app container gets: the pod IP, allowed hosts (+ pod IP), secrets. */}}
 {{- define "aegistickets.env" -}}
 - name: POD_IP
