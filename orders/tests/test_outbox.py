@@ -376,7 +376,7 @@ def test_the_worker_yields_the_cpu_to_web_requests(tmp_path):
         **os.environ,
         "EMAIL_WORKER_NICE": "7",
         "DJANGO_SETTINGS_MODULE": "aegistickets.settings.base",
-        "DJANGO_SECRET_KEY": "test-only-secret-key-not-for-production",
+        "DJANGO_SECRET_KEY": settings.SECRET_KEY,  # the suite's own
         "DATABASE_URL": f"sqlite:///{tmp_path / 'empty.sqlite3'}",
     }
     mine = os.getpriority(os.PRIO_PROCESS, 0)
