@@ -84,7 +84,7 @@ class BasketAddApi(APIView):
         basket = services.basket_add(
             token=data["basket"], ticket_type_id=data["ticket_type_id"], quantity=data["quantity"], now=now
         )
-        return _basket_response(selectors.basket_summary(token=basket.token, now=now), status_code=201)
+        return _basket_response(selectors.basket_summary_of(basket, now=now), status_code=201)
 
 
 class BasketApi(APIView):

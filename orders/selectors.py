@@ -69,6 +69,18 @@ def basket_summary(*, token: str, now: datetime) -> BasketSummary:
     basket = holds[0].basket if holds else Basket.objects.filter(token=token).first()
     if basket is None:
         raise BasketNotFoundError()
+    return _summary(basket, holds, now=now)
+
+
+def basket_summary_of(basket: Basket, *, now: datetime) -> BasketSummary:
+    """The summary of a basket a service just wrote: no query when the service handed its holds back with it
+    (a new basket, priced under the seat lock); read from the database otherwise."""
+    if "holds" in getattr(basket, "_prefetched_objects_cache", {}):
+        return _summary(basket, list(basket.holds.all()), now=now)
+    return basket_summary(token=basket.token, now=now)
+
+
+def _summary(basket: Basket, holds: list[Hold], *, now: datetime) -> BasketSummary:
     items = [
         BasketItem(
             id=hold.pk,

@@ -8,6 +8,7 @@ On SQLite (no FOR UPDATE) every write transaction starts with BEGIN IMMEDIATE, w
 
 from __future__ import annotations
 
+import copy
 import functools
 import hashlib
 import json
@@ -15,11 +16,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Count, Exists, F, OuterRef, Sum
+from django.db.models import Count, Exists, F, Model, OuterRef
 from django.utils import timezone
 
 from aegistickets.errors import (
@@ -61,6 +62,7 @@ from orders.models import (
 from orders.payments import PaymentResult, payment_provider_for, payment_provider_named
 
 ORDER_CODE_ATTEMPTS = 5
+_Model = TypeVar("_Model", bound=Model)
 
 
 def hold_duration() -> timedelta:
@@ -78,9 +80,23 @@ def _lock_ticket_types(ids: Iterable[int]) -> dict[int, TicketType]:
     return {row.pk: row for row in rows}
 
 
-def _lock_seats(ticket_type_id: int) -> TicketType:
-    """The one row lock that guards a ticket type's seats (just the columns the decision needs)."""
-    return TicketType.objects.select_for_update().only("pk", "capacity", "sold").get(pk=ticket_type_id)
+def _lock_seats(ticket_type_id: int) -> tuple[int, Decimal]:
+    """Takes the one row lock that guards a ticket type's seats; returns its unsold seats and its price as
+    they are under that lock. Plain SQL: this runs in every basket add, and the hot row stays locked from
+    here to commit, so nothing else runs in the request at this point but the count that follows."""
+    table = TicketType._meta.db_table
+    for_update = " FOR UPDATE" if connection.features.has_select_for_update else ""  # SQLite: BEGIN IMMEDIATE
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT capacity - sold, price FROM {table} WHERE id = %s{for_update}", [ticket_type_id])  # noqa: S608 - model table name
+        row = cursor.fetchone()
+    if row is None:
+        raise NotFoundError("No such ticket type.")  # deleted since the catalog cache read it
+    return row[0], _money(row[1])
+
+
+def _money(value: object) -> Decimal:
+    """A price column read with plain SQL (SQLite hands back a float) as the Decimal the model would give."""
+    return Decimal(str(value)).quantize(Decimal("0.01"))
 
 
 def _take_seats(*, ticket_type_id: int, quantity: int) -> Decimal:
@@ -94,17 +110,21 @@ def _take_seats(*, ticket_type_id: int, quantity: int) -> Decimal:
             [quantity, ticket_type_id],
         )
         (price,) = cursor.fetchone()
-    return Decimal(price).quantize(Decimal("0.01"))
+    return _money(price)
 
 
 def _held_by_others(*, ticket_type_id: int, basket_id: int, now: datetime) -> int:
-    """Seats other baskets hold right now; call it with the ticket type locked."""
-    held = (
-        Hold.objects.filter(ticket_type_id=ticket_type_id, expires_at__gt=now)
-        .exclude(basket_id=basket_id)
-        .aggregate(total=Sum("quantity"))["total"]
-    )
-    return held or 0
+    """Seats other baskets hold right now; call it with the ticket type locked, in a statement of its own (so
+    that it sees every hold committed by whoever held the lock before). Plain SQL, as `_lock_seats`."""
+    table = Hold._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT COALESCE(SUM(quantity), 0) FROM {table} "  # noqa: S608 - model table name
+            "WHERE ticket_type_id = %s AND expires_at > %s AND basket_id <> %s",
+            [ticket_type_id, connection.ops.adapt_datetimefield_value(now), basket_id],
+        )
+        (held,) = cursor.fetchone()
+    return int(held)
 
 
 def _basket_for_update(token: str) -> Basket:
@@ -172,19 +192,23 @@ def basket_add(*, token: str | None, ticket_type_id: int, quantity: int, now: da
         if basket is None:
             basket = Basket.objects.create()
         if hold is None:
-            Hold.objects.create(basket=basket, ticket_type=ticket_type, quantity=wanted, expires_at=expires_at)
+            hold = Hold.objects.create(basket=basket, ticket_type=ticket_type, quantity=wanted, expires_at=expires_at)
         else:
             hold.quantity, hold.expires_at = wanted, expires_at
             hold.save(update_fields=["quantity", "expires_at"])
         # The decision: lock the row, then count holds in a new statement, so the count sees every hold
         # committed by whoever held the lock before us.
-        locked = _lock_seats(ticket_type_id)
-        available = (
-            locked.capacity - locked.sold - _held_by_others(ticket_type_id=ticket_type_id, basket_id=basket.pk, now=now)
-        )
+        unsold, price = _lock_seats(ticket_type_id)
+        available = unsold - _held_by_others(ticket_type_id=ticket_type_id, basket_id=basket.pk, now=now)
         if available <= 0:
             remember_sold_out(ticket_type_id)
         _refuse_unless_available(ticket_type=ticket_type, wanted=wanted, already=already, available=available)
+    if not token:
+        # A new basket holds just this: it goes back with its hold, priced as under the lock, so showing it
+        # costs no query (selectors.basket_summary_of). An older basket may hold more and is read back.
+        hold.ticket_type = copy.copy(ticket_type)
+        hold.ticket_type.price = price
+        _with_prefetched(basket, holds=[hold])
     return basket
 
 
@@ -215,12 +239,15 @@ class _AlreadyPlaced(Exception):  # noqa: N818 - control flow inside order_place
 
 
 def _idempotent_order(*, key: str, fingerprint: str) -> Order | None:
-    record = IdempotencyRecord.objects.select_related("order").filter(key=key).first()
-    if record is None:
+    """The order an earlier request with this key placed, if any. Every keyed checkout asks twice and nearly
+    always finds nothing, so the look-up is one narrow read of the key's index; the order only on a replay."""
+    record = IdempotencyRecord.objects.filter(key=key).values_list("fingerprint", "order_id")[:1]
+    if not record:
         return None
-    if record.fingerprint != fingerprint:
+    ((stored, order_id),) = record
+    if stored != fingerprint:
         raise IdempotencyConflictError()
-    return record.order
+    return Order.objects.get(pk=order_id)
 
 
 def _check_expired_hold(*, hold: Hold, ticket_type: TicketType, basket_id: int, now: datetime) -> None:
@@ -371,17 +398,17 @@ def _lock_buyer(*, event_ids: list[int], buyer: str) -> None:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [int.from_bytes(digest[:8], "big", signed=True)])
 
 
-def _with_prefetched(order: Order, **rows: list[Any]) -> Order:
-    """Fills the order's prefetch cache with rows already in hand, as prefetch_related() would after its own
+def _with_prefetched(instance: _Model, **rows: list[Any]) -> _Model:
+    """Fills an instance's prefetch cache with rows already in hand, as prefetch_related() would after its own
     queries: showing a fresh order (lines, tickets, their ticket types and events) then costs no query."""
     cache = {}
     for name, values in rows.items():
-        queryset = getattr(order, name).all()
+        queryset = getattr(instance, name).all()
         queryset._result_cache = values
         queryset._prefetch_done = True
         cache[name] = queryset
-    order._prefetched_objects_cache = cache  # type: ignore[attr-defined]
-    return order
+    instance._prefetched_objects_cache = cache  # type: ignore[attr-defined]
+    return instance
 
 
 @metrics.records_outcome("checkout", lambda result: "paid" if result.created else "replayed")

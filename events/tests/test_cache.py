@@ -135,3 +135,19 @@ def test_a_sold_out_answer_is_remembered_for_a_second_without_a_query(ticket_typ
         clock.shift(timedelta(seconds=1.1))
         hold(ticket_type, 1)  # decided on the database again
     assert Hold.objects.get().quantity == 1
+
+
+def test_a_basket_add_prices_its_answer_under_the_lock_not_from_the_cache(api, ticket_type):
+    """The add reads the ticket type from the cache for its cheap refusals, but the price it shows comes with
+    the seat lock: an organizer's price change is never hidden by the cache."""
+    first = api.post("/api/basket", {"ticket_type_id": ticket_type.pk, "quantity": 1}, format="json")
+    assert first.json()["items"][0]["unit_price"] == "25.00"  # the ticket type is in the cache now
+    type(ticket_type).objects.filter(pk=ticket_type.pk).update(price="31.00")  # no invalidation: a raw update
+
+    second = api.post("/api/basket", {"ticket_type_id": ticket_type.pk, "quantity": 2}, format="json").json()
+
+    assert (second["items"][0]["unit_price"], second["items"][0]["line_total"], second["total"]) == (
+        "31.00",
+        "62.00",
+        "62.00",
+    )

@@ -188,6 +188,15 @@ def test_basket_view_runs_a_constant_number_of_queries(api):
     assert len(few) == len(many) == 1  # holds with their basket, ticket types and events
 
 
+def test_a_new_basket_is_answered_without_reading_it_back(api, ticket_type):
+    with CaptureQueriesContext(connection) as ctx:
+        response = add(api, ticket_type, 2)
+    assert response.status_code == 201, response.content
+    basket_reads = [q["sql"] for q in ctx if q["sql"].startswith("SELECT") and "orders_basket" in q["sql"]]
+    assert basket_reads == []  # its hold came back from the service, priced under the seat lock
+    assert response.json() == api.get(f"/api/basket/{response.json()['token']}").json()  # the same answer
+
+
 # --- checkout -----------------------------------------------------------------------------------------
 
 

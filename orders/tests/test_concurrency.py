@@ -198,7 +198,12 @@ def test_control_the_race_is_real_and_the_lock_is_what_prevents_it(monkeypatch, 
 
     monkeypatch.setattr(services, "_held_by_others", slow_read)
     if not locked:
-        monkeypatch.setattr(services, "_lock_seats", lambda ticket_type_id: TicketType.objects.get(pk=ticket_type_id))
+
+        def read_without_lock(ticket_type_id):
+            row = TicketType.objects.get(pk=ticket_type_id)  # the same read as _lock_seats, minus FOR UPDATE
+            return row.capacity - row.sold, row.price
+
+        monkeypatch.setattr(services, "_lock_seats", read_without_lock)
 
     def reserve(i):
         try:
