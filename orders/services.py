@@ -270,6 +270,7 @@ def _commit_order(
     *,
     basket_id: int,
     quoted: dict[int, tuple[int, Decimal]],
+    ticket_types: dict[int, TicketType],
     total: Decimal,
     code: str,
     name: str,
@@ -287,16 +288,23 @@ def _commit_order(
     """
     with transaction.atomic():
         basket = Basket.objects.select_for_update().get(pk=basket_id)
-        if idempotency_key:
-            # A concurrent duplicate waited for the basket lock above; now it sees the first one's order.
-            placed = _idempotent_order(key=idempotency_key, fingerprint=fingerprint)
-            if placed is not None:
-                raise _AlreadyPlaced(placed)
-        holds = list(Hold.objects.filter(basket=basket).select_related("ticket_type__event").order_by("ticket_type_id"))
-        if not holds:
+        # Under the basket lock, the holds as they are now: one narrow read, checked against the quote that was
+        # charged; their ticket types and events are the ones order_place read for that quote.
+        rows = Hold.objects.filter(basket_id=basket_id).order_by("ticket_type_id")
+        current = list(rows.values_list("pk", "ticket_type_id", "quantity", "expires_at", "ticket_type__price"))
+        if not current:
+            if idempotency_key:
+                # A concurrent duplicate waited for the basket lock above; now it sees the first one's order.
+                placed = _idempotent_order(key=idempotency_key, fingerprint=fingerprint)
+                if placed is not None:
+                    raise _AlreadyPlaced(placed)
             raise BasketEmptyError("This basket has already been checked out or emptied.")
-        if {h.ticket_type_id: (h.quantity, h.ticket_type.price) for h in holds} != quoted:
+        if {type_id: (quantity, price) for _, type_id, quantity, _, price in current} != quoted:
             raise PriceChangedError()
+        holds = [
+            Hold(pk=pk, basket=basket, ticket_type=ticket_types[type_id], quantity=quantity, expires_at=expires_at)
+            for pk, type_id, quantity, expires_at, _ in current
+        ]
         _check_buyer_limits(holds=holds, email=email)
 
         order = Order.objects.create(
@@ -346,7 +354,6 @@ def _commit_order(
             if _take_seats(ticket_type_id=ticket_type.pk, quantity=hold.quantity) != ticket_type.price:
                 raise PriceChangedError()
         # Counted only if this commits; the callback runs after commit, never under the seat locks.
-        ticket_types = {hold.ticket_type_id: hold.ticket_type for hold in holds}
         transaction.on_commit(
             functools.partial(metrics.order_committed, holds=holds, ticket_types=ticket_types), robust=True
         )
@@ -456,6 +463,7 @@ def order_place(
                 order = _commit_order(
                     basket_id=basket.pk,
                     quoted=quoted,
+                    ticket_types={hold.ticket_type_id: hold.ticket_type for hold in holds},
                     total=total,
                     code=code,
                     name=name,

@@ -246,6 +246,16 @@ def test_checkout_query_count_does_not_grow_with_tickets(api):
     assert queries_for_checkout(1) == queries_for_checkout(10)
 
 
+def test_a_keyed_checkout_looks_its_key_up_once(api, ticket_type):
+    """Before charging (a replay must not be charged again); a duplicate racing it finds the order once the
+    basket it waited for turns out empty, and a clash with another basket's key is caught by the unique index."""
+    token = add(api, ticket_type, 1).json()["token"]
+    with CaptureQueriesContext(connection) as ctx:
+        assert checkout(api, token, key="once-4c1d").status_code == 201
+    look_ups = [q["sql"] for q in ctx if q["sql"].startswith("SELECT") and "orders_idempotencyrecord" in q["sql"]]
+    assert len(look_ups) == 1, look_ups
+
+
 def test_checkout_replay_with_the_same_key_returns_the_same_order(api, ticket_type):
     token = add(api, ticket_type, 2).json()["token"]
     first = checkout(api, token, key="retry-7f3a")
