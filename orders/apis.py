@@ -23,6 +23,7 @@ from aegistickets.api import (
     NamedPagePagination,
     PageInput,
     problems,
+    represented,
     validated_input,
     validated_query,
 )
@@ -67,7 +68,7 @@ class BasketOutput(serializers.Serializer):
 
 
 def _basket_response(summary: BasketSummary, *, status_code: int = status.HTTP_200_OK) -> Response:
-    return Response(BasketOutput(summary).data, status=status_code)
+    return Response(represented(BasketOutput, summary), status=status_code)
 
 
 class BasketAddApi(APIView):
@@ -140,7 +141,7 @@ class OrderEnvelope(serializers.Serializer):
 
 
 def _order_body(order: Order) -> dict[str, Any]:
-    return {"order": OrderOutput(order).data}
+    return {"order": represented(OrderOutput, order)}
 
 
 class CheckoutInput(JsonInput):

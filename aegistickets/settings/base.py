@@ -178,7 +178,7 @@ EMAIL_OUTBOX_CLAIM_SECONDS = env.int("EMAIL_OUTBOX_CLAIM_SECONDS", default=600)
 # The worker's CPU priority (Unix nice, 0-19). On a box it shares with the web workers (`make run`, one VM) web
 # requests come first: in an on-sale rush the confirmations wait a few seconds, the checkouts do not wait for
 # them (docs/performance.md). A worker alone in its container is unaffected: nice ranks processes of one cgroup.
-EMAIL_WORKER_NICE = env.int("EMAIL_WORKER_NICE", default=10)
+EMAIL_WORKER_NICE = env.int("EMAIL_WORKER_NICE", default=19)
 if not 0 <= EMAIL_WORKER_NICE <= 19:
     raise ImproperlyConfigured("EMAIL_WORKER_NICE must be between 0 and 19.")
 if EMAIL_OUTBOX_POLL_SECONDS <= 0 or EMAIL_OUTBOX_MAX_ATTEMPTS < 1:

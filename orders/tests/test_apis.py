@@ -8,9 +8,12 @@ import time_machine
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from aegistickets.api import represented
 from events.models import TicketType
 from events.tests.factories import EventFactory, TicketTypeFactory
 from events.tests.test_apis import assert_problem
+from orders import selectors, services
+from orders.apis import BasketOutput, OrderOutput
 from orders.models import Basket, Hold, Order, Ticket
 from orders.payments import TEST_DECLINE_EMAIL
 
@@ -412,3 +415,20 @@ def test_order_detail_for_staff(api, staff_api, ticket_type):
     assert response.status_code == 200
     assert response.json() == {"order": order}
     assert_problem(staff_api.get("/api/orders/AT-NOPE00"), 404, "not_found")
+
+
+def test_shared_output_serializers_answer_exactly_as_fresh_ones(api, now):
+    """`represented` reuses one output serializer per process: each answer must be what a new serializer gives,
+    and nothing of one order may leak into the next."""
+    first_type, second_type = TicketTypeFactory(price=Decimal("12.50")), TicketTypeFactory(price=Decimal("40.00"))
+    token = services.basket_add(token=None, ticket_type_id=first_type.pk, quantity=3, now=now).token
+    services.basket_add(token=token, ticket_type_id=second_type.pk, quantity=1, now=now)
+    summary = selectors.basket_summary(token=token, now=now)
+    assert represented(BasketOutput, summary) == BasketOutput(summary).data
+    big = services.order_place(token=token, name="Ada L", email="ada@example.com", payment_method="test", now=now)
+    small_token = services.basket_add(token=None, ticket_type_id=first_type.pk, quantity=1, now=now).token
+    small = services.order_place(token=small_token, name="Bo", email="bo@example.com", payment_method="test", now=now)
+
+    for order in (big.order, small.order, big.order):
+        assert represented(OrderOutput, order) == OrderOutput(order).data
+    assert len(represented(OrderOutput, small.order)["tickets"]) == 1
