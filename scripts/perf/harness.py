@@ -3,6 +3,11 @@
     with served_app(port=18100) as app:
         ...  # app.url, app.token (organizer API token), app.gunicorn_pid, app.database
 
+With `ingress=True` the shop is reached as in production, through an ingress: nginx on `port` stands in for the
+ALB and routes as the Helm chart's Ingress does, checkout (`/api/checkout`, `/checkout/`) to gunicorn's checkout
+lane (CHECKOUT_PORT = port + 2) and everything else to its main port (port + 1). It needs nginx
+(`apt-get install nginx-light`). Without it, gunicorn itself listens on `port`, with no lane.
+
 The email worker (`manage.py send_emails`) runs next to gunicorn with the same environment and database, as it
 does in production, so a load test pays for building every confirmation (tickets PDF) on the same cores; the
 mail backend (`dummymail://`) delivers nothing. Loopback only; everything it starts is stopped when the block
@@ -14,9 +19,11 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -158,6 +165,62 @@ def static_files_current() -> bool:
     return all(source.stat().st_mtime < built for source in sources)
 
 
+def ingress_config(*, port: int, app_port: int, lane_port: int, directory: Path) -> str:
+    """nginx as the ingress: the Helm chart's routes (deploy/helm/aegistickets/templates/ingress.yaml)."""
+    proxy = (
+        "proxy_set_header Host $http_host; "
+        "proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for; "
+        "proxy_set_header X-Forwarded-Proto $scheme; "
+        "proxy_read_timeout 300s; proxy_send_timeout 300s; proxy_connect_timeout 300s;"
+    )
+    return f"""
+daemon off;
+worker_processes 1;
+worker_rlimit_nofile 20000;
+pid {directory}/nginx.pid;
+error_log {directory}/error.log warn;
+events {{ worker_connections 10000; }}
+http {{
+    access_log off;
+    client_body_temp_path {directory}/body;
+    proxy_temp_path {directory}/proxy;
+    fastcgi_temp_path {directory}/fastcgi;
+    uwsgi_temp_path {directory}/uwsgi;
+    scgi_temp_path {directory}/scgi;
+    # Like the ALB: a client's connection is not held by a busy app; a rush queues here.
+    upstream app {{ server 127.0.0.1:{app_port}; }}
+    upstream lane {{ server 127.0.0.1:{lane_port}; }}
+    server {{
+        listen 127.0.0.1:{port} backlog=4096;
+        location = /api/checkout {{ proxy_pass http://lane; {proxy} }}
+        location ^~ /checkout/ {{ proxy_pass http://lane; {proxy} }}
+        location / {{ proxy_pass http://app; {proxy} }}
+    }}
+}}
+"""
+
+
+@contextlib.contextmanager
+def running_ingress(*, port: int, app_port: int, lane_port: int) -> Iterator[subprocess.Popen[bytes]]:
+    nginx = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/sbin")
+    if nginx is None:
+        raise RuntimeError("the ingress needs nginx: apt-get install nginx-light")
+    with tempfile.TemporaryDirectory(prefix="aegis-ingress-") as tmp:
+        directory = Path(tmp)
+        config = directory / "nginx.conf"
+        config.write_text(ingress_config(port=port, app_port=app_port, lane_port=lane_port, directory=directory))
+        process = subprocess.Popen([nginx, "-c", str(config), "-e", str(directory / "error.log")])  # noqa: S603 - fixed argv
+        try:
+            yield process
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
 @contextlib.contextmanager
 def served_app(
     *,
@@ -167,10 +230,13 @@ def served_app(
     seed: bool = True,
     env: dict[str, str] | None = None,
     pg_port: int = PG_PORT,
+    ingress: bool = False,
 ) -> Iterator[ServedApp]:
-    """A fresh database, migrated and seeded, served by gunicorn -c gunicorn.conf.py on 127.0.0.1:port."""
+    """A fresh database, migrated and seeded, served by gunicorn -c gunicorn.conf.py on 127.0.0.1:port (behind
+    nginx on that port with `ingress`)."""
     database_url = recreate_database(database, pg_port=pg_port)
-    app_env = base_env(database_url, HOST="127.0.0.1", PORT=str(port), **(env or {}))
+    ports = {"PORT": str(port + 1), "CHECKOUT_PORT": str(port + 2)} if ingress else {"PORT": str(port)}
+    app_env = base_env(database_url, HOST="127.0.0.1", **ports, **(env or {}))
     if workers is not None:
         app_env["WEB_CONCURRENCY"] = str(workers)
     manage("migrate", "--noinput", env=app_env)
@@ -198,17 +264,21 @@ def served_app(
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_ready(url)
-        if worker.poll() is not None:
-            raise RuntimeError(f"the email worker exited at start (status {worker.returncode})")
-        yield ServedApp(
-            url=url,
-            token=token,
-            database_url=database_url,
-            gunicorn_pid=server.pid,
-            env=app_env,
-            email_worker_pid=worker.pid,
-        )
+        with contextlib.ExitStack() as stack:
+            if ingress:
+                stack.enter_context(running_ingress(port=port, app_port=port + 1, lane_port=port + 2))
+                wait_ready(f"http://127.0.0.1:{port + 2}")  # the lane answers too
+            wait_ready(url)
+            if worker.poll() is not None:
+                raise RuntimeError(f"the email worker exited at start (status {worker.returncode})")
+            yield ServedApp(
+                url=url,
+                token=token,
+                database_url=database_url,
+                gunicorn_pid=server.pid,
+                env=app_env,
+                email_worker_pid=worker.pid,
+            )
     finally:
         for process in (server, worker):
             with contextlib.suppress(ProcessLookupError):

@@ -365,7 +365,7 @@ def main() -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     runs: list[ScenarioRun] = []
-    with served_app(port=args.port, database=DATABASE, env={"LOG_LEVEL": "error"}) as app:
+    with served_app(port=args.port, database=DATABASE, env={"LOG_LEVEL": "error"}, ingress=True) as app:
         print(f"serving {app.url} ({time.monotonic() - started:.0f} s to set up)", flush=True)
         workers = len(app.worker_pids())
         facts = ServerFacts(

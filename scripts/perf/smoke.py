@@ -27,7 +27,7 @@ QUIET = {"LOG_LEVEL": "error"}  # 409 sold-out answers are logged as warnings: t
 def main() -> int:
     out_dir = ROOT / "reports" / f"smoke-{datetime.now(UTC):%Y%m%d-%H%M%S}"
     started = time.monotonic()
-    with served_app(port=PORT, database=DATABASE, env=QUIET) as app:
+    with served_app(port=PORT, database=DATABASE, env=QUIET, ingress=True) as app:
         print(f"serving {app.url} ({time.monotonic() - started:.0f} s to set up)", flush=True)
         runs = [
             run_scenario(
