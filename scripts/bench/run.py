@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -28,6 +30,7 @@ from scripts.perf.locust_run import ScenarioRun, run_scenario
 WRK_REPORT = ROOT / "scripts" / "bench" / "wrk_report.lua"
 ROUNDS = 3  # wrk runs per catalog endpoint; the median counts
 PG_LOG = Path("/var/log/postgresql")
+TOOLS = {"wrk": "wrk", "nginx": "nginx-light"}  # the Debian packages
 DEADLOCKS_SQL = "SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()"
 
 
@@ -173,6 +176,10 @@ def main() -> int:
         "--out", type=Path, default=ROOT / "reports" / f"bench-{datetime.now().astimezone():%Y%m%d-%H%M%S}"
     )
     args = parser.parse_args()
+    missing = [tool for tool in ("wrk", "nginx") if not shutil.which(tool, path=f"{os.environ['PATH']}:/usr/sbin")]
+    if missing:
+        print(f"make bench needs {' and '.join(missing)}: apt-get install {' '.join(TOOLS[t] for t in missing)}")
+        return 2
     quick = args.quick
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
