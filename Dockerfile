@@ -50,7 +50,8 @@ ENV HOST=0.0.0.0 \
     GUNICORN_ACCESS_LOG_FORMAT=json \
     PROMETHEUS_MULTIPROC_DIR=/tmp/prometheus
 USER 10001:10001
-EXPOSE 8000
+# 8001: the checkout lane, when CHECKOUT_PORT=8001 is set (the Helm chart does; gunicorn.conf.py).
+EXPOSE 8000 8001
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
   CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:' + os.environ.get('PORT', '8000') + '/healthz', timeout=4)"]
 CMD ["gunicorn", "-c", "gunicorn.conf.py", "aegistickets.wsgi:application"]

@@ -66,7 +66,7 @@ def test_image_runs_as_a_numeric_non_root_user():
 
 
 def test_image_listens_on_8000_on_all_interfaces():
-    assert last("EXPOSE") == "8000"
+    assert last("EXPOSE") == "8000 8001"  # 8001: the checkout lane, when the chart sets CHECKOUT_PORT
     env = " ".join(args for word, args in instructions() if word == "ENV")
     assert "HOST=0.0.0.0" in env
     assert "PORT=8000" in env
