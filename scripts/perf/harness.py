@@ -171,7 +171,8 @@ def ingress_config(*, port: int, app_port: int, lane_port: int, directory: Path)
         "proxy_set_header Host $http_host; "
         "proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for; "
         "proxy_set_header X-Forwarded-Proto $scheme; "
-        "proxy_read_timeout 300s; proxy_send_timeout 300s; proxy_connect_timeout 300s;"
+        "proxy_read_timeout 300s; proxy_send_timeout 300s; proxy_connect_timeout 300s; "
+        "proxy_max_temp_file_size 0;"  # big answers stream through memory buffers, never a temp file
     )
     return f"""
 daemon off;
@@ -207,6 +208,7 @@ def running_ingress(*, port: int, app_port: int, lane_port: int) -> Iterator[sub
         raise RuntimeError("the ingress needs nginx: apt-get install nginx-light")
     with tempfile.TemporaryDirectory(prefix="aegis-ingress-") as tmp:
         directory = Path(tmp)
+        directory.chmod(0o755)  # nginx's workers run as another user when it is started by root
         config = directory / "nginx.conf"
         config.write_text(ingress_config(port=port, app_port=app_port, lane_port=lane_port, directory=directory))
         process = subprocess.Popen([nginx, "-c", str(config), "-e", str(directory / "error.log")])  # noqa: S603 - fixed argv

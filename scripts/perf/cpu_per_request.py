@@ -1,0 +1,112 @@
+"""CPU time per request of the shop's hot paths, in one process, with production settings on PostgreSQL.
+
+    python -m scripts.perf.cpu_per_request [--requests 300] [--profile checkout|add]
+
+No server, no load generator, no other process's noise: each request goes through the whole Django stack
+(middleware, DRF, services, the ORM, psycopg) with Django's test client, and `time.process_time` counts this
+process's CPU only (PostgreSQL's share is not in it). A before/after of a change to the write path is
+measured with it (docs/performance.md); `--profile` prints a cProfile of one request type, CPU clock.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import json
+import os
+import pstats
+import secrets
+import time
+import uuid
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from scripts.perf.harness import base_env, manage, recreate_database
+
+
+def expect(response: Any, status: int) -> Any:
+    if response.status_code != status:
+        raise RuntimeError(f"expected {status}, got {response.status_code}: {response.content[:300]!r}")
+    return response
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=300, help="requests per kind (default 300)")
+    parser.add_argument("--profile", choices=["add", "checkout"], help="cProfile one kind (CPU clock)")
+    args = parser.parse_args()
+    env = base_env(recreate_database("aegistickets_cpu"))
+    manage("migrate", "--noinput", env=env)
+    os.environ.update(env)
+
+    import django
+
+    django.setup()
+    from django.conf import settings
+    from django.test import Client
+    from django.utils import timezone
+
+    from events.models import Event, TicketType
+
+    settings.ALLOWED_HOSTS = ["testserver"]
+    client = Client()
+    starts = timezone.now() + timedelta(days=30)
+    event = Event.objects.create(
+        name="CPU",
+        slug=f"cpu-{secrets.token_hex(4)}",
+        venue="Hall",
+        city="Town",
+        starts_at=starts,
+        ends_at=starts + timedelta(hours=3),
+        is_published=True,
+    )
+    plenty = TicketType.objects.create(event=event, name="Plenty", price="10.00", capacity=10**6, max_per_order=4)
+    gone = TicketType.objects.create(event=event, name="Gone", price="10.00", capacity=1, max_per_order=4)
+
+    def add(ticket_type_id: int) -> Any:
+        body = json.dumps({"ticket_type_id": ticket_type_id, "quantity": 1})
+        return client.post("/api/basket", body, content_type="application/json")
+
+    expect(add(gone.pk), 201)  # the last seat: every later add is answered "sold out"
+    tokens: list[str] = []
+
+    def add_ok() -> None:
+        tokens.append(expect(add(plenty.pk), 201).json()["token"])
+
+    def checkout() -> None:
+        body = {"basket": tokens.pop(), "name": "Cpu Buyer", "email": "cpu@example.com", "payment_method": "test"}
+        response = client.post(
+            "/api/checkout", json.dumps(body), content_type="application/json", HTTP_IDEMPOTENCY_KEY=uuid.uuid4().hex
+        )
+        expect(response, 201)
+
+    def sold_out() -> None:
+        expect(add(gone.pk), 409)
+
+    kinds: dict[str, Callable[[], None]] = {
+        "GET /healthz (the trivial view)": lambda: client.get("/healthz"),
+        "POST /api/basket, sold out": sold_out,
+        "POST /api/basket, a new basket": add_ok,
+        "POST /api/checkout, 1 ticket": checkout,
+    }
+    n = args.requests
+    for _ in range(n + 1):
+        add_ok()  # baskets for the checkouts below
+    for name, request in kinds.items():
+        request()  # first use (imports, caches) is not measured
+        started = time.process_time()
+        for _ in range(n):
+            request()
+        print(f"{name:34s} {1000 * (time.process_time() - started) / n:6.2f} ms CPU per request", flush=True)
+    if args.profile:
+        request = add_ok if args.profile == "add" else checkout
+        for _ in range(n):
+            add_ok()
+        profile = cProfile.Profile(time.process_time)
+        profile.runcall(lambda: [request() for _ in range(n)])
+        pstats.Stats(profile).sort_stats("cumulative").print_stats(40)
+
+
+if __name__ == "__main__":
+    main()
