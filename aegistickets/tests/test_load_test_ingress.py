@@ -52,7 +52,7 @@ def test_checkout_goes_to_the_lane_and_the_rest_to_the_main_port():
             for path in PATHS:
                 for _ in range(50):  # nginx takes a moment to listen
                     try:
-                        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:  # noqa: S310
+                        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:  # noqa: S310 - loopback URL of the test ingress
                             answers[path] = response.read().decode()
                         break
                     except OSError:
