@@ -239,8 +239,9 @@ class _AlreadyPlaced(Exception):  # noqa: N818 - control flow inside order_place
 
 
 def _idempotent_order(*, key: str, fingerprint: str) -> Order | None:
-    """The order an earlier request with this key placed, if any. Every keyed checkout asks twice and nearly
-    always finds nothing, so the look-up is one narrow read of the key's index; the order only on a replay."""
+    """The order an earlier request with this key placed, if any. Every keyed checkout asks before it charges
+    and nearly always finds nothing, so the look-up is one narrow read of the key's index; the order is read
+    only on a replay."""
     record = IdempotencyRecord.objects.filter(key=key).values_list("fingerprint", "order_id")[:1]
     if not record:
         return None
