@@ -39,9 +39,13 @@ def test_pod_user_is_the_images_user(rendered):
     assert user, "Dockerfile has no numeric USER"
     sc = rules.web_deployment(rendered["default"])["spec"]["template"]["spec"]["securityContext"]
     assert (sc["runAsUser"], sc["runAsGroup"]) == (int(user[1]), int(user[2]))
-    port = re.search(r"^EXPOSE (\d+)$", (ROOT / "Dockerfile").read_text(), re.M)[1]
+    exposed = re.search(r"^EXPOSE (\d+) (\d+)$", (ROOT / "Dockerfile").read_text(), re.M)
+    assert exposed, "Dockerfile should EXPOSE the web port and the checkout lane's"
     c = rules.web_deployment(rendered["default"])["spec"]["template"]["spec"]["containers"][0]
-    assert c["ports"][0]["containerPort"] == int(port)
+    assert [(p["name"], p["containerPort"]) for p in c["ports"]] == [
+        ("http", int(exposed[1])),
+        ("checkout", int(exposed[2])),
+    ]
 
 
 @pytest.mark.parametrize("env", ENVS)
