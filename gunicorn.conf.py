@@ -3,13 +3,14 @@
 import multiprocessing
 import os
 
-bind = [f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"]
+_host = os.environ.get("HOST", "127.0.0.1")
+bind = [f"{_host}:{os.environ.get('PORT', '8000')}"]
 # The checkout lane: a second listening port served by the same workers, for the requests that carry money and
 # an expiring seat hold. The ingress sends checkout there and everything else to PORT. A sync worker accepts from
 # every ready listener in turn, so in an on-sale rush a checkout waits for a free worker, not behind the thousands
 # of basket adds queued on PORT (docs/performance.md). Unset: one port.
 if os.environ.get("CHECKOUT_PORT"):
-    bind.append(f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ['CHECKOUT_PORT']}")
+    bind.append(f"{_host}:{os.environ['CHECKOUT_PORT']}")
 # WEB_CONCURRENCY: worker processes. Default: four per core. Measured on 2 cores (docs/performance.md): in an
 # on-sale rush a worker spends about half its time waiting on PostgreSQL (the hot row's lock, round trips),
 # so 8 sync workers sold ~20% more per second than 4; gthread workers (2×4, 4×4) did worse than either

@@ -1,26 +1,16 @@
 """The load tests' ingress (scripts/perf/harness.py, nginx standing in for the ALB) routes like the Helm chart's
 Ingress: checkout to gunicorn's checkout lane, everything else to its main port."""
 
-import shutil
-import socket
 import threading
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import pytest
 
-from scripts.perf.harness import running_ingress
+from scripts.monitoring.check_e2e import free_port
+from scripts.perf.harness import nginx_path, running_ingress
 
-pytestmark = pytest.mark.skipif(
-    not (shutil.which("nginx") or Path("/usr/sbin/nginx").exists()), reason="needs nginx (apt-get install nginx-light)"
-)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+pytestmark = pytest.mark.skipif(nginx_path() is None, reason="needs nginx (apt-get install nginx-light)")
 
 
 def upstream(name: str) -> ThreadingHTTPServer:

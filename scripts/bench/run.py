@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -24,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from scripts.perf.harness import ROOT, ServedApp, served_app
+from scripts.perf.harness import ROOT, ServedApp, nginx_path, served_app
 from scripts.perf.locust_run import ScenarioRun, run_scenario
 
 WRK_REPORT = ROOT / "scripts" / "bench" / "wrk_report.lua"
@@ -176,7 +175,7 @@ def main() -> int:
         "--out", type=Path, default=ROOT / "reports" / f"bench-{datetime.now().astimezone():%Y%m%d-%H%M%S}"
     )
     args = parser.parse_args()
-    missing = [tool for tool in ("wrk", "nginx") if not shutil.which(tool, path=f"{os.environ['PATH']}:/usr/sbin")]
+    missing = [tool for tool, found in (("wrk", shutil.which("wrk")), ("nginx", nginx_path())) if not found]
     if missing:
         print(f"make bench needs {' and '.join(missing)}: apt-get install {' '.join(TOOLS[t] for t in missing)}")
         return 2

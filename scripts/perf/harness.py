@@ -201,9 +201,14 @@ http {{
 """
 
 
+def nginx_path() -> str | None:
+    """Debian's nginx, which is in /usr/sbin: not on every user's PATH."""
+    return shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/sbin")
+
+
 @contextlib.contextmanager
 def running_ingress(*, port: int, app_port: int, lane_port: int) -> Iterator[subprocess.Popen[bytes]]:
-    nginx = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/sbin")
+    nginx = nginx_path()
     if nginx is None:
         raise RuntimeError("the ingress needs nginx: apt-get install nginx-light")
     with tempfile.TemporaryDirectory(prefix="aegis-ingress-") as tmp:
