@@ -138,9 +138,10 @@ sync-monitoring:
 ## deploy-check: every offline check of the image, the chart and the Terraform (each shown failing on a planted defect)
 deploy-check: chart-check tf-check
 
-## bench: every speed target measured in one run against PostgreSQL, as target | measured | PASS/FAIL (QUICK=1: shorter)
+## bench: every speed target measured in one run against PostgreSQL, as target | measured | PASS/FAIL (QUICK=1: shorter;
+## ONLY=flash_sale or a comma-separated list of catalog,happy_path,html_flow,stress,flash_sale: just those)
 bench: install-dev
-	$(BIN)/python -m scripts.bench.run $(if $(filter 1 yes true,$(QUICK)),--quick)
+	$(BIN)/python -m scripts.bench.run $(if $(filter 1 yes true,$(QUICK)),--quick) $(if $(ONLY),--only $(ONLY))
 
 # --- Security (issue 7; docs/security.md) -----------------------------------------------------------------
 .PHONY: audit

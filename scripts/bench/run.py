@@ -6,7 +6,10 @@ JSON body through the whole middleware stack) measured by the same tool in the s
 machine is shared and its absolute speed varies. wrk measures the catalog reads; Locust (locustfiles/)
 drives the purchase scenarios. Loopback only; everything stops by itself.
 
-    python -m scripts.bench.run [--quick] [--out reports/bench-<time>]
+    python -m scripts.bench.run [--quick] [--only PART[,PART…]] [--out reports/bench-<time>]
+
+PART is one of catalog, happy_path, html_flow, stress, flash_sale (default: all, in that order). `--only
+flash_sale` measures the rush on fresh workers; in the full run it comes last, after the stress run.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ WRK_REPORT = ROOT / "scripts" / "bench" / "wrk_report.lua"
 ROUNDS = 3  # wrk runs per catalog endpoint; the median counts
 PG_LOG = Path("/var/log/postgresql")
 TOOLS = {"wrk": "wrk", "nginx": "nginx-light"}  # the Debian packages
+PARTS = ("catalog", "happy_path", "html_flow", "stress", "flash_sale")
 DEADLOCKS_SQL = "SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()"
 
 
@@ -174,8 +178,18 @@ def main() -> int:
     parser.add_argument(
         "--out", type=Path, default=ROOT / "reports" / f"bench-{datetime.now().astimezone():%Y%m%d-%H%M%S}"
     )
+    parser.add_argument(
+        "--only",
+        type=lambda text: [part.strip() for part in text.split(",") if part.strip()],
+        default=list(PARTS),
+        help=f"comma-separated parts to run, of {', '.join(PARTS)} (default: all)",
+    )
     args = parser.parse_args()
-    missing = [tool for tool, found in (("wrk", shutil.which("wrk")), ("nginx", nginx_path())) if not found]
+    unknown = sorted(set(args.only) - set(PARTS))
+    if unknown or not args.only:
+        parser.error(f"--only takes some of {', '.join(PARTS)}; not {', '.join(unknown) or 'nothing'}")
+    tools = (("wrk", shutil.which("wrk") if "catalog" in args.only else "not needed"), ("nginx", nginx_path()))
+    missing = [tool for tool, found in tools if not found]
     if missing:
         print(f"make bench needs {' and '.join(missing)}: apt-get install {' '.join(TOOLS[t] for t in missing)}")
         return 2
@@ -183,7 +197,11 @@ def main() -> int:
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     targets: list[Target] = []
+    wrk_rows: list[dict] = []
     started = time.monotonic()
+    command = "python -m scripts.bench.run" + (" --quick" if quick else "")
+    if args.only != list(PARTS):
+        command += f" --only {','.join(args.only)}"
 
     with served_app(port=18200, database="aegistickets_bench", ingress=True) as app:
         deadlocks_before = int(psql(app.database_url, DEADLOCKS_SQL))
@@ -191,129 +209,132 @@ def main() -> int:
         workers = app.worker_pids()
         print(f"gunicorn {app.gunicorn_pid} with {len(workers)} workers at {app.url}", flush=True)
 
-        print("\n== catalog reads (wrk, 50 connections)", flush=True)
-        catalog, wrk_rows = catalog_targets(app, seconds=5 if quick else 10)
-        targets += catalog
+        if "catalog" in args.only:
+            print("\n== catalog reads (wrk, 50 connections)", flush=True)
+            catalog, wrk_rows = catalog_targets(app, seconds=5 if quick else 10)
+            targets += catalog
 
-        print("\n== catalog reads, 50 browsing users (Locust)", flush=True)
-        browse = run_scenario(
-            "catalog",
-            host=app.url,
-            out_dir=out,
-            token=app.token,
-            settings={"USERS": "50", "DURATION": "30s" if quick else "2m", "TARGET_P95_MS": "50"},
-        )
-        for name in ("/", "/api/events", "/events/[slug]/", "/api/events/[id]"):
-            p95 = step_p95(browse, name)
+            print("\n== catalog reads, 50 browsing users (Locust)", flush=True)
+            browse = run_scenario(
+                "catalog",
+                host=app.url,
+                out_dir=out,
+                token=app.token,
+                settings={"USERS": "50", "DURATION": "30s" if quick else "2m", "TARGET_P95_MS": "50"},
+            )
+            for name in ("/", "/api/events", "/events/[slug]/", "/api/events/[id]"):
+                p95 = step_p95(browse, name)
+                targets.append(
+                    Target(f"catalog GET {name} p95 at 50 users", "< 50 ms", f"{p95} ms", p95 is not None and p95 < 50)
+                )
+            failed = browse.summary.get("failures")
+            targets.append(Target("catalog reads failures", "0", str(failed), failed == 0))
+        if "happy_path" in args.only:
+            print("\n== happy path, 10 users (Locust)", flush=True)
+            happy = run_scenario(
+                "happy_path",
+                host=app.url,
+                out_dir=out,
+                token=app.token,
+                settings={"USERS": "10", "DURATION": "30s" if quick else "2m", "TARGET_P95_MS": "50"},
+            )
+            p95 = aggregated_p95(happy)
+            failed = happy.summary.get("failures")
+            targets.append(Target("happy path p95 at 10 users", "< 50 ms", f"{p95} ms", p95 is not None and p95 < 50))
+            targets.append(Target("happy path failures", "0", str(failed), failed == 0))
+        if "html_flow" in args.only:
+            print("\n== HTML purchase flow, 20 buyers without think time (Locust)", flush=True)
+            html = run_scenario(
+                "html_flow",
+                host=app.url,
+                out_dir=out,
+                token=app.token,
+                settings={"USERS": "20", "DURATION": "20s" if quick else "60s"},
+            )
+            rate = figure(html, "orders/s")
             targets.append(
-                Target(f"catalog GET {name} p95 at 50 users", "< 50 ms", f"{p95} ms", p95 is not None and p95 < 50)
+                Target(
+                    "HTML purchase flow, 20 buyers",
+                    ">= 30 orders/s",
+                    f"{rate} orders/s",
+                    rate is not None and rate >= 30 and html.summary.get("failures") == 0,
+                )
             )
-        failed = browse.summary.get("failures")
-        targets.append(Target("catalog reads failures", "0", str(failed), failed == 0))
+        if "stress" in args.only:
+            print("\n== stress, 100 users (Locust)", flush=True)
+            stress = run_scenario(
+                "stress",
+                host=app.url,
+                out_dir=out,
+                token=app.token,
+                settings={"USERS": "100", "DURATION": "60s" if quick else "7m"},
+            )
+            p95 = aggregated_p95(stress)
+            requests, failures = stress.summary.get("requests") or 0, stress.summary.get("failures")
+            failure_pct = 100 * (failures or 0) / requests if requests else None
+            targets.append(Target("stress p95 at 100 users", "< 200 ms", f"{p95} ms", p95 is not None and p95 < 200))
+            targets.append(
+                Target(
+                    "stress failures",
+                    "< 0.1%",
+                    f"{failure_pct:.3f}%" if failure_pct is not None else "n/a",
+                    failure_pct is not None and failure_pct < 0.1,
+                )
+            )
+            sizes = list(app.worker_rss_mb().values())
+            targets.append(
+                Target(
+                    "gunicorn worker RSS after stress",
+                    "< 150 MB",
+                    f"max {max(sizes):.0f} MB of {len(sizes)} workers" if sizes else "n/a",
+                    bool(sizes) and max(sizes) < 150,
+                )
+            )
+        if "flash_sale" in args.only:
+            print("\n== flash sale (Locust)", flush=True)
+            seats, buyers = ("300", "900") if quick else ("1000", "3000")
+            flash = run_scenario(
+                "flash_sale",
+                host=app.url,
+                out_dir=out,
+                token=app.token,
+                settings={"FLASH_SEATS": seats, "FLASH_BUYERS": buyers, "USERS": buyers},
+            )
+            rate = figure(flash, "orders/s")
+            oversold = figure(flash, "oversold")
+            checkout_p95 = figure(flash, "p95 /api/checkout")
+            five_xx = flash.summary.get("checks", {}).get("responses_5xx")
+            label = f"flash sale {seats} seats / {buyers} buyers"
+            made = rate is not None and rate >= 100
+            targets.append(Target(f"{label}: completed orders/s", ">= 100", f"{rate}", made))
+            targets.append(
+                Target(
+                    f"{label}: p95 checkout",
+                    "< 500 ms",
+                    f"{checkout_p95} ms",
+                    checkout_p95 is not None and checkout_p95 < 500,
+                )
+            )
+            targets.append(Target(f"{label}: oversold seats", "0", f"{oversold}", oversold == 0))
+            targets.append(Target(f"{label}: 5xx responses", "0", f"{five_xx}", five_xx == 0))
+            # The email worker yields the CPU to web requests (EMAIL_WORKER_NICE): how long the buyers' confirmations
+            # waited behind the rush.
+            drain_started = time.monotonic()
+            while (emails := app.emails())["pending"] and time.monotonic() - drain_started < 600:
+                time.sleep(1)
+            targets.append(
+                Target(
+                    "confirmation emails sent after the flash sale",
+                    "context",
+                    f"{emails['sent']} sent, {emails['pending']} pending, "
+                    f"{time.monotonic() - drain_started:.0f} s later",
+                    None,
+                    info=True,
+                )
+            )
 
-        print("\n== happy path, 10 users (Locust)", flush=True)
-        happy = run_scenario(
-            "happy_path",
-            host=app.url,
-            out_dir=out,
-            token=app.token,
-            settings={"USERS": "10", "DURATION": "30s" if quick else "2m", "TARGET_P95_MS": "50"},
-        )
-        p95 = aggregated_p95(happy)
-        failed = happy.summary.get("failures")
-        targets.append(Target("happy path p95 at 10 users", "< 50 ms", f"{p95} ms", p95 is not None and p95 < 50))
-        targets.append(Target("happy path failures", "0", str(failed), failed == 0))
-
-        print("\n== HTML purchase flow, 20 buyers without think time (Locust)", flush=True)
-        html = run_scenario(
-            "html_flow",
-            host=app.url,
-            out_dir=out,
-            token=app.token,
-            settings={"USERS": "20", "DURATION": "20s" if quick else "60s"},
-        )
-        rate = figure(html, "orders/s")
-        targets.append(
-            Target(
-                "HTML purchase flow, 20 buyers",
-                ">= 30 orders/s",
-                f"{rate} orders/s",
-                rate is not None and rate >= 30 and html.summary.get("failures") == 0,
-            )
-        )
-
-        print("\n== stress, 100 users (Locust)", flush=True)
-        stress = run_scenario(
-            "stress",
-            host=app.url,
-            out_dir=out,
-            token=app.token,
-            settings={"USERS": "100", "DURATION": "60s" if quick else "7m"},
-        )
-        p95 = aggregated_p95(stress)
-        requests, failures = stress.summary.get("requests") or 0, stress.summary.get("failures")
-        failure_pct = 100 * (failures or 0) / requests if requests else None
-        targets.append(Target("stress p95 at 100 users", "< 200 ms", f"{p95} ms", p95 is not None and p95 < 200))
-        targets.append(
-            Target(
-                "stress failures",
-                "< 0.1%",
-                f"{failure_pct:.3f}%" if failure_pct is not None else "n/a",
-                failure_pct is not None and failure_pct < 0.1,
-            )
-        )
-        sizes = list(app.worker_rss_mb().values())
-        targets.append(
-            Target(
-                "gunicorn worker RSS after stress",
-                "< 150 MB",
-                f"max {max(sizes):.0f} MB of {len(sizes)} workers" if sizes else "n/a",
-                bool(sizes) and max(sizes) < 150,
-            )
-        )
-
-        print("\n== flash sale (Locust)", flush=True)
-        seats, buyers = ("300", "900") if quick else ("1000", "3000")
-        flash = run_scenario(
-            "flash_sale",
-            host=app.url,
-            out_dir=out,
-            token=app.token,
-            settings={"FLASH_SEATS": seats, "FLASH_BUYERS": buyers, "USERS": buyers},
-        )
-        rate = figure(flash, "orders/s")
-        oversold = figure(flash, "oversold")
-        checkout_p95 = figure(flash, "p95 /api/checkout")
-        five_xx = flash.summary.get("checks", {}).get("responses_5xx")
-        deadlocks = int(psql(app.database_url, DEADLOCKS_SQL)) - deadlocks_before
-        deadlocks += pg_log_deadlocks(log_offsets)
-        label = f"flash sale {seats} seats / {buyers} buyers"
-        targets.append(Target(f"{label}: completed orders/s", ">= 100", f"{rate}", rate is not None and rate >= 100))
-        targets.append(
-            Target(
-                f"{label}: p95 checkout",
-                "< 500 ms",
-                f"{checkout_p95} ms",
-                checkout_p95 is not None and checkout_p95 < 500,
-            )
-        )
-        targets.append(Target(f"{label}: oversold seats", "0", f"{oversold}", oversold == 0))
-        targets.append(Target(f"{label}: 5xx responses", "0", f"{five_xx}", five_xx == 0))
+        deadlocks = int(psql(app.database_url, DEADLOCKS_SQL)) - deadlocks_before + pg_log_deadlocks(log_offsets)
         targets.append(Target("deadlocks in PostgreSQL (stats + log)", "0", str(deadlocks), deadlocks == 0))
-        # The email worker yields the CPU to web requests (EMAIL_WORKER_NICE): how long the buyers' confirmations
-        # waited behind the rush.
-        drain_started = time.monotonic()
-        while (emails := app.emails())["pending"] and time.monotonic() - drain_started < 600:
-            time.sleep(1)
-        targets.append(
-            Target(
-                "confirmation emails sent after the flash sale",
-                "context",
-                f"{emails['sent']} sent, {emails['pending']} pending, {time.monotonic() - drain_started:.0f} s later",
-                None,
-                info=True,
-            )
-        )
 
     width = max(len(t.name) for t in targets)
     lines = [
@@ -326,7 +347,7 @@ def main() -> int:
     passed = all(t.passed for t in targets if not t.info)
     (out / "bench.md").write_text(
         f"# Benchmark {datetime.now().astimezone():%Y-%m-%d %H:%M}\n\n"
-        f"`python -m scripts.bench.run{' --quick' if quick else ''}` ({time.monotonic() - started:.0f} s)\n\n"
+        f"`{command}` ({time.monotonic() - started:.0f} s)\n\n"
         f"```\n{table}\n```\n\nwrk rows:\n\n```json\n"
         f"{json.dumps(wrk_rows, indent=1)}\n```\n"
     )
