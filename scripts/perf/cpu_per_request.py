@@ -1,6 +1,6 @@
 """CPU time per request of the shop's hot paths, in one process, with production settings on PostgreSQL.
 
-    python -m scripts.perf.cpu_per_request [--requests 300] [--profile checkout|add]
+    python -m scripts.perf.cpu_per_request [--requests 300] [--profile checkout|add [--dump FILE]]
 
 No server, no load generator, no other process's noise: each request goes through the whole Django stack
 (middleware, DRF, services, the ORM, psycopg) with Django's test client, and `time.process_time` counts this
@@ -35,6 +35,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=300, help="requests per kind (default 300)")
     parser.add_argument("--profile", choices=["add", "checkout"], help="cProfile one kind (CPU clock)")
+    parser.add_argument("--dump", help="with --profile: also write the raw profile here (pstats, snakeviz)")
     args = parser.parse_args()
     env = base_env(recreate_database("aegistickets_cpu"))
     manage("migrate", "--noinput", env=env)
@@ -106,6 +107,8 @@ def main() -> None:
         profile = cProfile.Profile(time.process_time)
         profile.runcall(lambda: [request() for _ in range(n)])
         pstats.Stats(profile).sort_stats("cumulative").print_stats(40)
+        if args.dump:
+            profile.dump_stats(args.dump)
 
 
 if __name__ == "__main__":
