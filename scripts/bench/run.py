@@ -75,19 +75,12 @@ def psql(database_url: str, sql: str) -> str:
 
 
 def settle(app: ServedApp, part: str, *, after: list[str]) -> None:
-    """Before a part that follows others: what autovacuum would have done to their writes by now, when this
-    PostgreSQL runs without it (CI's server has autovacuum off; RDS and a default PostgreSQL have it on). The
-    parts before leave thousands of dead rows (holds deleted, emails marked sent) and tables never analyzed;
-    the deployed shop never runs in that state, so the bench does not measure in it either."""
-    if not after or psql(app.database_url, "SHOW autovacuum") == "on":
-        return
-    started = time.monotonic()
-    psql(app.database_url, "VACUUM (ANALYZE)")
-    print(
-        f"autovacuum is off here: VACUUM (ANALYZE) after {', '.join(after)}, before {part} "
-        f"({time.monotonic() - started:.1f} s)",
-        flush=True,
-    )
+    """Before a part that follows others: VACUUM (ANALYZE) if the server runs without autovacuum (ServedApp.settle)."""
+    if after and (seconds := app.settle()) is not None:
+        print(
+            f"autovacuum is off here: VACUUM (ANALYZE) after {', '.join(after)}, before {part} ({seconds:.1f} s)",
+            flush=True,
+        )
 
 
 def pg_log_size() -> dict[Path, int]:
