@@ -196,6 +196,23 @@ def outbox_retry_now(*, email_ids: Iterable[int], now: datetime) -> int:
     return failed + waiting
 
 
+def outbox_withdraw_confirmation(*, order_id: int, now: datetime) -> int:
+    """Drops an order's confirmation that has not gone out, when the order is cancelled: its tickets no longer
+    admit anyone, and the buyer gets the cancellation notice instead. Call it in the cancelling transaction.
+    A confirmation a worker is sending right now (its claim has not expired) is left to finish: it goes out,
+    and the notice follows it. A failed one goes too, so that "retry now" cannot send it later."""
+    deleted, _ = (
+        OutboundEmail.objects.filter(
+            order_id=order_id,
+            kind=OutboundEmail.Kind.ORDER_CONFIRMATION,
+            status__in=[OutboundEmail.Status.PENDING, OutboundEmail.Status.FAILED],
+        )
+        .exclude(status=OutboundEmail.Status.PENDING, claimed_at__isnull=False, next_attempt_at__gt=now)
+        .delete()
+    )
+    return deleted
+
+
 def outbox_discard(*, order_ids: Iterable[int]) -> int:
     """Drops the unsent emails of these orders (demo data: its buyers are not real)."""
     deleted, _ = OutboundEmail.objects.filter(

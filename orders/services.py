@@ -255,7 +255,7 @@ def _idempotent_order(*, key: str, fingerprint: str) -> Order | None:
     ORM's query building cost more CPU than the read); the order is read only on a replay."""
     table = IdempotencyRecord._meta.db_table
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT fingerprint, order_id FROM {table} WHERE \"key\" = %s", [key])  # noqa: S608 - model table name
+        cursor.execute(f'SELECT fingerprint, order_id FROM {table} WHERE "key" = %s', [key])  # noqa: S608 - model table name
         record = cursor.fetchone()
     if record is None:
         return None
@@ -541,8 +541,10 @@ def order_cancel(*, order_id: int, now: datetime) -> Order:
         refund = Refund.objects.create(
             order=order, amount=order.total, currency=order.currency, provider=order.payment_method, created_at=now
         )
-        # The buyer's notice is queued with the cancellation; the worker sends it a little later, by when the
-        # refund below has usually been answered, so the email can say where the money stands.
+        # The buyer's notice is queued with the cancellation, and replaces the confirmation if that has not gone
+        # out yet; the worker sends it a little later, by when the refund below has usually been answered, so the
+        # email can say where the money stands.
+        outbox.outbox_withdraw_confirmation(order_id=order.pk, now=now)
         outbox.outbox_enqueue(
             kind=OutboundEmail.Kind.ORDER_CANCELLATION,
             order_id=order.pk,

@@ -123,16 +123,61 @@ class TestWorker:
 
     def test_sends_the_cancellation_after_the_confirmation(self, now, django_capture_on_commit_callbacks):
         order = place(now)
+        assert outbox.outbox_send_due(now=now, limit=10).sent == 1
         with django_capture_on_commit_callbacks(execute=True):
             services.order_cancel(order_id=order.pk, now=now)
 
-        assert outbox.outbox_send_due(now=now, limit=10).sent == 1
         assert outbox.outbox_send_due(now=now + outbox.CANCELLATION_NOTICE_DELAY, limit=10).sent == 1
 
         confirmation, cancellation = mail.outbox
         assert confirmation.subject == f"Your tickets for Aurora Quartet - order {order.code}"
         assert cancellation.subject == f"Cancelled: Aurora Quartet - order {order.code}"
         assert "We have refunded" in cancellation.body  # the refund ran after the cancel committed
+
+    def test_an_order_cancelled_before_its_confirmation_went_out_gets_only_the_notice(
+        self, now, django_capture_on_commit_callbacks
+    ):
+        order = place(now)
+        with django_capture_on_commit_callbacks(execute=True):
+            services.order_cancel(order_id=order.pk, now=now)
+
+        assert outbox.outbox_send_due(now=now + outbox.CANCELLATION_NOTICE_DELAY, limit=10).sent == 1
+        (notice,) = mail.outbox  # no tickets PDF for tickets that no longer admit anyone
+        assert notice.subject == f"Cancelled: Aurora Quartet - order {order.code}"
+        assert list(OutboundEmail.objects.values_list("kind", "status")) == [
+            (OutboundEmail.Kind.ORDER_CANCELLATION, OutboundEmail.Status.SENT)
+        ]
+
+    def test_a_failed_confirmation_is_withdrawn_too_so_no_retry_can_send_it(self, now):
+        order = place(now)
+        OutboundEmail.objects.filter(order=order).update(status=OutboundEmail.Status.FAILED, last_error="refused")
+
+        services.order_cancel(order_id=order.pk, now=now)
+
+        assert not OutboundEmail.objects.filter(order=order, kind=OutboundEmail.Kind.ORDER_CONFIRMATION).exists()
+
+    def test_a_confirmation_being_sent_at_the_cancel_still_goes_out_before_the_notice(self, now, monkeypatch):
+        order = place(now)
+        send = outbox._send
+        cancelled_meanwhile = []
+
+        def cancel_while_sending(claim):  # type: ignore[no-untyped-def]
+            # The worker has claimed the confirmation (committed); the cancel commits before it is sent.
+            services.order_cancel(order_id=order.pk, now=now)
+            cancelled_meanwhile.append(claim.pk)
+            return send(claim)
+
+        monkeypatch.setattr(outbox, "_send", cancel_while_sending)
+        assert outbox.outbox_send_due(now=now, limit=10).sent == 1
+        monkeypatch.undo()
+
+        assert cancelled_meanwhile == [row(order).pk]
+        assert row(order).status == OutboundEmail.Status.SENT
+        assert outbox.outbox_send_due(now=now + outbox.CANCELLATION_NOTICE_DELAY, limit=10).sent == 1
+        assert [m.subject for m in mail.outbox] == [
+            f"Your tickets for Aurora Quartet - order {order.code}",
+            f"Cancelled: Aurora Quartet - order {order.code}",
+        ]
 
     def test_takes_at_most_limit_and_the_oldest_first(self, now):
         orders = [place(now + timedelta(seconds=i), email=f"buyer{i}@example.com") for i in range(3)]
