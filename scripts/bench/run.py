@@ -74,15 +74,6 @@ def psql(database_url: str, sql: str) -> str:
     ).stdout.strip()
 
 
-def settle(app: ServedApp, part: str, *, after: list[str]) -> None:
-    """Before a part that follows others: VACUUM (ANALYZE) if the server runs without autovacuum (ServedApp.settle)."""
-    if after and (seconds := app.settle()) is not None:
-        print(
-            f"autovacuum is off here: VACUUM (ANALYZE) after {', '.join(after)}, before {part} ({seconds:.1f} s)",
-            flush=True,
-        )
-
-
 def pg_log_size() -> dict[Path, int]:
     return {path: path.stat().st_size for path in PG_LOG.glob("postgresql-*.log")} if PG_LOG.exists() else {}
 
@@ -216,12 +207,9 @@ def main() -> int:
         deadlocks_before = int(psql(app.database_url, DEADLOCKS_SQL))
         log_offsets = pg_log_size()
         workers = app.worker_pids()
-        ran: list[str] = []
         print(f"gunicorn {app.gunicorn_pid} with {len(workers)} workers at {app.url}", flush=True)
 
         if "catalog" in args.only:
-            settle(app, "catalog", after=ran)
-            ran.append("catalog")
             print("\n== catalog reads (wrk, 50 connections)", flush=True)
             catalog, wrk_rows = catalog_targets(app, seconds=5 if quick else 10)
             targets += catalog
@@ -242,8 +230,6 @@ def main() -> int:
             failed = browse.summary.get("failures")
             targets.append(Target("catalog reads failures", "0", str(failed), failed == 0))
         if "happy_path" in args.only:
-            settle(app, "happy_path", after=ran)
-            ran.append("happy_path")
             print("\n== happy path, 10 users (Locust)", flush=True)
             happy = run_scenario(
                 "happy_path",
@@ -257,8 +243,6 @@ def main() -> int:
             targets.append(Target("happy path p95 at 10 users", "< 50 ms", f"{p95} ms", p95 is not None and p95 < 50))
             targets.append(Target("happy path failures", "0", str(failed), failed == 0))
         if "html_flow" in args.only:
-            settle(app, "html_flow", after=ran)
-            ran.append("html_flow")
             print("\n== HTML purchase flow, 20 buyers without think time (Locust)", flush=True)
             html = run_scenario(
                 "html_flow",
@@ -277,8 +261,6 @@ def main() -> int:
                 )
             )
         if "stress" in args.only:
-            settle(app, "stress", after=ran)
-            ran.append("stress")
             print("\n== stress, 100 users (Locust)", flush=True)
             stress = run_scenario(
                 "stress",
@@ -309,8 +291,6 @@ def main() -> int:
                 )
             )
         if "flash_sale" in args.only:
-            settle(app, "flash_sale", after=ran)
-            ran.append("flash_sale")
             print("\n== flash sale (Locust)", flush=True)
             seats, buyers = ("300", "900") if quick else ("1000", "3000")
             flash = run_scenario(

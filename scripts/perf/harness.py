@@ -61,23 +61,6 @@ class ServedApp:
         """Buyer emails in the outbox by status (pending, sent, failed), read from the database."""
         return email_outbox(self.database_url)
 
-    def settle(self) -> float | None:
-        """Between two load runs: what autovacuum would have done by now to the first one's writes, when this
-        PostgreSQL runs without it (CI's server has autovacuum off; RDS and a default PostgreSQL have it on).
-        A run leaves thousands of dead rows (holds deleted, emails marked sent) and tables never analyzed; the
-        deployed shop never runs in that state, so a measurement should not either. Returns the seconds the
-        VACUUM (ANALYZE) took, or None when autovacuum is on and nothing was done."""
-
-        def sql(statement: str) -> str:
-            argv = ["psql", self.database_url, "-tAc", statement]
-            return subprocess.run(argv, capture_output=True, text=True, check=True).stdout.strip()  # noqa: S603
-
-        if sql("SHOW autovacuum") == "on":
-            return None
-        started = time.monotonic()
-        sql("VACUUM (ANALYZE)")
-        return time.monotonic() - started
-
 
 def rss_mb(pid: int) -> float | None:
     """A process's resident memory (VmRSS) in MB; None once it is gone."""

@@ -371,9 +371,7 @@ def main() -> int:
         facts = ServerFacts(
             workers=workers, rss_after_stress_mb=[], deadlocks_before=deadlocks(DATABASE), deadlocks_after=None
         )
-        for number, scenario in enumerate(chosen):
-            if number and (seconds := app.settle()) is not None:
-                print(f"autovacuum is off here: VACUUM (ANALYZE) before {scenario} ({seconds:.1f} s)", flush=True)
+        for scenario in chosen:
             runs.append(run_scenario(scenario, host=app.url, out_dir=out_dir, settings=plan[scenario], token=app.token))
             if scenario == "stress":
                 facts.rss_after_stress_mb = list(app.worker_rss_mb().values())
