@@ -179,6 +179,11 @@ def outbox_send_due(*, now: datetime, limit: int) -> OutboxRun:
     return OutboxRun(**outcomes)
 
 
+def _being_sent(now: datetime) -> Q:
+    """Rows a worker has claimed and may be sending right now: their claim has not expired."""
+    return Q(status=OutboundEmail.Status.PENDING, claimed_at__isnull=False, next_attempt_at__gt=now)
+
+
 def outbox_retry_now(*, email_ids: Iterable[int], now: datetime) -> int:
     """Makes failed or waiting emails due now (a failed one gets a fresh series of attempts). Leaves sent emails
     alone, and those a worker is sending right now (their claim has not expired)."""
@@ -187,7 +192,7 @@ def outbox_retry_now(*, email_ids: Iterable[int], now: datetime) -> int:
         # Waiting ones first: the failed ones become pending below and must not count twice.
         waiting = (
             OutboundEmail.objects.filter(pk__in=ids, status=OutboundEmail.Status.PENDING)
-            .exclude(Q(claimed_at__isnull=False, next_attempt_at__gt=now))
+            .exclude(_being_sent(now))
             .update(next_attempt_at=now, claimed_at=None)
         )
         failed = OutboundEmail.objects.filter(pk__in=ids, status=OutboundEmail.Status.FAILED).update(
@@ -207,7 +212,7 @@ def outbox_withdraw_confirmation(*, order_id: int, now: datetime) -> int:
             kind=OutboundEmail.Kind.ORDER_CONFIRMATION,
             status__in=[OutboundEmail.Status.PENDING, OutboundEmail.Status.FAILED],
         )
-        .exclude(status=OutboundEmail.Status.PENDING, claimed_at__isnull=False, next_attempt_at__gt=now)
+        .exclude(_being_sent(now))
         .delete()
     )
     return deleted

@@ -81,14 +81,18 @@ def _lock_ticket_types(ids: Iterable[int]) -> dict[int, TicketType]:
     return {row.pk: row for row in rows}
 
 
+def _for_update() -> str:
+    """The row-lock clause of the plain-SQL locks below; SQLite has none (its writers begin IMMEDIATE)."""
+    return " FOR UPDATE" if connection.features.has_select_for_update else ""
+
+
 def _lock_seats(ticket_type_id: int) -> tuple[int, Decimal]:
     """Takes the one row lock that guards a ticket type's seats; returns its unsold seats and its price as
     they are under that lock. Plain SQL: this runs in every basket add, and the hot row stays locked from
     here to commit, so nothing else runs in the request at this point but the count that follows."""
     table = TicketType._meta.db_table
-    for_update = " FOR UPDATE" if connection.features.has_select_for_update else ""  # SQLite: BEGIN IMMEDIATE
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT capacity - sold, price FROM {table} WHERE id = %s{for_update}", [ticket_type_id])  # noqa: S608 - model table name
+        cursor.execute(f"SELECT capacity - sold, price FROM {table} WHERE id = %s{_for_update()}", [ticket_type_id])  # noqa: S608 - model table name
         row = cursor.fetchone()
     if row is None:
         raise NotFoundError("No such ticket type.")  # deleted since the catalog cache read it
@@ -131,9 +135,8 @@ def _held_by_others(*, ticket_type_id: int, basket_id: int, now: datetime) -> in
 def _lock_basket(basket_id: int) -> None:
     """The basket's row lock, by primary key, in plain SQL like `_lock_seats`: checkout takes it first."""
     table = Basket._meta.db_table
-    for_update = " FOR UPDATE" if connection.features.has_select_for_update else ""  # SQLite: BEGIN IMMEDIATE
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT id FROM {table} WHERE id = %s{for_update}", [basket_id])  # noqa: S608 - model table name
+        cursor.execute(f"SELECT id FROM {table} WHERE id = %s{_for_update()}", [basket_id])  # noqa: S608 - model table name
         if cursor.fetchone() is None:
             raise BasketNotFoundError()  # deleted since order_place read its holds
 
@@ -531,16 +534,6 @@ def order_cancel(*, order_id: int, now: datetime) -> Order:
             raise NotFoundError("No such order.") from None
         if not order.can_become(Order.Status.CANCELLED):
             raise OrderNotCancellableError(f"Order {order.code} is {order.status}; only paid orders can be cancelled.")
-        lines = list(order.lines.all())
-        _lock_ticket_types(line.ticket_type_id for line in lines)
-        for line in lines:
-            TicketType.objects.filter(pk=line.ticket_type_id).update(sold=F("sold") - line.quantity)
-        order.status = Order.Status.CANCELLED
-        order.cancelled_at = now
-        order.save(update_fields=["status", "cancelled_at"])
-        refund = Refund.objects.create(
-            order=order, amount=order.total, currency=order.currency, provider=order.payment_method, created_at=now
-        )
         # The buyer's notice is queued with the cancellation, and replaces the confirmation if that has not gone
         # out yet; the worker sends it a little later, by when the refund below has usually been answered, so the
         # email can say where the money stands.
@@ -550,6 +543,17 @@ def order_cancel(*, order_id: int, now: datetime) -> Order:
             order_id=order.pk,
             now=now,
             delay=outbox.CANCELLATION_NOTICE_DELAY,
+        )
+        # Then, lock late: the seat rows.
+        lines = list(order.lines.all())
+        _lock_ticket_types(line.ticket_type_id for line in lines)
+        for line in lines:
+            TicketType.objects.filter(pk=line.ticket_type_id).update(sold=F("sold") - line.quantity)
+        order.status = Order.Status.CANCELLED
+        order.cancelled_at = now
+        order.save(update_fields=["status", "cancelled_at"])
+        refund = Refund.objects.create(
+            order=order, amount=order.total, currency=order.currency, provider=order.payment_method, created_at=now
         )
         # After commit, outside every lock: the money.
         transaction.on_commit(functools.partial(_after_cancel, refund_id=refund.pk), robust=True)

@@ -209,19 +209,16 @@ def main() -> int:
         workers = app.worker_pids()
         print(f"gunicorn {app.gunicorn_pid} with {len(workers)} workers at {app.url}", flush=True)
 
+        def scenario(name: str, settings: dict[str, str]) -> ScenarioRun:
+            return run_scenario(name, host=app.url, out_dir=out, token=app.token, settings=settings)
+
         if "catalog" in args.only:
             print("\n== catalog reads (wrk, 50 connections)", flush=True)
             catalog, wrk_rows = catalog_targets(app, seconds=5 if quick else 10)
             targets += catalog
 
             print("\n== catalog reads, 50 browsing users (Locust)", flush=True)
-            browse = run_scenario(
-                "catalog",
-                host=app.url,
-                out_dir=out,
-                token=app.token,
-                settings={"USERS": "50", "DURATION": "30s" if quick else "2m", "TARGET_P95_MS": "50"},
-            )
+            browse = scenario("catalog", {"USERS": "50", "DURATION": "30s" if quick else "2m", "TARGET_P95_MS": "50"})
             for name in ("/", "/api/events", "/events/[slug]/", "/api/events/[id]"):
                 p95 = step_p95(browse, name)
                 targets.append(
@@ -231,26 +228,14 @@ def main() -> int:
             targets.append(Target("catalog reads failures", "0", str(failed), failed == 0))
         if "happy_path" in args.only:
             print("\n== happy path, 10 users (Locust)", flush=True)
-            happy = run_scenario(
-                "happy_path",
-                host=app.url,
-                out_dir=out,
-                token=app.token,
-                settings={"USERS": "10", "DURATION": "30s" if quick else "2m", "TARGET_P95_MS": "50"},
-            )
+            happy = scenario("happy_path", {"USERS": "10", "DURATION": "30s" if quick else "2m", "TARGET_P95_MS": "50"})
             p95 = aggregated_p95(happy)
             failed = happy.summary.get("failures")
             targets.append(Target("happy path p95 at 10 users", "< 50 ms", f"{p95} ms", p95 is not None and p95 < 50))
             targets.append(Target("happy path failures", "0", str(failed), failed == 0))
         if "html_flow" in args.only:
             print("\n== HTML purchase flow, 20 buyers without think time (Locust)", flush=True)
-            html = run_scenario(
-                "html_flow",
-                host=app.url,
-                out_dir=out,
-                token=app.token,
-                settings={"USERS": "20", "DURATION": "20s" if quick else "60s"},
-            )
+            html = scenario("html_flow", {"USERS": "20", "DURATION": "20s" if quick else "60s"})
             rate = figure(html, "orders/s")
             targets.append(
                 Target(
@@ -262,13 +247,7 @@ def main() -> int:
             )
         if "stress" in args.only:
             print("\n== stress, 100 users (Locust)", flush=True)
-            stress = run_scenario(
-                "stress",
-                host=app.url,
-                out_dir=out,
-                token=app.token,
-                settings={"USERS": "100", "DURATION": "60s" if quick else "7m"},
-            )
+            stress = scenario("stress", {"USERS": "100", "DURATION": "60s" if quick else "7m"})
             p95 = aggregated_p95(stress)
             requests, failures = stress.summary.get("requests") or 0, stress.summary.get("failures")
             failure_pct = 100 * (failures or 0) / requests if requests else None
@@ -293,13 +272,7 @@ def main() -> int:
         if "flash_sale" in args.only:
             print("\n== flash sale (Locust)", flush=True)
             seats, buyers = ("300", "900") if quick else ("1000", "3000")
-            flash = run_scenario(
-                "flash_sale",
-                host=app.url,
-                out_dir=out,
-                token=app.token,
-                settings={"FLASH_SEATS": seats, "FLASH_BUYERS": buyers, "USERS": buyers},
-            )
+            flash = scenario("flash_sale", {"FLASH_SEATS": seats, "FLASH_BUYERS": buyers, "USERS": buyers})
             rate = figure(flash, "orders/s")
             oversold = figure(flash, "oversold")
             checkout_p95 = figure(flash, "p95 /api/checkout")
