@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import functools
 import hashlib
+import itertools
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -20,10 +21,10 @@ from typing import Any, TypeVar
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Count, Exists, F, Model, OuterRef
+from django.db.models import Count, Exists, F, Field, Model, OuterRef
 from django.utils import timezone
 
-from aegistickets.db import insert_new
+from aegistickets.db import columns, from_row, insert_new, select_converted
 from aegistickets.errors import (
     AlreadyCheckedInError,
     BasketEmptyError,
@@ -130,6 +131,38 @@ def _held_by_others(*, ticket_type_id: int, basket_id: int, now: datetime) -> in
         )
         (held,) = cursor.fetchone()
     return int(held)
+
+
+def _basket_holds(token: str) -> list[Hold]:
+    """A basket's holds with their basket, ticket types and events, as fresh as the database (never the catalog
+    cache): what checkout prices and sells. One join in plain SQL; with `select_related` the ORM's query building
+    was a fifth of a checkout's CPU (docs/performance.md)."""
+    sql, fields, (hold_end, basket_end, type_end) = _basket_holds_select()
+    holds = []
+    for row in select_converted(sql, [token], fields):
+        hold = from_row(Hold, row[:hold_end])
+        hold.basket = from_row(Basket, row[hold_end:basket_end])
+        hold.ticket_type = from_row(TicketType, row[basket_end:type_end])
+        hold.ticket_type.event = from_row(Event, row[type_end:])
+        holds.append(hold)
+    return holds
+
+
+@functools.cache
+def _basket_holds_select() -> tuple[str, tuple[Field[Any, Any], ...], tuple[int, int, int]]:
+    """`_basket_holds`' statement, its columns' fields and where each model's slice of a row ends."""
+    quote = connection.ops.quote_name
+    selects = [columns(Hold, "h"), columns(Basket, "b"), columns(TicketType, "t"), columns(Event, "e")]
+    sql = (
+        f"SELECT {', '.join(select for select, _ in selects)} "  # noqa: S608 - model metadata
+        f"FROM {quote(Hold._meta.db_table)} h "
+        f"JOIN {quote(Basket._meta.db_table)} b ON b.id = h.basket_id "
+        f"JOIN {quote(TicketType._meta.db_table)} t ON t.id = h.ticket_type_id "
+        f"JOIN {quote(Event._meta.db_table)} e ON e.id = t.event_id "
+        "WHERE b.token = %s ORDER BY h.id"
+    )
+    ends = list(itertools.accumulate(len(fields) for _, fields in selects))
+    return sql, tuple(field for _, fields in selects for field in fields), (ends[0], ends[1], ends[2])
 
 
 def _lock_basket(basket_id: int) -> None:
@@ -308,8 +341,8 @@ def _commit_order(
         _lock_basket(basket_id)
         # Under the basket lock, the holds as they are now: one narrow read, checked against the quote that was
         # charged; their ticket types and events are the ones order_place read for that quote.
-        rows = Hold.objects.filter(basket_id=basket_id).order_by("ticket_type_id")
-        current = list(rows.values_list("pk", "ticket_type_id", "quantity", "expires_at", "ticket_type__price"))
+        sql, fields = _current_holds_select()
+        current = select_converted(sql, [basket_id], fields)
         if not current:
             if idempotency_key:
                 # A concurrent duplicate waited for the basket lock above; now it sees the first one's order.
@@ -363,7 +396,7 @@ def _commit_order(
         outbox.outbox_enqueue(kind=OutboundEmail.Kind.ORDER_CONFIRMATION, order_id=order.pk, now=now)
 
         # The holds go first: invisible to others until commit, and no lock is needed for them.
-        Hold.objects.filter(pk__in=[hold.pk for hold in holds]).delete()
+        _delete_holds([hold.pk for hold in holds])
         # Lock late: the seat rows are held only for the counter update (and for the re-check of an
         # expired hold), in primary-key order (holds are sorted by ticket type).
         for hold in holds:
@@ -386,6 +419,27 @@ def _commit_order(
     for ticket in tickets:
         ticket.ticket_type = ticket_types[ticket.ticket_type_id]
     return _with_prefetched(order, lines=lines, tickets=tickets)
+
+
+@functools.cache
+def _current_holds_select() -> tuple[str, list[Field[Any, Any]]]:
+    """`_commit_order`'s read of a basket's holds as they are under its lock, with each one's current price; plain
+    SQL for the reason `_basket_holds` gives."""
+    quote = connection.ops.quote_name
+    hold = [Hold._meta.get_field(name) for name in ("id", "ticket_type", "quantity", "expires_at")]
+    sql = (
+        f"SELECT h.id, h.ticket_type_id, h.quantity, h.expires_at, t.price FROM {quote(Hold._meta.db_table)} h "  # noqa: S608 - model metadata
+        f"JOIN {quote(TicketType._meta.db_table)} t ON t.id = h.ticket_type_id "
+        "WHERE h.basket_id = %s ORDER BY h.ticket_type_id"
+    )
+    return sql, [*hold, TicketType._meta.get_field("price")]  # type: ignore[list-item]  # get_field may name a relation
+
+
+def _delete_holds(hold_ids: list[int]) -> None:
+    """Plain SQL for what `Hold.objects.filter(pk__in=…).delete()` sends (no signal, nothing cascades from a hold)."""
+    table = connection.ops.quote_name(Hold._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(f"DELETE FROM {table} WHERE id IN ({', '.join(['%s'] * len(hold_ids))})", hold_ids)  # noqa: S608 - model table name
 
 
 def _check_buyer_limits(*, holds: list[Hold], email: str) -> None:
@@ -457,7 +511,7 @@ def order_place(
         placed = _idempotent_order(key=idempotency_key, fingerprint=fingerprint)
         if placed is not None:
             return CheckoutResult(order=placed, created=False)
-    holds = list(Hold.objects.filter(basket__token=token).select_related("basket", "ticket_type__event"))
+    holds = _basket_holds(token)
     if not holds:
         if idempotency_key:
             # A concurrent request with this key may have checked this basket out since the check above.

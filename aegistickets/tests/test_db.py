@@ -1,4 +1,5 @@
-"""aegistickets.db.insert_new: the same rows as the ORM's own insert, in one statement."""
+"""aegistickets.db: insert_new writes the rows the ORM's own insert writes, in one statement; select_converted and
+from_row read back the instances the ORM would build."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ from django.db import IntegrityError, connection, transaction
 from django.forms.models import model_to_dict
 from django.test.utils import CaptureQueriesContext
 
-from aegistickets.db import insert_new
+from aegistickets.db import columns, from_row, insert_new, select_converted
+from events.models import Event, TicketType
+from events.tests.factories import EventFactory, TicketTypeFactory
 from orders.models import Basket, IdempotencyRecord, Order, OrderLine, Ticket
 
 pytestmark = pytest.mark.django_db
@@ -104,3 +107,48 @@ def test_nothing_to_insert_runs_no_query() -> None:
     with CaptureQueriesContext(connection) as queries:
         assert insert_new([]) == []
     assert len(queries) == 0
+
+
+# select_converted / from_row: plain-SQL reads that hand back what the ORM would.
+
+
+def _as_read(instance):  # type: ignore[no-untyped-def]
+    """Every concrete field's value as an instance holds it."""
+    return {field.attname: getattr(instance, field.attname) for field in type(instance)._meta.concrete_fields}
+
+
+def test_a_joined_row_builds_the_instances_the_orm_would_read(now) -> None:  # type: ignore[no-untyped-def]
+    event = EventFactory(max_tickets_per_buyer=4, is_published=True)
+    # A price with cents, a nullable date set and one left empty, a bool: the values SQLite hands back as text,
+    # floats and ints until converted.
+    ticket_type = TicketTypeFactory(event=event, price=Decimal("19.90"), sale_starts_at=now, sale_ends_at=None)
+    type_columns, type_fields = columns(TicketType, "t")
+    event_columns, event_fields = columns(Event, "e")
+    quote = connection.ops.quote_name
+    sql = (
+        f"SELECT {type_columns}, {event_columns} FROM {quote(TicketType._meta.db_table)} t "  # noqa: S608 - model metadata
+        f"JOIN {quote(Event._meta.db_table)} e ON e.id = t.event_id WHERE t.id = %s"
+    )
+
+    with CaptureQueriesContext(connection) as queries:
+        (row,) = select_converted(sql, [ticket_type.pk], [*type_fields, *event_fields])
+    read_type = from_row(TicketType, row[: len(type_fields)])
+    read_event = from_row(Event, row[len(type_fields) :])
+
+    assert len(queries) == 1
+    assert _as_read(read_type) == _as_read(TicketType.objects.get(pk=ticket_type.pk))
+    assert _as_read(read_event) == _as_read(Event.objects.get(pk=event.pk))
+    assert read_type.price == Decimal("19.90")
+    assert isinstance(read_type.price, Decimal)
+    assert read_type.sale_starts_at == now
+    assert read_type.sale_starts_at.tzinfo is not None
+    assert read_type.sale_ends_at is None
+    assert read_event.is_published is True
+    assert read_type._state.adding is False
+    assert read_type._state.db == "default"
+
+
+def test_a_read_of_nothing_is_an_empty_list() -> None:
+    select, fields = columns(Event, "e")
+    sql = f"SELECT {select} FROM {connection.ops.quote_name(Event._meta.db_table)} e WHERE e.id = %s"  # noqa: S608
+    assert select_converted(sql, [-1], fields) == []

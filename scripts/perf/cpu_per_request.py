@@ -1,6 +1,6 @@
 """CPU time per request of the shop's hot paths, in one process, with production settings on PostgreSQL.
 
-    python -m scripts.perf.cpu_per_request [--requests 300] [--profile checkout|add [--dump FILE]]
+    python -m scripts.perf.cpu_per_request [--requests 300] [--profile KIND [--dump FILE]]
 
 No server, no load generator, no other process's noise: each request goes through the whole Django stack
 (middleware, DRF, services, the ORM, psycopg) with Django's test client, and `time.process_time` counts this
@@ -22,7 +22,16 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from scripts.perf.harness import base_env, manage, recreate_database
+from scripts.perf.harness import base_env, manage, recreate_database, static_files_current
+
+# --profile's choices: the kinds below by a short name
+PROFILED = {
+    "add": "POST /api/basket, a new basket",
+    "checkout": "POST /api/checkout, 1 ticket",
+    "sold-out": "POST /api/basket, sold out",
+    "event-page": "GET /events/<slug>/, first visit",
+    "home": "GET /",
+}
 
 
 def expect(response: Any, status: int) -> Any:
@@ -34,11 +43,13 @@ def expect(response: Any, status: int) -> Any:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=300, help="requests per kind (default 300)")
-    parser.add_argument("--profile", choices=["add", "checkout"], help="cProfile one kind (CPU clock)")
+    parser.add_argument("--profile", choices=list(PROFILED), help="cProfile one kind (CPU clock)")
     parser.add_argument("--dump", help="with --profile: also write the raw profile here (pstats, snakeviz)")
     args = parser.parse_args()
     env = base_env(recreate_database("aegistickets_cpu"))
     manage("migrate", "--noinput", env=env)
+    if not static_files_current():  # the pages below name their static files through the manifest
+        manage("collectstatic", "--noinput", "-v", "0", env=env)
     os.environ.update(env)
 
     import django
@@ -85,8 +96,20 @@ def main() -> None:
     def sold_out() -> None:
         expect(add(gone.pk), 409)
 
+    browser = Client()  # catalog reads: a visitor of its own, whose cookies a kind may clear
+
+    def page(path: str, *, csrf_cookie: bool) -> None:
+        if not csrf_cookie:
+            browser.cookies.clear()  # a first visit: the page's forms need a new CSRF token and cookie
+        expect(browser.get(path), 200)
+
     kinds: dict[str, Callable[[], None]] = {
         "GET /healthz (the trivial view)": lambda: client.get("/healthz"),
+        "GET /api/events": lambda: page("/api/events", csrf_cookie=True),
+        "GET /api/events/{id}": lambda: page(f"/api/events/{event.pk}", csrf_cookie=True),
+        "GET /": lambda: page("/", csrf_cookie=True),
+        "GET /events/<slug>/, first visit": lambda: page(f"/events/{event.slug}/", csrf_cookie=False),
+        "GET /events/<slug>/, CSRF cookie": lambda: page(f"/events/{event.slug}/", csrf_cookie=True),
         "POST /api/basket, sold out": sold_out,
         "POST /api/basket, a new basket": add_ok,
         "POST /api/checkout, 1 ticket": checkout,
@@ -99,11 +122,12 @@ def main() -> None:
         started = time.process_time()
         for _ in range(n):
             request()
-        print(f"{name:34s} {1000 * (time.process_time() - started) / n:6.2f} ms CPU per request", flush=True)
+        print(f"{name:36s} {1000 * (time.process_time() - started) / n:6.2f} ms CPU per request", flush=True)
     if args.profile:
-        request = add_ok if args.profile == "add" else checkout
-        for _ in range(n):
-            add_ok()
+        request = kinds[PROFILED[args.profile]]
+        if request is checkout:
+            for _ in range(n):
+                add_ok()
         profile = cProfile.Profile(time.process_time)
         profile.runcall(lambda: [request() for _ in range(n)])
         pstats.Stats(profile).sort_stats("cumulative").print_stats(40)
