@@ -11,20 +11,19 @@ from __future__ import annotations
 import copy
 import functools
 import hashlib
-import itertools
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Count, Exists, F, Field, Model, OuterRef
+from django.db.models import Count, Exists, F, Field, OuterRef
 from django.utils import timezone
 
-from aegistickets.db import columns, from_row, insert_new, select_converted
+from aegistickets.db import insert_new, select_converted, with_prefetched
 from aegistickets.errors import (
     AlreadyCheckedInError,
     BasketEmptyError,
@@ -48,7 +47,7 @@ from aegistickets.errors import (
 from events.cache import catalog_cached, recently_sold_out, remember_sold_out
 from events.models import Event, TicketType
 from events.selectors import ticket_type_is_on_sale
-from orders import metrics, outbox
+from orders import metrics, outbox, selectors
 from orders.models import (
     Basket,
     CheckIn,
@@ -64,7 +63,6 @@ from orders.models import (
 from orders.payments import PaymentResult, payment_provider_for, payment_provider_named
 
 ORDER_CODE_ATTEMPTS = 5
-_Model = TypeVar("_Model", bound=Model)
 
 
 def hold_duration() -> timedelta:
@@ -131,38 +129,6 @@ def _held_by_others(*, ticket_type_id: int, basket_id: int, now: datetime) -> in
         )
         (held,) = cursor.fetchone()
     return int(held)
-
-
-def _basket_holds(token: str) -> list[Hold]:
-    """A basket's holds with their basket, ticket types and events, as fresh as the database (never the catalog
-    cache): what checkout prices and sells. One join in plain SQL; with `select_related` the ORM's query building
-    was a fifth of a checkout's CPU (docs/performance.md)."""
-    sql, fields, (hold_end, basket_end, type_end) = _basket_holds_select()
-    holds = []
-    for row in select_converted(sql, [token], fields):
-        hold = from_row(Hold, row[:hold_end])
-        hold.basket = from_row(Basket, row[hold_end:basket_end])
-        hold.ticket_type = from_row(TicketType, row[basket_end:type_end])
-        hold.ticket_type.event = from_row(Event, row[type_end:])
-        holds.append(hold)
-    return holds
-
-
-@functools.cache
-def _basket_holds_select() -> tuple[str, tuple[Field[Any, Any], ...], tuple[int, int, int]]:
-    """`_basket_holds`' statement, its columns' fields and where each model's slice of a row ends."""
-    quote = connection.ops.quote_name
-    selects = [columns(Hold, "h"), columns(Basket, "b"), columns(TicketType, "t"), columns(Event, "e")]
-    sql = (
-        f"SELECT {', '.join(select for select, _ in selects)} "  # noqa: S608 - model metadata
-        f"FROM {quote(Hold._meta.db_table)} h "
-        f"JOIN {quote(Basket._meta.db_table)} b ON b.id = h.basket_id "
-        f"JOIN {quote(TicketType._meta.db_table)} t ON t.id = h.ticket_type_id "
-        f"JOIN {quote(Event._meta.db_table)} e ON e.id = t.event_id "
-        "WHERE b.token = %s ORDER BY h.id"
-    )
-    ends = list(itertools.accumulate(len(fields) for _, fields in selects))
-    return sql, tuple(field for _, fields in selects for field in fields), (ends[0], ends[1], ends[2])
 
 
 def _lock_basket(basket_id: int) -> None:
@@ -255,7 +221,7 @@ def basket_add(*, token: str | None, ticket_type_id: int, quantity: int, now: da
         # costs no query (selectors.basket_summary_of). An older basket may hold more and is read back.
         hold.ticket_type = copy.copy(ticket_type)
         hold.ticket_type.price = price
-        _with_prefetched(basket, holds=[hold])
+        with_prefetched(basket, holds=[hold])
     return basket
 
 
@@ -418,7 +384,7 @@ def _commit_order(
         line.ticket_type = ticket_types[line.ticket_type_id]
     for ticket in tickets:
         ticket.ticket_type = ticket_types[ticket.ticket_type_id]
-    return _with_prefetched(order, lines=lines, tickets=tickets)
+    return with_prefetched(order, lines=lines, tickets=tickets)
 
 
 @functools.cache
@@ -482,19 +448,6 @@ def _lock_buyer(*, event_ids: list[int], buyer: str) -> None:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [int.from_bytes(digest[:8], "big", signed=True)])
 
 
-def _with_prefetched(instance: _Model, **rows: list[Any]) -> _Model:
-    """Fills an instance's prefetch cache with rows already in hand, as prefetch_related() would after its own
-    queries: showing a fresh order (lines, tickets, their ticket types and events) then costs no query."""
-    cache = {}
-    for name, values in rows.items():
-        queryset = getattr(instance, name).all()
-        queryset._result_cache = values
-        queryset._prefetch_done = True
-        cache[name] = queryset
-    instance._prefetched_objects_cache = cache  # type: ignore[attr-defined]
-    return instance
-
-
 @metrics.records_outcome("checkout", lambda result: "paid" if result.created else "replayed")
 def order_place(
     *,
@@ -511,7 +464,7 @@ def order_place(
         placed = _idempotent_order(key=idempotency_key, fingerprint=fingerprint)
         if placed is not None:
             return CheckoutResult(order=placed, created=False)
-    holds = _basket_holds(token)
+    holds = selectors.basket_holds(token)
     if not holds:
         if idempotency_key:
             # A concurrent request with this key may have checked this basket out since the check above.

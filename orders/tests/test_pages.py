@@ -12,7 +12,7 @@ from django.test import Client
 from django.utils import timezone
 
 from events.tests.factories import EventFactory, TicketTypeFactory
-from orders import services
+from orders import selectors, services
 from orders.models import Basket, Hold, Order, Ticket
 from orders.payments import TEST_DECLINE_EMAIL
 from orders.views import SESSION_BASKET
@@ -410,6 +410,28 @@ class TestOrderPage:
             assert body.count('<li class="ticket-stub') == order.tickets.count()
         assert [order.tickets.count() for order in orders] == [2, 12]
 
+    def test_reads_the_lines_and_tickets_the_orm_would_read(self, django_assert_num_queries):
+        """The page's plain-SQL joins (selectors.order_for_shopper) against the ORM's prefetch of the same order."""
+        shopper = Client()
+        _add(shopper, TicketTypeFactory(event=EventFactory(name="Later"), price=Decimal("12.50")), 2)
+        _add(shopper, TicketTypeFactory(event=EventFactory(name="Sooner"), price=Decimal("30.00")), 1)
+        _checkout(shopper)
+        order = Order.objects.get()
+        expected = Order.objects.prefetch_related("lines__ticket_type__event", "tickets__ticket_type__event")
+        expected = expected.get(pk=order.pk)
+
+        with django_assert_num_queries(3):  # the order, its lines, its tickets; then nothing more
+            read = selectors.order_for_shopper(code=order.code, secret=order.secret)
+            lines, tickets = list(read.lines.all()), list(read.tickets.all())
+            shown = [_shown(ticket) for ticket in tickets]
+            priced = [_priced(line) for line in lines]
+
+        assert [line.pk for line in lines] == [line.pk for line in expected.lines.all()]
+        assert [ticket.pk for ticket in tickets] == sorted(ticket.pk for ticket in expected.tickets.all())
+        assert shown == [_shown(ticket) for ticket in expected.tickets.all()]
+        assert priced == [_priced(line) for line in expected.lines.all()]
+        assert [t.ticket_type.event.name for t in tickets] == ["Later", "Later", "Sooner"]
+
     def test_wrong_secret_is_a_404(self, client, ticket_type):
         order = self._order(client, ticket_type)
 
@@ -427,6 +449,15 @@ class TestOrderPage:
         assert f"Your order {order.code} has been cancelled" in body
         assert "is confirmed" not in body
         assert "ticket-stub--void" in body
+
+
+def _shown(ticket):  # type: ignore[no-untyped-def]
+    """What the order page shows of a ticket."""
+    return ticket.code, ticket.line_id, ticket.ticket_type.name, ticket.ticket_type.price, ticket.ticket_type.event.name
+
+
+def _priced(line):  # type: ignore[no-untyped-def]
+    return line.quantity, line.unit_price, line.ticket_type.event.starts_at
 
 
 class TestCsrf:

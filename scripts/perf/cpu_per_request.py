@@ -15,6 +15,7 @@ import cProfile
 import json
 import os
 import pstats
+import re
 import secrets
 import time
 import uuid
@@ -31,6 +32,7 @@ PROFILED = {
     "sold-out": "POST /api/basket, sold out",
     "event-page": "GET /events/<slug>/, first visit",
     "home": "GET /",
+    "html-order": "HTML order, 6 requests (below)",
 }
 
 
@@ -114,6 +116,38 @@ def main() -> None:
         "POST /api/basket, a new basket": add_ok,
         "POST /api/checkout, 1 ticket": checkout,
     }
+    shopper = Client(enforce_csrf_checks=True)  # the HTML purchase flow of locustfiles/html_flow.py
+    html_cpu: dict[str, float] = {}
+    idempotency_key = re.compile(r'name="idempotency_key" value="([^"]+)"')
+
+    def html_order() -> None:
+        """One order through the pages, each step's CPU added up under its name."""
+
+        def step(name: str, send: Callable[[], Any], status: int) -> Any:
+            started = time.process_time()
+            response = expect(send(), status)
+            html_cpu[name] = html_cpu.get(name, 0.0) + time.process_time() - started
+            return response
+
+        page = f"/events/{event.slug}/"
+        step("GET event page", lambda: shopper.get(page), 200)
+        token = shopper.cookies[settings.CSRF_COOKIE_NAME].value
+        add_form = {"csrfmiddlewaretoken": token, "ticket_type": str(plenty.pk), "quantity": "1"}
+        step("POST event page (add)", lambda: shopper.post(page, add_form), 302)
+        step("GET /basket/", lambda: shopper.get("/basket/"), 200)
+        checkout_page = step("GET /checkout/", lambda: shopper.get("/checkout/"), 200)
+        key = idempotency_key.search(checkout_page.content.decode())
+        pay_form = {
+            "csrfmiddlewaretoken": token,
+            "idempotency_key": key.group(1) if key else "",
+            "name": "Html Buyer",
+            "email": "html@example.com",
+            "payment_method": "test",
+        }
+        placed = step("POST /checkout/", lambda: shopper.post("/checkout/", pay_form), 302)
+        step("GET order page", lambda: shopper.get(placed["Location"]), 200)
+
+    kinds["HTML order, 6 requests (below)"] = html_order
     n = args.requests
     for _ in range(n + 1):
         add_ok()  # baskets for the checkouts below
@@ -123,6 +157,8 @@ def main() -> None:
         for _ in range(n):
             request()
         print(f"{name:36s} {1000 * (time.process_time() - started) / n:6.2f} ms CPU per request", flush=True)
+    for name, seconds in html_cpu.items():
+        print(f"  {name:34s} {1000 * seconds / (n + 1):6.2f} ms CPU per request", flush=True)
     if args.profile:
         request = kinds[PROFILED[args.profile]]
         if request is checkout:
