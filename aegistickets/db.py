@@ -75,7 +75,10 @@ def select_converted(sql: str, params: Sequence[Any], fields: Sequence[Field[Any
 
 @functools.lru_cache(maxsize=64)
 def _converters(fields: tuple[Field[Any, Any], ...]) -> list[tuple[int, Col, list[Callable[..., Any]]]]:
-    """Which columns of a row need converting, and how: what the ORM's compiler works out for each query."""
+    """Which columns of a row need converting, and how: what the ORM's compiler works out for each query. Worked
+    out once per process: the functions are those of the first connection that asked, and read only settings
+    (time zone, decimal places) that every connection of the process shares; PostgreSQL needs none for the
+    fields read this way, SQLite needs them for decimals, datetimes and booleans."""
     converters = []
     for index, field in enumerate(fields):
         column = field.get_col(field.model._meta.db_table)

@@ -390,7 +390,7 @@ def _commit_order(
 @functools.cache
 def _current_holds_select() -> tuple[str, list[Field[Any, Any]]]:
     """`_commit_order`'s read of a basket's holds as they are under its lock, with each one's current price; plain
-    SQL for the reason `_basket_holds` gives."""
+    SQL for the reason `selectors.basket_holds` gives."""
     quote = connection.ops.quote_name
     hold = [Hold._meta.get_field(name) for name in ("id", "ticket_type", "quantity", "expires_at")]
     sql = (
