@@ -150,5 +150,6 @@ def test_a_joined_row_builds_the_instances_the_orm_would_read(now) -> None:  # t
 
 def test_a_read_of_nothing_is_an_empty_list() -> None:
     select, fields = columns(Event, "e")
-    sql = f"SELECT {select} FROM {connection.ops.quote_name(Event._meta.db_table)} e WHERE e.id = %s"  # noqa: S608
+    table = connection.ops.quote_name(Event._meta.db_table)
+    sql = f"SELECT {select} FROM {table} e WHERE e.id = %s"  # noqa: S608 - model metadata
     assert select_converted(sql, [-1], fields) == []
