@@ -129,11 +129,11 @@ def main() -> None:
             html_cpu[name] = html_cpu.get(name, 0.0) + time.process_time() - started
             return response
 
-        page = f"/events/{event.slug}/"
-        step("GET event page", lambda: shopper.get(page), 200)
+        event_page = f"/events/{event.slug}/"
+        step("GET event page", lambda: shopper.get(event_page), 200)
         token = shopper.cookies[settings.CSRF_COOKIE_NAME].value
         add_form = {"csrfmiddlewaretoken": token, "ticket_type": str(plenty.pk), "quantity": "1"}
-        step("POST event page (add)", lambda: shopper.post(page, add_form), 302)
+        step("POST event page (add)", lambda: shopper.post(event_page, add_form), 302)
         step("GET /basket/", lambda: shopper.get("/basket/"), 200)
         checkout_page = step("GET /checkout/", lambda: shopper.get("/checkout/"), 200)
         key = idempotency_key.search(checkout_page.content.decode())
@@ -156,7 +156,8 @@ def main() -> None:
         started = time.process_time()
         for _ in range(n):
             request()
-        print(f"{name:36s} {1000 * (time.process_time() - started) / n:6.2f} ms CPU per request", flush=True)
+        unit = "order" if request is html_order else "request"
+        print(f"{name:36s} {1000 * (time.process_time() - started) / n:6.2f} ms CPU per {unit}", flush=True)
     for name, seconds in html_cpu.items():
         print(f"  {name:34s} {1000 * seconds / (n + 1):6.2f} ms CPU per request", flush=True)
     if args.profile:
