@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from django.db import connection
@@ -54,6 +55,33 @@ def columns(model: type[Model], alias: str) -> tuple[str, tuple[Field[Any, Any],
     fields = tuple(model._meta.concrete_fields)
     quote = connection.ops.quote_name
     return ", ".join(f"{alias}.{quote(str(field.column))}" for field in fields), fields
+
+
+@dataclass(frozen=True)
+class Joined:
+    """The columns of several models read by one plain-SQL join: its select list, their fields in row order (for
+    `select_converted`) and where each model's slice of a row lies (for `load`)."""
+
+    select: str
+    fields: tuple[Field[Any, Any], ...]
+    slices: dict[type[Model], slice]
+
+    def load(self, model: type[_Model], row: Sequence[Any]) -> _Model:
+        """The instance of `model` in a row this join read."""
+        return from_row(model, row[self.slices[model]])
+
+
+def joined(*tables: tuple[type[Model], str]) -> Joined:
+    """Every concrete column of each (model, table alias), in that order."""
+    selects: list[str] = []
+    fields: list[Field[Any, Any]] = []
+    slices: dict[type[Model], slice] = {}
+    for model, alias in tables:
+        select, model_fields = columns(model, alias)
+        selects.append(select)
+        slices[model] = slice(len(fields), len(fields) + len(model_fields))
+        fields.extend(model_fields)
+    return Joined(", ".join(selects), tuple(fields), slices)
 
 
 def select_converted(sql: str, params: Sequence[Any], fields: Sequence[Field[Any, Any]]) -> list[list[Any]]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import hmac
-import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,7 +17,6 @@ from django.db.models import (
     DecimalField,
     Exists,
     F,
-    Field,
     OuterRef,
     Prefetch,
     QuerySet,
@@ -27,7 +25,7 @@ from django.db.models import (
 )
 from django.db.models.functions import Coalesce
 
-from aegistickets.db import columns, from_row, select_converted, with_prefetched
+from aegistickets.db import Joined, joined, select_converted, with_prefetched
 from aegistickets.errors import BasketNotFoundError, NotFoundError
 from events.models import Event, TicketType
 from orders.models import Basket, CheckIn, Hold, IdempotencyRecord, Order, OrderLine, Refund, Ticket
@@ -82,32 +80,29 @@ def basket_holds(token: str) -> list[Hold]:
     """A basket's holds, oldest first, with their basket, ticket types and events, as fresh as the database (never
     the catalog cache): what checkout prices and sells, and what the basket pages show. One join in plain SQL: with
     `select_related` the ORM's query building was a fifth of a checkout's CPU (docs/performance.md)."""
-    sql, fields, (hold_end, basket_end, type_end) = _basket_holds_select()
+    sql, read = _basket_holds_select()
     holds = []
-    for row in select_converted(sql, [token], fields):
-        hold = from_row(Hold, row[:hold_end])
-        hold.basket = from_row(Basket, row[hold_end:basket_end])
-        hold.ticket_type = from_row(TicketType, row[basket_end:type_end])
-        hold.ticket_type.event = from_row(Event, row[type_end:])
+    for row in select_converted(sql, [token], read.fields):
+        hold = read.load(Hold, row)
+        hold.basket = read.load(Basket, row)
+        hold.ticket_type = read.load(TicketType, row)
+        hold.ticket_type.event = read.load(Event, row)
         holds.append(hold)
     return holds
 
 
 @functools.cache
-def _basket_holds_select() -> tuple[str, tuple[Field[Any, Any], ...], tuple[int, int, int]]:
-    """`basket_holds`' statement, its columns' fields and where each model's slice of a row ends."""
+def _basket_holds_select() -> tuple[str, Joined]:
     quote = connection.ops.quote_name
-    selects = [columns(Hold, "h"), columns(Basket, "b"), columns(TicketType, "t"), columns(Event, "e")]
+    read = joined((Hold, "h"), (Basket, "b"), (TicketType, "t"), (Event, "e"))
     sql = (
-        f"SELECT {', '.join(select for select, _ in selects)} "  # noqa: S608 - model metadata
-        f"FROM {quote(Hold._meta.db_table)} h "
+        f"SELECT {read.select} FROM {quote(Hold._meta.db_table)} h "  # noqa: S608 - model metadata
         f"JOIN {quote(Basket._meta.db_table)} b ON b.id = h.basket_id "
         f"JOIN {quote(TicketType._meta.db_table)} t ON t.id = h.ticket_type_id "
         f"JOIN {quote(Event._meta.db_table)} e ON e.id = t.event_id "
         "WHERE b.token = %s ORDER BY h.id"
     )
-    ends = list(itertools.accumulate(len(fields) for _, fields in selects))
-    return sql, tuple(field for _, fields in selects for field in fields), (ends[0], ends[1], ends[2])
+    return sql, read
 
 
 def basket_summary_of(basket: Basket, *, now: datetime) -> BasketSummary:
@@ -169,29 +164,27 @@ def _of_order(model: type[_Row], order_id: int) -> list[_Row]:
     """An order's lines or tickets, in key order, each with its ticket type and event: what
     `prefetch_related(*_order_details())` reads, in one plain-SQL join (the order page is the last step of every
     purchase; the ORM's query building for the two prefetches cost more CPU than their statements)."""
-    sql, fields, (row_end, type_end) = _of_order_select(model)
+    sql, read = _of_order_select(model)
     rows = []
-    for values in select_converted(sql, [order_id], fields):
-        row = from_row(model, values[:row_end])
-        row.ticket_type = from_row(TicketType, values[row_end:type_end])
-        row.ticket_type.event = from_row(Event, values[type_end:])
+    for values in select_converted(sql, [order_id], read.fields):
+        row = read.load(model, values)
+        row.ticket_type = read.load(TicketType, values)
+        row.ticket_type.event = read.load(Event, values)
         rows.append(row)
     return rows
 
 
 @functools.cache
-def _of_order_select(model: type[OrderLine | Ticket]) -> tuple[str, tuple[Field[Any, Any], ...], tuple[int, int]]:
+def _of_order_select(model: type[OrderLine | Ticket]) -> tuple[str, Joined]:
     quote = connection.ops.quote_name
-    selects = [columns(model, "x"), columns(TicketType, "t"), columns(Event, "e")]
+    read = joined((model, "x"), (TicketType, "t"), (Event, "e"))
     sql = (
-        f"SELECT {', '.join(select for select, _ in selects)} "  # noqa: S608 - model metadata
-        f"FROM {quote(model._meta.db_table)} x "
+        f"SELECT {read.select} FROM {quote(model._meta.db_table)} x "  # noqa: S608 - model metadata
         f"JOIN {quote(TicketType._meta.db_table)} t ON t.id = x.ticket_type_id "
         f"JOIN {quote(Event._meta.db_table)} e ON e.id = t.event_id "
         "WHERE x.order_id = %s ORDER BY x.id"
     )
-    ends = list(itertools.accumulate(len(fields) for _, fields in selects))
-    return sql, tuple(field for _, fields in selects for field in fields), (ends[0], ends[1])
+    return sql, read
 
 
 def order_for_staff(*, code: str) -> Order:
