@@ -22,13 +22,15 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
+from timeit import default_timer
 from typing import Any
 
 import prometheus_client
 from django.conf import settings
 from django.db import connections, transaction
 from django.http import HttpRequest, HttpResponse
-from django_prometheus.middleware import PrometheusAfterMiddleware as _AfterMiddleware
+from django.utils.deprecation import MiddlewareMixin
+from django_prometheus.middleware import Metrics as _Metrics
 from django_prometheus.middleware import PrometheusBeforeMiddleware as _BeforeMiddleware
 from prometheus_client import CollectorRegistry, multiprocess
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -37,6 +39,8 @@ logger = logging.getLogger(__name__)
 
 # Set by a reverse proxy (the ALB always adds X-Forwarded-For). A scrape straight from Prometheus has none.
 PROXY_HEADERS = ("HTTP_X_FORWARDED_FOR", "HTTP_FORWARDED", "HTTP_X_REAL_IP")
+# The methods django-prometheus labels by name; any other is "<invalid method>".
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "TRACE", "OPTIONS", "CONNECT", "PATCH"})
 
 
 def multiprocess_mode() -> bool:
@@ -48,7 +52,41 @@ def is_untracked(request: HttpRequest) -> bool:
     return request.path_info in settings.METRICS_UNTRACKED_PATHS
 
 
+# The django-prometheus HTTP families we export: what the SLI rules, alerts, dashboard and runbooks read
+# (docs/slos.md), and the counters that say a latency went unmeasured. Its other families (request and response
+# body sizes, methods, transports, templates, charsets) are never registered and never updated: under gunicorn
+# every update is a write to a shared file, and they were two thirds of the per-request updates
+# (docs/performance.md).
+HTTP_FAMILIES = frozenset(
+    {
+        "django_http_requests_before_middlewares_total",
+        "django_http_responses_before_middlewares_total",
+        "django_http_requests_latency_including_middlewares_seconds",
+        "django_http_requests_unknown_latency_including_middlewares_total",
+        "django_http_requests_latency_seconds_by_view_method",
+        "django_http_requests_unknown_latency_total",
+        "django_http_responses_total_by_status",
+        "django_http_responses_total_by_status_view_method",
+        "django_http_exceptions_total_by_type",
+        "django_http_exceptions_total_by_view",
+    }
+)
+
+
+class HttpMetrics(_Metrics):  # type: ignore[misc]
+    """django-prometheus' own definitions (names, help, buckets) of the families in HTTP_FAMILIES only."""
+
+    def register_metric(
+        self, metric_cls: type, name: str, documentation: str, labelnames: Any = (), **kwargs: Any
+    ) -> Any:
+        if name not in HTTP_FAMILIES:
+            return None
+        return super().register_metric(metric_cls, name, documentation, labelnames=labelnames, **kwargs)
+
+
 class PrometheusBeforeMiddleware(_BeforeMiddleware):  # type: ignore[misc]
+    metrics_cls = HttpMetrics
+
     def process_request(self, request: HttpRequest) -> None:
         if not is_untracked(request):
             super().process_request(request)
@@ -59,28 +97,58 @@ class PrometheusBeforeMiddleware(_BeforeMiddleware):  # type: ignore[misc]
         return super().process_response(request, response)  # type: ignore[no-any-return]
 
 
-class PrometheusAfterMiddleware(_AfterMiddleware):  # type: ignore[misc]
+class PrometheusAfterMiddleware(MiddlewareMixin):
+    """django-prometheus' after-middleware for the families in HTTP_FAMILIES: responses by status and by view,
+    latency by view, exceptions. Each labelled child is looked up once per process, not once per request."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        super().__init__(get_response)
+        self.metrics = HttpMetrics.get_instance()
+        self._children: dict[tuple[str, ...], Any] = {}
+
+    def _child(self, name: str, *labels: str) -> Any:
+        key = (name, *labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = getattr(self.metrics, name).labels(*labels)
+        return child
+
+    @staticmethod
+    def _method(request: HttpRequest) -> str:
+        return request.method if request.method in KNOWN_METHODS else "<invalid method>"
+
+    @staticmethod
+    def _view(request: HttpRequest) -> str:
+        match = getattr(request, "resolver_match", None)
+        return (match.view_name if match is not None else None) or "<unnamed view>"
+
     def process_request(self, request: HttpRequest) -> None:
         if not is_untracked(request):
-            super().process_request(request)
-
-    def process_view(self, request: HttpRequest, view_func: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
-        if not is_untracked(request):
-            super().process_view(request, view_func, *args, **kwargs)
-
-    def process_template_response(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
-        if is_untracked(request):
-            return response
-        return super().process_template_response(request, response)  # type: ignore[no-any-return]
+            request.prometheus_after_middleware_event = default_timer()  # type: ignore[attr-defined]
 
     def process_response(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
         if is_untracked(request):
             return response
-        return super().process_response(request, response)  # type: ignore[no-any-return]
+        status, view, method = str(response.status_code), self._view(request), self._method(request)
+        self._child("responses_by_status", status).inc()
+        self._child("responses_by_status_view_method", status, view, method).inc()
+        started = getattr(request, "prometheus_after_middleware_event", None)
+        if started is None:
+            self.metrics.requests_unknown_latency.inc()
+        else:
+            # By the method's known name, as the counter above: django-prometheus labelled the latency with any
+            # method a client sent, one new series per made-up method.
+            self._child("requests_latency_by_view_method", view, method).observe(default_timer() - started)
+        return response
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> None:
-        if not is_untracked(request):
-            super().process_exception(request, exception)
+        if is_untracked(request):
+            return
+        self._child("exceptions_by_type", type(exception).__name__).inc()
+        if hasattr(request, "resolver_match"):
+            self._child("exceptions_by_view", self._view(request)).inc()
+        # The latency is observed once, in process_response, which the 500 answer still passes through
+        # (django-prometheus observed it here as well: twice for one request).
 
 
 # --- who may read /metrics ----------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from django.test import Client
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
-from aegistickets.metrics import CachedCollector, DatabaseConnectionsCollector, metrics_registry
+from aegistickets.metrics import HTTP_FAMILIES, CachedCollector, DatabaseConnectionsCollector, metrics_registry
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -75,6 +75,47 @@ def test_client_errors_and_server_errors_are_counted_by_status(settings):
     assert response.status_code == 500
     assert response.json()["code"] == "internal_error"
     assert (responses("404"), responses("500")) == (before[0] + 1, before[1] + 1)
+
+
+def view_latency_count(view, method):
+    name = "django_http_requests_latency_seconds_by_view_method_count"
+    return REGISTRY.get_sample_value(name, {"view": view, "method": method}) or 0.0
+
+
+@pytest.mark.django_db
+def test_only_the_http_families_the_rules_and_dashboard_read_are_exported(client):
+    """Every other django-prometheus family is an update per request (a file write under gunicorn) that nothing
+    reads: it must not be registered at all, not even at zero."""
+    assert client.get("/api/events").status_code == 200
+    families = {family.name for family in text_string_to_metric_families(client.get("/metrics").content.decode())}
+    # Outside multiprocess mode each family also has a *_created gauge, which the parser reads as a family.
+    http = {name for name in families if name.startswith("django_http_") and not name.endswith("_created")}
+    # The parser names a counter's family without its _total suffix.
+    assert http == {name.removesuffix("_total") for name in HTTP_FAMILIES}
+    for unread in ("django_http_requests_body_total_bytes", "django_http_responses_total_by_templatename"):
+        assert REGISTRY.get_sample_value(f"{unread}_count") is None
+        assert REGISTRY.get_sample_value(f"{unread}_total", {"templatename": "x"}) is None
+
+
+@pytest.mark.django_db
+def test_a_server_error_counts_its_latency_once_by_view_and_its_exception_by_type(settings):
+    settings.FAULT_INJECTION_ENABLED = True
+    client = Client(raise_request_exception=False)
+    exceptions = ("django_http_exceptions_total_by_type_total", {"type": "InjectedFaultError"})
+    before = (view_latency_count("fault", "GET"), REGISTRY.get_sample_value(*exceptions) or 0.0)
+    assert client.get("/api/_fault").status_code == 500
+    assert (view_latency_count("fault", "GET"), REGISTRY.get_sample_value(*exceptions)) == (
+        before[0] + 1,
+        before[1] + 1,
+    )
+
+
+@pytest.mark.django_db
+def test_a_made_up_method_is_labelled_as_invalid_not_by_its_name(client):
+    before = view_latency_count("api:events", "<invalid method>")
+    client.generic("BREW", "/api/events")
+    assert view_latency_count("api:events", "<invalid method>") == before + 1
+    assert view_latency_count("api:events", "BREW") == 0.0
 
 
 @pytest.mark.django_db
