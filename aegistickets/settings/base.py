@@ -328,10 +328,11 @@ MIDDLEWARE = [
     *MIDDLEWARE,
     "aegistickets.metrics.PrometheusAfterMiddleware",
 ]
-# Query counts and durations per database (django_db_*): django-prometheus' wrappers of the same backends.
+# Query counts and durations per database (django_db_*): django-prometheus' wrappers of the same backends, with
+# their labelled children bound once (aegistickets/db_backends).
 DATABASES["default"]["ENGINE"] = {
-    "django.db.backends.postgresql": "django_prometheus.db.backends.postgresql",
-    "django.db.backends.sqlite3": "django_prometheus.db.backends.sqlite3",
+    "django.db.backends.postgresql": "aegistickets.db_backends.postgresql",
+    "django.db.backends.sqlite3": "aegistickets.db_backends.sqlite3",
 }.get(DATABASES["default"]["ENGINE"], DATABASES["default"]["ENGINE"])
 # A view that raises, for the end-to-end monitoring check (`make monitoring-check`) only: off by default.
 FAULT_INJECTION_ENABLED = env.bool("FAULT_INJECTION_ENABLED", default=False)

@@ -135,7 +135,45 @@ def test_latency_buckets_resolve_the_800_ms_slo():
 
 
 def test_the_database_backends_are_wrapped_for_query_metrics():
-    assert connection.settings_dict["ENGINE"].startswith("django_prometheus.db.backends.")
+    assert connection.settings_dict["ENGINE"].startswith("aegistickets.db_backends.")
+
+
+def db_sample(name, **labels):
+    labels = {"alias": connection.alias, "vendor": connection.vendor, **labels}
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def db_errors():
+    return {
+        sample.labels["type"]: sample.value
+        for family in REGISTRY.collect()
+        for sample in family.samples
+        if sample.name == "django_db_errors_total" and sample.labels.get("alias") == connection.alias
+    }
+
+
+@pytest.mark.django_db
+def test_each_statement_is_counted_and_timed_and_a_failed_one_counted_by_error_type():
+    from django.db import DatabaseError, transaction
+
+    before = (db_sample("django_db_execute_total"), db_sample("django_db_query_duration_seconds_count"))
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+        cursor.execute("SELECT 2")
+    after = (db_sample("django_db_execute_total"), db_sample("django_db_query_duration_seconds_count"))
+    assert after == (before[0] + 2, before[1] + 2)
+
+    errors = db_errors()
+    with pytest.raises(DatabaseError), transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SELECT * FROM no_such_table")
+    # By the driver's own error type: sqlite3's OperationalError, psycopg's UndefinedTable.
+    assert sum(db_errors().values()) == sum(errors.values()) + 1
+    assert db_sample("django_db_query_duration_seconds_count") > after[1]  # timed too (savepoints around it)
+
+    many = db_sample("django_db_execute_many_total")
+    with connection.cursor() as cursor:
+        cursor.executemany("UPDATE django_migrations SET app = app WHERE id = %s", [(-1,), (-2,), (-3,)])
+    assert db_sample("django_db_execute_many_total") == many + 3
 
 
 # --- who may read /metrics ----------------------------------------------------------------------------
