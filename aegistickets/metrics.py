@@ -55,8 +55,8 @@ def is_untracked(request: HttpRequest) -> bool:
 # The django-prometheus HTTP families we export: what the SLI rules, alerts, dashboard and runbooks read
 # (docs/slos.md), and the counters that say a latency went unmeasured. Its other families (request and response
 # body sizes, methods, transports, templates, charsets) are never registered and never updated: under gunicorn
-# every update is a write to a shared file, and they were two thirds of the per-request updates
-# (docs/performance.md).
+# every update is a write to a shared file, and they were half of a request's metric writes (8 of 16; a histogram
+# observation is two; docs/performance.md).
 HTTP_FAMILIES = frozenset(
     {
         "django_http_requests_before_middlewares_total",
