@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
-from django.db import connection
+from django.db import DatabaseError, connection, transaction
 from django.test import Client
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
@@ -154,8 +154,6 @@ def db_errors():
 
 @pytest.mark.django_db
 def test_each_statement_is_counted_and_timed_and_a_failed_one_counted_by_error_type():
-    from django.db import DatabaseError, transaction
-
     before = (db_sample("django_db_execute_total"), db_sample("django_db_query_duration_seconds_count"))
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1")
