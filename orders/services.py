@@ -19,7 +19,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import DatabaseError, IntegrityError, InterfaceError, OperationalError, connection, transaction
 from django.db.models import Count, Exists, F, Field, OuterRef
 from django.utils import timezone
 
@@ -486,6 +486,7 @@ def order_place(
     payment = provider.charge(amount=total, currency=settings.CURRENCY, email=email, description=f"Basket {basket.pk}")
     if not payment.approved:
         raise PaymentDeclinedError(" ".join(filter(None, [payment.message, PaymentDeclinedError.default_detail])))
+    code = ""
     try:
         for attempt in range(1, ORDER_CODE_ATTEMPTS + 1):
             code = new_order_code()
@@ -518,11 +519,40 @@ def order_place(
     except _AlreadyPlaced as already:
         provider.refund(reference=payment.reference, amount=total, currency=settings.CURRENCY)
         return CheckoutResult(order=already.order, created=False)
+    except (OperationalError, InterfaceError):
+        # The connection broke during the order's transaction. If it broke after PostgreSQL committed but before
+        # the acknowledgement arrived, the order exists: look on a new connection before giving the money back.
+        committed = _order_committed_anyway(code=code, reference=payment.reference)
+        if committed is not None:
+            return CheckoutResult(order=committed, created=True)
+        provider.refund(reference=payment.reference, amount=total, currency=settings.CURRENCY)
+        raise
     except BaseException:
         # No order committed: a paid shopper is never left without tickets or their money.
         provider.refund(reference=payment.reference, amount=total, currency=settings.CURRENCY)
         raise
     return CheckoutResult(order=order, created=True)
+
+
+def _order_committed_anyway(*, code: str, reference: str) -> Order | None:
+    """After a connection error in the order's transaction: the order, if its commit went through anyway.
+
+    None when it did not, and when that cannot be known: the database is still unreachable (the read waits at
+    most its connect timeout), or a caller's transaction encloses ours, in which case nothing of ours committed.
+    """
+    if not code or connection.in_atomic_block:
+        return None
+    for attempt in (1, 2):
+        try:
+            order = selectors.order_for_staff(code=code)  # with its lines and tickets, ready to show
+            return order if order.payment_reference == reference else None
+        except NotFoundError:
+            return None
+        except DatabaseError:
+            if attempt == 2:
+                return None
+            connection.close()  # broken: the second read opens a new connection
+    return None
 
 
 def order_cancel(*, order_id: int, now: datetime) -> Order:

@@ -1,0 +1,136 @@
+"""A checkout whose database connection breaks around its commit: the buyer is charged exactly when an order
+exists. The order's transaction is real; what is simulated is the connection dying after PostgreSQL (or SQLite)
+committed and before the acknowledgement reached the app, which Django reports as an OperationalError."""
+
+from decimal import Decimal
+
+import pytest
+from django.db import OperationalError, connection
+
+from orders import selectors, services
+from orders.models import Hold, Order, Ticket
+from orders.tests.test_services import RecordingProvider, add, place
+
+# The check for a committed order runs only outside any transaction, as in a request: no test transaction here.
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+def _no_broken_connection_left(transactional_db):
+    yield
+    connection.close()  # before the database is flushed for the next test
+
+
+@pytest.fixture
+def provider(monkeypatch):
+    recording = RecordingProvider()
+    monkeypatch.setattr(services, "payment_provider_for", lambda **kwargs: recording)
+    return recording
+
+
+def connection_dies(*, after_commit):
+    """A stand-in for `_commit_order` that commits (or not) for real, then loses the connection under Django."""
+    real_commit = services._commit_order
+
+    def commit_then_lose_the_connection(**kwargs):
+        if after_commit:
+            real_commit(**kwargs)
+        if connection.vendor == "postgresql":
+            connection.connection.close()  # the socket is gone; Django's wrapper does not know yet
+        # (SQLite has no socket to lose, and closing the test run's in-memory database would drop it.)
+        raise OperationalError("server closed the connection unexpectedly")
+
+    return commit_then_lose_the_connection
+
+
+def test_a_commit_whose_acknowledgement_is_lost_keeps_the_order_and_the_payment(
+    ticket_type, now, monkeypatch, provider
+):
+    basket = add(ticket_type, 2, now)
+    monkeypatch.setattr(services, "_commit_order", connection_dies(after_commit=True))
+
+    result = place(basket, now)
+
+    assert result.created
+    order = Order.objects.get()
+    assert result.order.code == order.code
+    assert order.payment_reference == provider.charges[0][1]
+    assert provider.charges == [(Decimal("50.00"), order.payment_reference)]
+    assert provider.refunds == []
+    ticket_type.refresh_from_db()
+    assert ticket_type.sold == 2
+    assert Ticket.objects.filter(order=order).count() == 2
+
+
+def test_the_order_found_after_a_lost_acknowledgement_is_ready_to_show(
+    ticket_type, now, monkeypatch, provider, django_assert_num_queries
+):
+    monkeypatch.setattr(services, "_commit_order", connection_dies(after_commit=True))
+    order = place(add(ticket_type, 2, now), now).order
+    with django_assert_num_queries(0):
+        assert [line.line_total for line in order.lines.all()] == [Decimal("50.00")]
+        assert len(order.tickets.all()) == 2
+
+
+def test_a_connection_lost_before_the_commit_refunds_and_says_so(ticket_type, now, monkeypatch, provider):
+    basket = add(ticket_type, 2, now)
+    monkeypatch.setattr(services, "_commit_order", connection_dies(after_commit=False))
+
+    with pytest.raises(OperationalError):
+        place(basket, now)
+    connection.close()  # the test's own reads below on a new connection, as the next request's would be
+
+    assert not Order.objects.exists()
+    assert provider.refunds == provider.charges
+    assert Hold.objects.filter(basket=basket).count() == 1  # the basket is intact: the buyer can try again
+
+
+def test_when_the_database_stays_unreachable_the_payment_is_refunded(ticket_type, now, monkeypatch, provider):
+    """The limit of what the app can know: the order committed, but no read can tell it. It refunds and answers
+    an error (a 503 in a request); the client's retry with its key then finds the order (docs/reliability.md)."""
+    basket = add(ticket_type, 2, now)
+    monkeypatch.setattr(services, "_commit_order", connection_dies(after_commit=True))
+
+    def unreachable(**kwargs):
+        raise OperationalError("connection refused")
+
+    monkeypatch.setattr(selectors, "order_for_staff", unreachable)
+
+    with pytest.raises(OperationalError):
+        place(basket, now)
+    connection.close()  # the test's own reads below on a new connection, as the next request's would be
+
+    assert Order.objects.count() == 1
+    assert provider.refunds == provider.charges
+
+
+def test_an_order_of_the_same_code_but_another_payment_is_not_taken_for_ours(ticket_type, now, monkeypatch, provider):
+    first = place(add(ticket_type, 1, now), now).order
+    basket = add(ticket_type, 1, now)
+    monkeypatch.setattr(services, "new_order_code", lambda: first.code)
+    monkeypatch.setattr(services, "_commit_order", connection_dies(after_commit=False))
+
+    with pytest.raises(OperationalError):
+        place(basket, now)
+    connection.close()  # the test's own reads below on a new connection, as the next request's would be
+
+    assert provider.refunds == [provider.charges[1]]
+
+
+def test_the_api_answers_201_with_the_order_when_the_acknowledgement_was_lost(api, ticket_type, monkeypatch, provider):
+    token = api.post("/api/basket", {"ticket_type_id": ticket_type.pk, "quantity": 2}, format="json").json()["token"]
+    monkeypatch.setattr(services, "_commit_order", connection_dies(after_commit=True))
+    body = {"basket": token, "name": "Grace Hopper", "email": "grace@example.com", "payment_method": "test"}
+
+    response = api.post("/api/checkout", body, format="json", HTTP_IDEMPOTENCY_KEY="lost-ack-1")
+
+    assert response.status_code == 201, response.content
+    order = response.json()["order"]
+    assert order["code"] == Order.objects.get().code
+    assert len(order["tickets"]) == 2
+    assert provider.refunds == []
+    monkeypatch.undo()
+    monkeypatch.setattr(services, "payment_provider_for", lambda **kwargs: provider)
+    replay = api.post("/api/checkout", body, format="json", HTTP_IDEMPOTENCY_KEY="lost-ack-1")
+    assert (replay.status_code, replay.json()["order"]["code"]) == (201, order["code"])
+    assert len(provider.charges) == 1
