@@ -12,6 +12,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from django.db import connections
 from django.utils import timezone
 from pypdf import PdfReader
 
@@ -53,6 +54,9 @@ def browser(monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
         yield browser
         browser.close()
+        # The ORM calls made while Playwright ran opened a connection of their own; close it, or PostgreSQL
+        # refuses to drop the test database at the end of the run ("being accessed by other users").
+        connections.close_all()
 
 
 @pytest.fixture
