@@ -524,6 +524,9 @@ def order_place(
         # the acknowledgement arrived, the order exists: look on a new connection before giving the money back.
         committed = _order_committed_anyway(code=code, reference=payment.reference)
         if committed is not None:
+            # Django ran no on-commit callbacks for a commit it saw fail: count the sale here. Its holds are the
+            # order's lines, as the commit checked them against this quote.
+            metrics.order_committed(holds=holds, ticket_types={hold.ticket_type_id: hold.ticket_type for hold in holds})
             return CheckoutResult(order=committed, created=True)
         provider.refund(reference=payment.reference, amount=total, currency=settings.CURRENCY)
         raise

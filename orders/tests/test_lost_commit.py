@@ -6,6 +6,7 @@ from decimal import Decimal
 
 import pytest
 from django.db import OperationalError, connection
+from prometheus_client import REGISTRY
 
 from orders import selectors, services
 from orders.models import Hold, Order, Ticket
@@ -29,18 +30,33 @@ def provider(monkeypatch):
 
 
 def connection_dies(*, after_commit):
-    """A stand-in for `_commit_order` that commits (or not) for real, then loses the connection under Django."""
-    real_commit = services._commit_order
+    """A stand-in for `_commit_order` whose connection dies, either before its transaction commits, or in the
+    COMMIT itself once the database has committed, as when the acknowledgement is lost on the way back: Django's
+    `transaction.atomic` then sees the commit fail, tries to roll back, and drops the on-commit callbacks."""
+    real_commit_order = services._commit_order
 
-    def commit_then_lose_the_connection(**kwargs):
-        if after_commit:
-            real_commit(**kwargs)
+    def lose_the_connection():
         if connection.vendor == "postgresql":
             connection.connection.close()  # the socket is gone; Django's wrapper does not know yet
         # (SQLite has no socket to lose, and closing the test run's in-memory database would drop it.)
         raise OperationalError("server closed the connection unexpectedly")
 
-    return commit_then_lose_the_connection
+    def commit_order(**kwargs):
+        if not after_commit:
+            lose_the_connection()
+        real_commit = connection._commit
+
+        def commit_then_lose_the_connection():
+            real_commit()
+            lose_the_connection()
+
+        connection._commit = commit_then_lose_the_connection
+        try:
+            return real_commit_order(**kwargs)
+        finally:
+            del connection._commit
+
+    return commit_order
 
 
 def test_a_commit_whose_acknowledgement_is_lost_keeps_the_order_and_the_payment(
@@ -60,6 +76,21 @@ def test_a_commit_whose_acknowledgement_is_lost_keeps_the_order_and_the_payment(
     ticket_type.refresh_from_db()
     assert ticket_type.sold == 2
     assert Ticket.objects.filter(order=order).count() == 2
+
+
+def test_an_order_found_after_a_lost_acknowledgement_is_counted_like_any_other(ticket_type, now, monkeypatch, provider):
+    """The sales counters run after a commit Django saw; this one it did not, so they are counted by hand."""
+
+    def sold():
+        return (
+            REGISTRY.get_sample_value("aegistickets_orders_placed_total") or 0.0,
+            REGISTRY.get_sample_value("aegistickets_tickets_sold_total", {"event": ticket_type.event.slug}) or 0.0,
+        )
+
+    before = sold()
+    monkeypatch.setattr(services, "_commit_order", connection_dies(after_commit=True))
+    place(add(ticket_type, 2, now), now)
+    assert sold() == (before[0] + 1, before[1] + 2)
 
 
 def test_the_order_found_after_a_lost_acknowledgement_is_ready_to_show(
