@@ -480,6 +480,7 @@ def order_place(
         if hold.expires_at <= now:
             _check_expired_hold(hold=hold, ticket_type=hold.ticket_type, basket_id=basket.pk, now=now)
     quoted = {h.ticket_type_id: (h.quantity, h.ticket_type.price) for h in holds}
+    ticket_types = {hold.ticket_type_id: hold.ticket_type for hold in holds}
     total = sum((price * quantity for quantity, price in quoted.values()), Decimal("0.00"))
 
     provider = payment_provider_for(method=payment_method, amount=total)
@@ -494,7 +495,7 @@ def order_place(
                 order = _commit_order(
                     basket_id=basket.pk,
                     quoted=quoted,
-                    ticket_types={hold.ticket_type_id: hold.ticket_type for hold in holds},
+                    ticket_types=ticket_types,
                     total=total,
                     code=code,
                     name=name,
@@ -519,18 +520,16 @@ def order_place(
     except _AlreadyPlaced as already:
         provider.refund(reference=payment.reference, amount=total, currency=settings.CURRENCY)
         return CheckoutResult(order=already.order, created=False)
-    except (OperationalError, InterfaceError):
-        # The connection broke during the order's transaction. If it broke after PostgreSQL committed but before
-        # the acknowledgement arrived, the order exists: look on a new connection before giving the money back.
-        committed = _order_committed_anyway(code=code, reference=payment.reference)
-        if committed is not None:
-            # Django ran no on-commit callbacks for a commit it saw fail: count the sale here. Its holds are the
-            # order's lines, as the commit checked them against this quote.
-            metrics.order_committed(holds=holds, ticket_types={hold.ticket_type_id: hold.ticket_type for hold in holds})
-            return CheckoutResult(order=committed, created=True)
-        provider.refund(reference=payment.reference, amount=total, currency=settings.CURRENCY)
-        raise
-    except BaseException:
+    except BaseException as failure:
+        if isinstance(failure, (OperationalError, InterfaceError)):
+            # The connection broke during the order's transaction. If it broke after PostgreSQL committed but
+            # before the acknowledgement arrived, the order exists: look on a new connection before refunding.
+            committed = _order_committed_anyway(code=code, reference=payment.reference)
+            if committed is not None:
+                # Django ran no on-commit callbacks for a commit it saw fail: count the sale here. Its holds are
+                # the order's lines, as the commit checked them against this quote.
+                metrics.order_committed(holds=holds, ticket_types=ticket_types)
+                return CheckoutResult(order=committed, created=True)
         # No order committed: a paid shopper is never left without tickets or their money.
         provider.refund(reference=payment.reference, amount=total, currency=settings.CURRENCY)
         raise

@@ -10,7 +10,7 @@ from prometheus_client import REGISTRY
 
 from orders import selectors, services
 from orders.models import Hold, Order, Ticket
-from orders.tests.test_services import RecordingProvider, add, place
+from orders.tests.test_services import add, place
 
 # The check for a committed order runs only outside any transaction, as in a request: no test transaction here.
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -20,13 +20,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def _no_broken_connection_left(transactional_db):
     yield
     connection.close()  # before the database is flushed for the next test
-
-
-@pytest.fixture
-def provider(monkeypatch):
-    recording = RecordingProvider()
-    monkeypatch.setattr(services, "payment_provider_for", lambda **kwargs: recording)
-    return recording
 
 
 def connection_dies(*, after_commit):

@@ -26,7 +26,7 @@ from events.models import TicketType
 from events.tests.factories import EventFactory, TicketTypeFactory
 from orders import services
 from orders.models import Basket, Hold, IdempotencyRecord, Order, Ticket
-from orders.payments import TEST_DECLINE_EMAIL, TestPaymentProvider
+from orders.payments import TEST_DECLINE_EMAIL
 
 pytestmark = pytest.mark.django_db
 
@@ -277,29 +277,6 @@ def test_unknown_payment_method_is_a_validation_error(ticket_type, now):
 def test_unknown_basket_is_not_found(now):
     with pytest.raises(NotFoundError):
         services.order_place(token="nope", name="A", email="a@example.com", payment_method="test", now=now)
-
-
-class RecordingProvider(TestPaymentProvider):
-    """The test provider, remembering what it charged and refunded."""
-
-    def __init__(self):
-        self.charges, self.refunds = [], []
-
-    def charge(self, **kwargs):
-        result = super().charge(**kwargs)
-        self.charges.append((kwargs["amount"], result.reference))
-        return result
-
-    def refund(self, **kwargs):
-        self.refunds.append((kwargs["amount"], kwargs["reference"]))
-        return super().refund(**kwargs)
-
-
-@pytest.fixture
-def provider(monkeypatch):
-    recording = RecordingProvider()
-    monkeypatch.setattr(services, "payment_provider_for", lambda **kwargs: recording)
-    return recording
 
 
 def test_price_change_between_quote_and_lock_refunds_and_refuses(ticket_type, now, monkeypatch, provider):
