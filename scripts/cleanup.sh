@@ -6,7 +6,7 @@
 #      its security groups or network interfaces still use it)
 #   3. helm uninstall kube-prometheus-stack, External Secrets and the Load Balancer Controller
 #   4. delete the images in ECR (a repository with images cannot be destroyed unless force_delete is set)
-#   5. terraform destroy in terraform/envs/<env>
+#   5. terraform destroy of the environment: terraform/ with envs/<env>.tfvars and envs/<env>.backend.hcl
 # It asks you to type the cluster name first; --yes skips that question (automation).
 #
 # usage: scripts/cleanup.sh [--yes] [--env dev|prod] [--namespace aegistickets] [--release aegistickets]
@@ -33,11 +33,19 @@ while [ $# -gt 0 ]; do
 done
 
 here=$(cd "$(dirname "$0")/.." && pwd)
-tf_dir="$here/terraform/envs/$env_name"
-[ -d "$tf_dir" ] || { echo "no Terraform environment at $tf_dir" >&2; exit 2; }
+tf_dir="$here/terraform"
+var_file="envs/$env_name.tfvars"
+backend_file="envs/$env_name.backend.hcl"
+for file in "$var_file" "$backend_file"; do
+  [ -f "$tf_dir/$file" ] || { echo "no $tf_dir/$file (copied from $file.example, docs/deploy.md 1.4)" >&2; exit 2; }
+done
 for tool in aws kubectl helm terraform jq; do
   command -v "$tool" >/dev/null 2>&1 || { echo "cleanup needs $tool on PATH" >&2; exit 2; }
 done
+# The environment's own data directory (docs/deploy.md 1.4), initialised against its own state: the outputs
+# below and the destroy then can only be this environment's.
+export TF_DATA_DIR=".terraform/$env_name"
+terraform -chdir="$tf_dir" init -input=false -reconfigure -backend-config="$backend_file" >/dev/null
 
 say() { printf '\n=== %s ===\n' "$*"; }
 tf_output() { terraform -chdir="$tf_dir" output -raw "$1"; }
@@ -111,8 +119,8 @@ while :; do
 done
 echo "repository $repo_name is empty"
 
-say "5. terraform destroy ($tf_dir)"
-destroy_args=(-input=false)
+say "5. terraform destroy ($tf_dir, $var_file)"
+destroy_args=(-input=false -var-file="$var_file")
 [ "$assume_yes" = true ] && destroy_args+=(-auto-approve)
 terraform -chdir="$tf_dir" destroy "${destroy_args[@]}"
 

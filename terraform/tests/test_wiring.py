@@ -4,6 +4,10 @@
 the files. They also pin the promises the Helm chart and docs/deploy.md rely on: the outputs they read, the
 subnet tags the AWS Load Balancer Controller needs, a private and encrypted database, prod's safety settings.
 
+terraform/ is one root configuration; each environment is a variable file and a backend file in envs/
+(their *.example copies are tracked and tested here). An environment's effective settings are the root's
+defaults overlaid with its variable file.
+
 AEGIS_TF_ROOT points the tests at another copy of the tree (terraform/tests/planted_defects.py uses it to
 show that each test fails on a planted defect).
 """
@@ -23,7 +27,9 @@ from hcl2 import SerializationOptions
 
 ROOT = Path(os.environ.get("AEGIS_TF_ROOT") or Path(__file__).resolve().parents[1])
 MODULES = sorted(p for p in (ROOT / "modules").iterdir() if p.is_dir())
-ENVS = sorted(p for p in (ROOT / "envs").iterdir() if p.is_dir())
+ENVS = ROOT / "envs"
+ENVIRONMENTS = sorted(p.name.removesuffix(".tfvars.example") for p in ENVS.glob("*.tfvars.example"))
+OPTIONS = SerializationOptions(strip_string_quotes=True)
 
 # What the Helm chart (values-<env>.yaml) and docs/deploy.md read from `terraform output`.
 CHART_OUTPUTS = {
@@ -42,6 +48,20 @@ CHART_OUTPUTS = {
 MODULE_META_ARGS = {"source", "version", "providers", "count", "for_each", "depends_on"}
 IDENT = r"[A-Za-z_][A-Za-z0-9_-]*"
 
+# Prod's safety settings: (module call, its input, the root variable, the safe value). Booleans must be
+# exactly the safe value; numbers at least it.
+SAFETY = [
+    ("rds", "multi_az", "db_multi_az", True),
+    ("rds", "deletion_protection", "db_deletion_protection", True),
+    ("rds", "final_snapshot", "db_final_snapshot", True),
+    ("rds", "backup_retention_days", "db_backup_retention_days", 14),
+    ("network", "single_nat_gateway", "single_nat_gateway", False),
+    ("db_secret", "recovery_window_days", "secret_recovery_window_days", 30),
+    ("ecr", "force_delete", "ecr_force_delete", False),
+    ("media", "force_destroy", "media_force_destroy", False),
+    ("eks", "node_min_size", "node_min_size", 3),
+]
+
 
 @dataclass
 class Config:
@@ -58,7 +78,7 @@ class Config:
 
     @property
     def name(self) -> str:
-        return f"{self.path.parent.name}/{self.path.name}"
+        return config_id(self.path)
 
     def expressions(self) -> list[str]:
         """Every string in the configuration (expressions included), comments excluded."""
@@ -85,10 +105,9 @@ def _strings(node: Any, into: list[str]) -> None:
 @cache
 def load(path: Path) -> Config:
     config = Config(path)
-    options = SerializationOptions(strip_string_quotes=True)
     for tf in sorted(path.glob("*.tf")):
         with tf.open() as handle:
-            doc = hcl2.load(handle, serialization_options=options)
+            doc = hcl2.load(handle, serialization_options=OPTIONS)
         for block in doc.get("variable", []):
             config.variables.update(block)
         for block in doc.get("output", []):
@@ -106,16 +125,45 @@ def load(path: Path) -> Config:
     return config
 
 
-def module_dir(env: Config, call: dict[str, Any]) -> Path:
-    return (env.path / call["source"]).resolve()
+def module_dir(root: Config, call: dict[str, Any]) -> Path:
+    return (root.path / call["source"]).resolve()
 
 
 def all_configs() -> list[Path]:
-    return MODULES + ENVS
+    return [*MODULES, ROOT]
+
+
+def config_id(path: Path) -> str:
+    return "root" if path == ROOT else f"{path.parent.name}/{path.name}"
 
 
 def ids(paths: list[Path]) -> list[str]:
-    return [f"{p.parent.name}/{p.name}" for p in paths]
+    return [config_id(p) for p in paths]
+
+
+def root() -> Config:
+    return load(ROOT)
+
+
+def hcl_file(path: Path) -> dict[str, Any]:
+    """Top-level attributes of a variable or backend file."""
+    with path.open() as handle:
+        doc = hcl2.load(handle, serialization_options=OPTIONS)
+    return {k: v for k, v in doc.items() if not k.startswith("__")}
+
+
+def tfvars(env: str) -> dict[str, Any]:
+    return hcl_file(ENVS / f"{env}.tfvars.example")
+
+
+def backend(env: str) -> dict[str, Any]:
+    return hcl_file(ENVS / f"{env}.backend.hcl.example")
+
+
+def effective(env: str) -> dict[str, Any]:
+    """What the environment applies: the root's defaults, overlaid with its variable file."""
+    defaults = {name: spec["default"] for name, spec in root().variables.items() if "default" in spec}
+    return {**defaults, **tfvars(env)}
 
 
 def refs(config: Config, pattern: str) -> set[str]:
@@ -191,76 +239,95 @@ def test_outputs_have_description(path: Path) -> None:
         assert spec.get("description"), f"{config.name}: output {name} has no description"
 
 
-# --- envs -> modules ---
+# --- the root configuration -> modules ---
 
 
-@pytest.mark.parametrize("path", ENVS, ids=ids(ENVS))
-def test_module_calls_match_module_variables(path: Path) -> None:
-    env = load(path)
-    assert env.modules, f"{env.name} calls no modules"
-    for call_name, call in env.modules.items():
-        target = module_dir(env, call)
+def test_module_calls_match_module_variables() -> None:
+    config = root()
+    assert config.modules, "the root configuration calls no modules"
+    for call_name, call in config.modules.items():
+        target = module_dir(config, call)
         assert target.parent == (ROOT / "modules").resolve(), f"{call_name}: {call['source']} is not a local module"
         module = load(target)
         passed = {k for k in call if k not in MODULE_META_ARGS and not k.startswith("__")}
         unknown = passed - set(module.variables)
-        assert not unknown, f"{env.name}: module.{call_name} passes inputs {target.name} does not declare: {unknown}"
+        assert not unknown, f"module.{call_name} passes inputs {target.name} does not declare: {unknown}"
         required = {n for n, spec in module.variables.items() if "default" not in spec}
         missing = required - passed
-        assert not missing, f"{env.name}: module.{call_name} misses required inputs of {target.name}: {missing}"
+        assert not missing, f"module.{call_name} misses required inputs of {target.name}: {missing}"
 
 
-@pytest.mark.parametrize("path", ENVS, ids=ids(ENVS))
-def test_module_outputs_used_exist(path: Path) -> None:
-    env = load(path)
-    for call_name, attr in refs_pairs(env, rf"\bmodule\.({IDENT})\.({IDENT})"):
-        assert call_name in env.modules, f"{env.name}: module.{call_name} is not declared"
-        module = load(module_dir(env, env.modules[call_name]))
-        assert attr in module.outputs, f"{env.name}: module.{call_name}.{attr} is not an output of {module.name}"
+def test_module_outputs_used_exist() -> None:
+    config = root()
+    for call_name, attr in refs_pairs(config, rf"\bmodule\.({IDENT})\.({IDENT})"):
+        assert call_name in config.modules, f"module.{call_name} is not declared"
+        module = load(module_dir(config, config.modules[call_name]))
+        assert attr in module.outputs, f"module.{call_name}.{attr} is not an output of {module.name}"
 
 
-def test_envs_wire_the_same_modules_variables_and_outputs() -> None:
-    dev, prod = load(ROOT / "envs" / "dev"), load(ROOT / "envs" / "prod")
-    assert set(dev.variables) == set(prod.variables)
-    assert set(dev.outputs) == set(prod.outputs)
-    assert set(dev.modules) == set(prod.modules)
-    for name in dev.modules:
-        assert dev.modules[name] == prod.modules[name], f"module.{name} is wired differently in dev and prod"
-    assert dev.locals["environment"] == "dev"
-    assert prod.locals["environment"] == "prod"
+def test_chart_outputs_exist() -> None:
+    missing = CHART_OUTPUTS - set(root().outputs)
+    assert not missing, f"the root configuration lacks outputs the chart needs: {sorted(missing)}"
 
 
-@pytest.mark.parametrize("path", ENVS, ids=ids(ENVS))
-def test_chart_outputs_exist(path: Path) -> None:
-    env = load(path)
-    missing = CHART_OUTPUTS - set(env.outputs)
-    assert not missing, f"{env.name} lacks outputs the chart needs: {sorted(missing)}"
-
-
-@pytest.mark.parametrize("path", ENVS, ids=ids(ENVS))
-def test_env_backend_is_s3_and_providers_are_pinned(path: Path) -> None:
-    env = load(path)
-    blocks = [b for b in env.terraform if "required_providers" in b]
-    assert blocks, f"{env.name} has no required_providers"
-    backends = [b for t in env.terraform for b in t.get("backend", [])]
-    assert backends, f"{env.name} has no backend"
-    assert "s3" in backends[0], f"{env.name} must use the S3 backend"
+def test_backend_is_s3_and_providers_are_pinned() -> None:
+    config = root()
+    blocks = [b for b in config.terraform if "required_providers" in b]
+    assert blocks, "no required_providers"
+    backends = [b for t in config.terraform for b in t.get("backend", [])]
+    assert backends, "no backend"
+    assert "s3" in backends[0], "the state must live in the S3 backend"
     for provider in blocks[0]["required_providers"][0].values():
         if isinstance(provider, dict):
-            assert re.fullmatch(r"= \d+\.\d+\.\d+", provider["version"]), f"{env.name}: {provider} not pinned"
-    assert (path / "backend.hcl.example").is_file()
-    assert (path / "terraform.tfvars.example").is_file()
+            assert re.fullmatch(r"= \d+\.\d+\.\d+", provider["version"]), f"{provider} not pinned"
 
 
-@pytest.mark.parametrize("path", ENVS, ids=ids(ENVS))
-def test_tfvars_example_sets_declared_variables_and_every_required_one(path: Path) -> None:
-    env = load(path)
-    with (path / "terraform.tfvars.example").open() as handle:
-        example = hcl2.load(handle, serialization_options=SerializationOptions(strip_string_quotes=True))
-    values = {k for k in example if not k.startswith("__")}
-    assert not values - set(env.variables), f"{env.name}: tfvars example sets undeclared {values - set(env.variables)}"
-    required = {n for n, spec in env.variables.items() if "default" not in spec}
-    assert required <= values, f"{env.name}: tfvars example lacks required {required - values}"
+# --- environments: the same configuration, different values ---
+
+
+def test_environment_is_a_required_variable_limited_to_the_known_names() -> None:
+    spec = root().variables["environment"]
+    assert "default" not in spec, "an environment must always be named explicitly"
+    (validation,) = spec["validation"]
+    listed = re.fullmatch(r"\$\{contains\(\[(.*)\], var\.environment\)\}", validation["condition"])
+    assert listed, validation["condition"]
+    assert sorted(re.findall(r'"([a-z0-9]+)"', listed.group(1))) == ENVIRONMENTS, (
+        "every name the validation allows needs its envs/<env>.tfvars.example and backend example, and no more"
+    )
+
+
+def test_the_configuration_names_no_environment() -> None:
+    """Everything that differs between environments is a value: no "dev" or "prod" in the code itself."""
+    config = root()
+    strings: list[str] = []
+    for part in (config.outputs, config.locals, config.modules, config.terraform):
+        _strings(part, strings)
+    _strings([spec for name, spec in config.variables.items() if name != "environment"], strings)
+    _strings([list(config.resources.values()), list(config.data.values())], strings)
+    named = sorted({s for s in strings if re.search(r"\b(dev|prod)\b", s)})
+    assert not named, f"environment names in the root configuration: {named}"
+    assert config.locals["name"] == "aegistickets-${var.environment}"
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_each_environment_has_a_var_file_and_a_backend_file(env: str) -> None:
+    values = tfvars(env)
+    assert values.get("environment") == env, f'envs/{env}.tfvars.example must set environment = "{env}"'
+    declared = set(root().variables)
+    assert not set(values) - declared, f"envs/{env}.tfvars.example sets undeclared {set(values) - declared}"
+    required = {n for n, spec in root().variables.items() if "default" not in spec}
+    assert required <= set(values), f"envs/{env}.tfvars.example lacks required {required - set(values)}"
+    state = backend(env)
+    assert {"bucket", "key", "region"} <= set(state), f"envs/{env}.backend.hcl.example: {sorted(state)}"
+    assert "dynamodb_table" in state or state.get("use_lockfile") is True, "the state must be locked"
+    assert state.get("encrypt") is True
+
+
+def test_each_environment_has_its_own_state() -> None:
+    keys = {env: backend(env)["key"] for env in ENVIRONMENTS}
+    assert len(set(keys.values())) == len(keys), f"environments share a state: {keys}"
+    for env, key in keys.items():
+        assert env in key.split("/"), f"{env}'s state key {key} does not name it"
 
 
 # --- network ---
@@ -277,33 +344,27 @@ def test_subnets_are_tagged_for_load_balancer_discovery() -> None:
     assert re.search(cluster_tag, private), private
 
 
-@pytest.mark.parametrize("path", ENVS, ids=ids(ENVS))
-def test_subnet_cluster_tag_names_the_eks_cluster(path: Path) -> None:
-    env = load(path)
-    assert env.modules["network"]["cluster_name"] == env.modules["eks"]["cluster_name"]
+def test_subnet_cluster_tag_names_the_eks_cluster() -> None:
+    config = root()
+    assert config.modules["network"]["cluster_name"] == config.modules["eks"]["cluster_name"]
 
 
-def test_vpc_spans_two_or_more_zones() -> None:
-    for path in ENVS:
-        env = load(path)
-        zones = env.variables["availability_zones"]["default"]
-        assert len(zones) >= 2, f"{env.name}: {zones}"
-        assert env.modules["network"]["availability_zones"] == "${var.availability_zones}"
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_vpc_spans_two_or_more_zones(env: str) -> None:
+    zones = effective(env)["availability_zones"]
+    assert len(zones) >= 2, f"{env}: {zones}"
+    assert root().modules["network"]["availability_zones"] == "${var.availability_zones}"
 
 
 # --- EKS ---
 
 
-def test_eks_version_and_nodes() -> None:
-    for path in ENVS:
-        env = load(path)
-        version = env.variables["kubernetes_version"]["default"]
-        major, minor = (int(x) for x in version.split("."))
-        assert (major, minor) >= (1, 28), f"{env.name}: EKS {version}"
-        assert env.modules["eks"]["private_subnet_ids"] == "${module.network.private_subnet_ids}"
-    dev = load(ROOT / "envs" / "dev")
-    assert dev.variables["node_instance_types"]["default"] == ["m7i-flex.large"]
-    assert dev.variables["node_desired_size"]["default"] == 2
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_eks_version_and_nodes(env: str) -> None:
+    version = effective(env)["kubernetes_version"]
+    major, minor = (int(x) for x in version.split("."))
+    assert (major, minor) >= (1, 28), f"{env}: EKS {version}"
+    assert root().modules["eks"]["private_subnet_ids"] == "${module.network.private_subnet_ids}"
     eks = load(ROOT / "modules" / "eks")
     assert ("aws_iam_openid_connect_provider", "this") in eks.resources, "IRSA needs the OIDC provider"
     assert the(eks, "aws_eks_node_group", "default")["subnet_ids"] == "${var.private_subnet_ids}"
@@ -332,29 +393,44 @@ def test_rds_is_private_encrypted_postgres15() -> None:
     assert not [k for k in rds.resources if k[0] in {"aws_security_group_rule", "aws_vpc_security_group_egress_rule"}]
 
 
-@pytest.mark.parametrize("path", ENVS, ids=ids(ENVS))
-def test_rds_reachable_only_from_eks_nodes_in_private_subnets(path: Path) -> None:
-    call = load(path).modules["rds"]
+def test_rds_reachable_only_from_eks_nodes_in_private_subnets() -> None:
+    call = root().modules["rds"]
     assert call["subnet_ids"] == "${module.network.private_subnet_ids}"
     assert call["allowed_security_group_ids"] == ["${module.eks.node_security_group_id}"]
 
 
-def test_dev_database_is_the_reference_shape() -> None:
-    dev = load(ROOT / "envs" / "dev")
-    assert dev.variables["db_instance_class"]["default"] == "db.t4g.micro"
-    assert dev.variables["db_multi_az"]["default"] is False
+def test_dev_is_the_small_destroyable_reference_shape() -> None:
+    dev = effective("dev")
+    assert dev["node_instance_types"] == ["m7i-flex.large"]
+    assert dev["node_desired_size"] == 2
+    assert dev["db_instance_class"] == "db.t4g.micro"
+    assert dev["db_multi_az"] is False
+    # dev must stay destroyable with terraform destroy (scripts/cleanup.sh).
+    assert dev["db_deletion_protection"] is False
+    assert dev["db_final_snapshot"] is False
+    assert dev["ecr_force_delete"] is True
+    assert dev["media_force_destroy"] is True
 
 
-def test_prod_database_is_multi_az_protected_and_snapshotted() -> None:
-    prod = load(ROOT / "envs" / "prod")
-    call = prod.modules["rds"]
-    for arg, variable in (
-        ("multi_az", "db_multi_az"),
-        ("deletion_protection", "db_deletion_protection"),
-        ("final_snapshot", "db_final_snapshot"),
-    ):
-        assert call[arg] == f"${{var.{variable}}}", f"prod: module.rds.{arg} must come from var.{variable}"
-        assert prod.variables[variable]["default"] is True, f"prod: {variable} must default to true"
+def _is_safe(value: Any, safe: bool | int) -> bool:
+    return value is safe if isinstance(safe, bool) else isinstance(value, int) and value >= safe
+
+
+@pytest.mark.parametrize(("call", "arg", "variable", "safe"), SAFETY, ids=[s[2] for s in SAFETY])
+def test_every_safety_default_is_prods(call: str, arg: str, variable: str, safe: bool | int) -> None:
+    """A variable file that leaves a safety setting out gets prod's value, never a weaker one."""
+    config = root()
+    assert config.modules[call][arg] == f"${{var.{variable}}}", f"module.{call}.{arg} must come from var.{variable}"
+    default = config.variables[variable].get("default")
+    assert _is_safe(default, safe), f"{variable} defaults to {default!r}; prod's safe setting is {safe!r}"
+
+
+def test_prod_keeps_every_safety_setting() -> None:
+    prod = effective("prod")
+    weakened = {v: prod[v] for _, _, v, safe in SAFETY if not _is_safe(prod[v], safe)}
+    assert not weakened, f"prod's variable file weakens {weakened}"
+    assert len(prod["availability_zones"]) >= 3, "prod spreads over 3 zones, with a NAT gateway in each"
+    assert prod["node_max_size"] >= prod["node_min_size"]
 
 
 def test_database_secret_holds_credentials_and_an_encoded_url() -> None:
@@ -382,10 +458,9 @@ def _statements(config: Config, name: str) -> list[dict[str, Any]]:
     return config.data[("aws_iam_policy_document", name)]["statement"]
 
 
-@pytest.mark.parametrize("path", ENVS, ids=ids(ENVS))
-def test_external_secrets_reads_only_the_app_secrets(path: Path) -> None:
-    env = load(path)
-    for statement in _statements(env, "external_secrets"):
+def test_external_secrets_reads_only_the_app_secrets() -> None:
+    config = root()
+    for statement in _statements(config, "external_secrets"):
         assert statement.get("effect", "Allow") == "Allow"
         actions = set(statement["actions"])
         if any(a.startswith("secretsmanager:") for a in actions):
@@ -401,13 +476,12 @@ def test_external_secrets_reads_only_the_app_secrets(path: Path) -> None:
         else:
             assert actions == {"kms:Decrypt"}
             assert statement["resources"] == ["${module.db_secret.kms_key_arn}"]
-    call = env.modules["external_secrets_irsa"]
+    call = config.modules["external_secrets_irsa"]
     assert call["policy_json"] == "${data.aws_iam_policy_document.external_secrets.json}"
 
 
-@pytest.mark.parametrize("path", ENVS, ids=ids(ENVS))
-def test_app_role_is_scoped_to_its_bucket_identity_and_secret(path: Path) -> None:
-    env = load(path)
+def test_app_role_is_scoped_to_its_bucket_identity_and_secret() -> None:
+    config = root()
     allowed_resources = {
         "${module.media.bucket_arn}",
         "${module.media.bucket_arn}/*",
@@ -417,12 +491,12 @@ def test_app_role_is_scoped_to_its_bucket_identity_and_secret(path: Path) -> Non
         "${module.db_secret.kms_key_arn}",
     }
     actions: set[str] = set()
-    for statement in _statements(env, "app"):
+    for statement in _statements(config, "app"):
         assert set(statement["resources"]) <= allowed_resources, statement
         actions |= set(statement["actions"])
     assert {"ses:SendEmail", "ses:SendRawEmail", "secretsmanager:GetSecretValue", "s3:PutObject"} <= actions
     assert not [a for a in actions if a.endswith("*")], "no wildcard actions for the app"
-    call = env.modules["app_irsa"]
+    call = config.modules["app_irsa"]
     assert call["namespace"] == "${var.app_namespace}"
     assert call["service_account"] == "${var.app_service_account}"
     # The chart's migration Job reads the database secret with the app's role in DATABASE_SECRET_ARN mode.

@@ -103,7 +103,7 @@ resource "aws_iam_role_policy" "cluster_kms" {
 }
 
 resource "aws_eks_cluster" "this" {
-  #checkov:skip=CKV_AWS_38:public_access_cidrs comes from the env's required variable; validation in the module and the envs rejects 0.0.0.0/0 and an empty list (which EKS would turn into 0.0.0.0/0).
+  #checkov:skip=CKV_AWS_38:public_access_cidrs comes from the root configuration's required variable; validation in both rejects 0.0.0.0/0 and an empty list (which EKS would turn into 0.0.0.0/0).
   #checkov:skip=CKV_AWS_39:The public endpoint is on by default so operators can run kubectl/helm from outside the VPC; it is limited to public_access_cidrs (validated: never 0.0.0.0/0) and set endpoint_public_access=false when a VPN/bastion exists.
   name     = var.cluster_name
   version  = var.kubernetes_version

@@ -1,8 +1,8 @@
 terraform {
   required_version = ">= 1.10.0, < 2.0.0"
 
-  # Partial configuration: bucket, key, region and dynamodb_table come from backend.hcl
-  # (copy backend.hcl.example): terraform init -backend-config=backend.hcl
+  # Partial configuration: bucket, key, region and dynamodb_table come from the environment's backend file
+  # (copy envs/<env>.backend.hcl.example): terraform init -backend-config=envs/<env>.backend.hcl
   backend "s3" {}
 
   required_providers {
@@ -27,9 +27,9 @@ provider "aws" {
   default_tags {
     tags = {
       Project     = "aegistickets"
-      Environment = local.environment
+      Environment = var.environment
       ManagedBy   = "terraform"
-      Repository  = "aegistickets/terraform/envs/${local.environment}"
+      Repository  = "aegistickets/terraform"
     }
   }
 }

@@ -1,9 +1,8 @@
 # One environment = one VPC, one EKS cluster, one RDS instance and the IAM roles the chart's pods assume.
-# envs/dev and envs/prod wire the same modules; only variables.tf defaults and local.environment differ
-# (terraform/tests/test_wiring.py checks that they stay in step).
+# Every environment applies this one configuration; they differ only in values: envs/<env>.tfvars (the
+# environment's name and shape) and envs/<env>.backend.hcl (its own state). docs/deploy.md, section 1.
 locals {
-  environment  = "dev"
-  name         = "aegistickets-${local.environment}"
+  name         = "aegistickets-${var.environment}"
   cluster_name = local.name
   media_bucket = coalesce(var.media_bucket_name, "${local.name}-media-${data.aws_caller_identity.current.account_id}")
 }
@@ -11,7 +10,7 @@ locals {
 data "aws_caller_identity" "current" {}
 
 module "network" {
-  source = "../../modules/network"
+  source = "./modules/network"
 
   name                    = local.name
   cluster_name            = local.cluster_name
@@ -22,7 +21,7 @@ module "network" {
 }
 
 module "eks" {
-  source = "../../modules/eks"
+  source = "./modules/eks"
 
   cluster_name           = local.cluster_name
   kubernetes_version     = var.kubernetes_version
@@ -38,7 +37,7 @@ module "eks" {
 }
 
 module "ecr" {
-  source = "../../modules/ecr"
+  source = "./modules/ecr"
 
   name               = local.name
   keep_tagged_images = var.ecr_keep_tagged_images
@@ -46,7 +45,7 @@ module "ecr" {
 }
 
 module "rds" {
-  source = "../../modules/rds"
+  source = "./modules/rds"
 
   identifier                 = local.name
   vpc_id                     = module.network.vpc_id
@@ -64,10 +63,10 @@ module "rds" {
 }
 
 module "db_secret" {
-  source = "../../modules/secrets"
+  source = "./modules/secrets"
 
-  name                   = "aegistickets/${local.environment}/database"
-  django_secret_key_name = "aegistickets/${local.environment}/django-secret-key"
+  name                   = "aegistickets/${var.environment}/database"
+  django_secret_key_name = "aegistickets/${var.environment}/django-secret-key"
   db_username            = module.rds.username
   db_password            = module.rds.password
   db_host                = module.rds.address
@@ -77,14 +76,14 @@ module "db_secret" {
 }
 
 module "media" {
-  source = "../../modules/media"
+  source = "./modules/media"
 
   bucket_name   = local.media_bucket
   force_destroy = var.media_force_destroy
 }
 
 module "email" {
-  source = "../../modules/email"
+  source = "./modules/email"
 
   domain = var.ses_domain
 }
@@ -92,7 +91,7 @@ module "email" {
 # --- IRSA roles: one per service account, each allowed exactly what that pod needs ---
 
 module "lb_controller_irsa" {
-  source = "../../modules/irsa"
+  source = "./modules/irsa"
 
   role_name                   = "${local.name}-aws-load-balancer-controller"
   oidc_provider_arn           = module.eks.oidc_provider_arn
@@ -123,7 +122,7 @@ data "aws_iam_policy_document" "external_secrets" {
 }
 
 module "external_secrets_irsa" {
-  source = "../../modules/irsa"
+  source = "./modules/irsa"
 
   role_name         = "${local.name}-external-secrets"
   oidc_provider_arn = module.eks.oidc_provider_arn
@@ -183,7 +182,7 @@ data "aws_iam_policy_document" "app" {
 }
 
 module "app_irsa" {
-  source = "../../modules/irsa"
+  source = "./modules/irsa"
 
   role_name         = "${local.name}-app"
   oidc_provider_arn = module.eks.oidc_provider_arn

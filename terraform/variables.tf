@@ -1,3 +1,17 @@
+# Every default is prod's: safe for production (Multi-AZ, deletion protection, final snapshot, NAT per AZ,
+# nothing force-deleted). Another environment sets what it changes in its envs/<env>.tfvars, so a value
+# left out there never makes it less safe.
+variable "environment" {
+  description = "Environment name: part of every resource and secret name, and its Environment tag."
+  type        = string
+
+  validation {
+    # A fixed list rather than a pattern: a misspelt name would plan a whole new set of resources.
+    condition     = contains(["dev", "prod"], var.environment)
+    error_message = "environment must be \"dev\" or \"prod\" (a new environment is added to this list with its envs/<env>.*.example files)."
+  }
+}
+
 variable "region" {
   description = "AWS region of the environment."
   type        = string
@@ -12,13 +26,13 @@ variable "region" {
 variable "vpc_cidr" {
   description = "IPv4 CIDR of the environment's VPC."
   type        = string
-  default     = "10.0.0.0/16"
+  default     = "10.1.0.0/16"
 }
 
 variable "availability_zones" {
   description = "Availability zones of the region for the subnets (and nodes); at least 2."
   type        = list(string)
-  default     = ["eu-central-1a", "eu-central-1b"]
+  default     = ["eu-central-1a", "eu-central-1b", "eu-central-1c"]
 
   validation {
     condition     = length(var.availability_zones) >= 2
@@ -29,7 +43,7 @@ variable "availability_zones" {
 variable "single_nat_gateway" {
   description = "One shared NAT gateway (cheaper) instead of one per AZ."
   type        = bool
-  default     = true
+  default     = false
 }
 
 variable "kubernetes_version" {
@@ -73,25 +87,25 @@ variable "cluster_admin_principal_arns" {
 variable "node_instance_types" {
   description = "Instance types of the managed node group."
   type        = list(string)
-  default     = ["m7i-flex.large"]
+  default     = ["m7i.large"]
 }
 
 variable "node_desired_size" {
   description = "Desired number of nodes."
   type        = number
-  default     = 2
+  default     = 3
 }
 
 variable "node_min_size" {
   description = "Minimum number of nodes."
   type        = number
-  default     = 2
+  default     = 3
 }
 
 variable "node_max_size" {
   description = "Maximum number of nodes."
   type        = number
-  default     = 3
+  default     = 6
 
   validation {
     condition     = var.node_max_size >= 2
@@ -108,49 +122,49 @@ variable "db_engine_version" {
 variable "db_instance_class" {
   description = "RDS instance class."
   type        = string
-  default     = "db.t4g.micro"
+  default     = "db.m7g.large"
 }
 
 variable "db_allocated_storage_gib" {
   description = "Initial database storage in GiB."
   type        = number
-  default     = 20
+  default     = 50
 }
 
 variable "db_max_allocated_storage_gib" {
   description = "Storage autoscaling ceiling in GiB."
   type        = number
-  default     = 50
+  default     = 500
 }
 
 variable "db_multi_az" {
   description = "Synchronous standby in a second AZ."
   type        = bool
-  default     = false
+  default     = true
 }
 
 variable "db_deletion_protection" {
   description = "Refuse to delete the database."
   type        = bool
-  default     = false
+  default     = true
 }
 
 variable "db_final_snapshot" {
   description = "Take a final snapshot when the database is destroyed."
   type        = bool
-  default     = false
+  default     = true
 }
 
 variable "db_backup_retention_days" {
   description = "Days of automated backups."
   type        = number
-  default     = 3
+  default     = 14
 }
 
 variable "secret_recovery_window_days" {
-  description = "Days a deleted database secret can be restored (0 = delete at once, so dev can be recreated with the same name)."
+  description = "Days a deleted database secret can still be restored (0 = delete at once, so an environment can be recreated with the same secret names)."
   type        = number
-  default     = 0
+  default     = 30
 }
 
 variable "log_retention_days" {
@@ -168,7 +182,7 @@ variable "ecr_keep_tagged_images" {
 variable "ecr_force_delete" {
   description = "Let terraform destroy delete the ECR repository with its images."
   type        = bool
-  default     = true
+  default     = false
 }
 
 variable "media_bucket_name" {
@@ -180,7 +194,7 @@ variable "media_bucket_name" {
 variable "media_force_destroy" {
   description = "Let terraform destroy empty and delete the media bucket."
   type        = bool
-  default     = true
+  default     = false
 }
 
 variable "ses_domain" {
