@@ -1,5 +1,6 @@
-"""The monitoring sources (deploy/monitoring/): rule names, runbook links, unit-test coverage, and a dashboard
-whose every query reads names the rules record or the app really exports (collected from a real scrape)."""
+"""The monitoring sources (the Helm chart's files/monitoring/, unit tests in deploy/monitoring/tests/): rule
+names, runbook links, unit-test coverage, and a dashboard whose every query reads names the rules record or the
+app really exports (collected from a real scrape)."""
 
 import json
 import re
@@ -15,11 +16,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from scripts.monitoring import dashboard
 
 ROOT = Path(__file__).resolve().parents[2]
-MONITORING = ROOT / "deploy" / "monitoring"
-RULES = MONITORING / "rules" / "aegistickets.rules.yml"
-RULE_TESTS = MONITORING / "tests" / "aegistickets.rules.test.yml"
+RULES = dashboard.RULES
+RULE_TESTS = ROOT / "deploy" / "monitoring" / "tests" / "aegistickets.rules.test.yml"
 RUNBOOKS = ROOT / "docs" / "runbooks.md"
-CHART = ROOT / "deploy" / "helm" / "aegistickets"
 
 REQUIRED_RECORDS = {
     "sli:http:request_duration_seconds:p95",
@@ -158,11 +157,14 @@ def test_promtool_checks_the_rules_and_their_unit_tests_pass():
 def test_the_unit_tests_catch_a_planted_defect(tmp_path, original, planted):
     text = RULES.read_text()
     assert text.count(original) == 1
-    (tmp_path / "rules").mkdir()
+    rules_file = tmp_path / RULES.name
+    rules_file.write_text(text.replace(original, planted))
     (tmp_path / "tests").mkdir()
-    (tmp_path / "rules" / RULES.name).write_text(text.replace(original, planted))
     for test_file in RULE_TESTS.parent.glob("*.yml"):
-        (tmp_path / "tests" / test_file.name).write_text(test_file.read_text())
+        # promtool reads rule_files relative to the test file: point the copy at the planted rules.
+        test_text = test_file.read_text()
+        (listed,) = yaml.safe_load(test_text)["rule_files"]
+        (tmp_path / "tests" / test_file.name).write_text(test_text.replace(listed, str(rules_file)))
     unit = promtool_test(tmp_path / "tests")
     assert unit.returncode == 1, unit.stdout
     assert "FAILED" in unit.stdout + unit.stderr
@@ -254,12 +256,3 @@ def test_every_dashboard_query_is_valid_promql(tmp_path):
     path.write_text(json.dumps({"groups": groups}))
     check = subprocess.run(["promtool", "check", "rules", str(path)], capture_output=True, text=True, check=False)  # noqa: S603, S607 - fixed argv, promtool from PATH
     assert check.returncode == 0, check.stdout + check.stderr
-
-
-def test_the_helm_chart_ships_exact_copies_of_the_rules_and_the_dashboard():
-    if not (CHART / "Chart.yaml").exists():
-        pytest.skip("no Helm chart in this tree")
-    for source in (RULES, dashboard.DASHBOARD):
-        copy = CHART / "files" / "monitoring" / source.name
-        assert copy.is_file(), f"{copy} missing: run `make sync-monitoring`"
-        assert copy.read_bytes() == source.read_bytes(), f"{copy} differs from {source}: run `make sync-monitoring`"

@@ -17,12 +17,15 @@ BIN = Path(sys.executable).parent  # the deploy venv's bin: checkov, hadolint, s
 ENVIRONMENTS = {"default": [], "dev": [str(CHART / "values-dev.yaml")], "prod": [str(CHART / "values-prod.yaml")]}
 
 sys.path.insert(0, str(SCRIPTS))
-import helmpy  # noqa: E402
 
 
 def render_docs(
     values_files: list[str] | None = None, sets: list[str] | None = None, chart: Path = CHART
 ) -> list[dict]:
+    # Imported here, not at the top: pytest run from the app's venv (no helm-python-sdk) with `deploy` as an
+    # argument loads this file too, and then collects nothing under deploy/tests (deploy/conftest.py).
+    import helmpy
+
     return [d for d in yaml.safe_load_all(helmpy.render(str(chart), values_files, sets)) if d]
 
 

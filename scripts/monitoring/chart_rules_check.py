@@ -2,16 +2,15 @@
 `make rules-check`). Runs with the deploy venv (.venv-deploy: helm-python-sdk, PyYAML) and promtool:
 
 - the PrometheusRule rendered with job "aegistickets", extracted back into a plain rule file, passes
-  `promtool check rules` and the very same unit tests as deploy/monitoring/rules (so it behaves identically);
+  `promtool check rules` and the very same unit tests as the chart's rule file (so it behaves identically);
 - rendered with the default job, every selector names the Service's job, and the dashboard ConfigMap holds
-  the source dashboard with its `job` constant set to that job, labelled for the Grafana sidecar;
+  the chart's dashboard file with its `job` constant set to that job, labelled for the Grafana sidecar;
 - runbookBaseUrl prefixes every runbook link; rules/dashboard can be switched off; the schema refuses typos.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -26,9 +25,9 @@ sys.path.insert(0, str(ROOT / "scripts" / "deploy"))
 import helmpy  # noqa: E402
 
 CHART = str(ROOT / "deploy" / "helm" / "aegistickets")
-SOURCE_RULES = ROOT / "deploy" / "monitoring" / "rules" / "aegistickets.rules.yml"
+SOURCE_RULES = ROOT / "deploy" / "helm" / "aegistickets" / "files" / "monitoring" / "aegistickets.rules.yml"
 SOURCE_TESTS = ROOT / "deploy" / "monitoring" / "tests"
-SOURCE_DASHBOARD = ROOT / "deploy" / "monitoring" / "dashboards" / "aegistickets.json"
+SOURCE_DASHBOARD = ROOT / "deploy" / "helm" / "aegistickets" / "files" / "monitoring" / "aegistickets.json"
 ON = ["monitoring.enabled=true"]
 
 
@@ -58,6 +57,16 @@ def promtool(*args: str, cwd: Path) -> None:
     require(result.returncode == 0, result.stderr)
 
 
+def copy_rule_tests(rules: Path, into: Path) -> None:
+    """The unit tests, pointed at another rule file (promtool reads rule_files relative to each test file)."""
+    into.mkdir()
+    for test in sorted(SOURCE_TESTS.glob("*.yml")):
+        text = test.read_text()
+        (listed,) = yaml.safe_load(text)["rule_files"]
+        require(text.count(listed) == 1, f"{test.name}: rule file {listed} named more than once")
+        (into / test.name).write_text(text.replace(listed, str(rules)))
+
+
 def main() -> int:
     # 1. Rendered rules behave exactly like the source: promtool check + the same unit tests.
     rule = one(render("monitoring.rules.job=aegistickets"), "PrometheusRule")
@@ -68,7 +77,7 @@ def main() -> int:
         work = Path(tmp)
         (work / "rules").mkdir()
         (work / "rules" / SOURCE_RULES.name).write_text(yaml.safe_dump(rule["spec"], sort_keys=False))
-        shutil.copytree(SOURCE_TESTS, work / "tests")
+        copy_rule_tests(work / "rules" / SOURCE_RULES.name, work / "tests")
         promtool("check", "rules", str(work / "rules" / SOURCE_RULES.name), cwd=work)
         promtool("test", "rules", *sorted(p.name for p in (work / "tests").glob("*.yml")), cwd=work / "tests")
     print("ok: the rendered PrometheusRule passes promtool check and the rules' unit tests")

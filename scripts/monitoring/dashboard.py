@@ -9,8 +9,10 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
-DASHBOARD = ROOT / "deploy" / "monitoring" / "dashboards" / "aegistickets.json"
-RULES = ROOT / "deploy" / "monitoring" / "rules" / "aegistickets.rules.yml"
+# The one copy of each, inside the Helm chart (Helm reads no file outside it).
+MONITORING_FILES = ROOT / "deploy" / "helm" / "aegistickets" / "files" / "monitoring"
+DASHBOARD = MONITORING_FILES / "aegistickets.json"
+RULES = MONITORING_FILES / "aegistickets.rules.yml"
 
 
 # PromQL words that look like metric names: keywords, aggregation modifiers, functions (followed by "(").
