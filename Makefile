@@ -96,11 +96,13 @@ perf-report: install-dev
 # --- Terraform (terraform/; docs/deploy.md "1. Infrastructure with Terraform") ----------------------------
 .PHONY: tf-check tf-validate
 
-## tf-check: offline Terraform checks: fmt -check, checkov, HCL wiring test, each shown failing on planted defects
+## tf-check: offline Terraform checks: fmt -check, checkov, HCL wiring test, each environment's variable file through
+## Terraform's validations, each shown failing on planted defects (one root configuration in terraform/; an
+## environment is its terraform/envs/<env>.tfvars + <env>.backend.hcl)
 tf-check:
 	scripts/deploy/check-terraform.sh
 
-## tf-validate: terraform init -backend=false && terraform validate per env; NEEDS registry.terraform.io access
+## tf-validate: terraform init -backend=false && terraform validate of terraform/; NEEDS registry.terraform.io access
 ## (provider downloads), so it cannot run on the offline CI machine; run it where the registry is reachable
 tf-validate:
 	scripts/deploy/validate-terraform.sh
@@ -113,11 +115,10 @@ tf-validate:
 chart-check:
 	scripts/deploy/check-chart.sh
 
-# --- Observability (deploy/monitoring/; docs/slos.md, docs/runbooks.md) -----------------------------------
-.PHONY: rules-check monitoring-check sync-monitoring
-MONITORING_CHART_FILES := deploy/helm/aegistickets/files/monitoring
+# --- Observability (deploy/helm/aegistickets/files/monitoring/, deploy/monitoring/tests/; docs/slos.md) ----
+.PHONY: rules-check monitoring-check
 
-## rules-check: promtool check + unit tests of deploy/monitoring/rules; the chart's copies in sync (installs promtool)
+## rules-check: promtool check + unit tests of the chart's rules; rendered PrometheusRule re-tested (installs promtool)
 rules-check:
 	scripts/monitoring/rules_check.sh
 
@@ -127,12 +128,7 @@ monitoring-check: install-dev
 	scripts/monitoring/install_prometheus.sh
 	$(BIN)/python scripts/monitoring/check_e2e.py
 
-## sync-monitoring: copy the rules and the dashboard (one source: deploy/monitoring/) into the Helm chart
-sync-monitoring:
-	mkdir -p $(MONITORING_CHART_FILES)
-	cp deploy/monitoring/rules/aegistickets.rules.yml deploy/monitoring/dashboards/aegistickets.json $(MONITORING_CHART_FILES)/
-
-# --- Everything deployable, checked offline (issue 5) -----------------------------------------------------
+# --- Everything deployable, checked offline ---------------------------------------------------------------
 .PHONY: deploy-check bench
 
 ## deploy-check: every offline check of the image, the chart and the Terraform (each shown failing on a planted defect)
