@@ -66,13 +66,15 @@ clean:
 
 # --- load testing (Locust; README "Load testing") ------------------------------------------------------
 # The server under test must run with RATE_LIMITS_ENABLED=false (one client address sends all the load);
-# perf-report and loadtest-smoke serve the app themselves (scripts/perf/harness.py) with it set.
+# perf-report, loadtest-smoke, bench, fuzz, chaos and monitoring-check serve the app themselves with it set
+# (scripts/lib/serve.py: a fresh PostgreSQL database, gunicorn, nginx as the ingress where it matters).
 SCENARIO ?= happy_path
 LOADTEST_HOST = $(if $(findstring ://,$(HOST)),$(HOST),http://$(HOST):$(PORT))
 LOADTEST_ENV = RATE_LIMITS_ENABLED=false DURATION="$(DURATION)" USERS="$(USERS)" AEGIS_API_TOKEN="$(AEGIS_API_TOKEN)"
 .PHONY: loadtest loadtest-ui loadtest-smoke perf-report
 
-## loadtest: headless Locust run of locustfiles/$(SCENARIO).py against $(HOST) into reports/<scenario>-<time>/
+## loadtest: headless Locust run of locustfiles/$(SCENARIO).py against $(HOST) into reports/<scenario>-<time>/: Locust's
+## HTML report and CSV stats (full history), the scenario's gate table and figures in locust_summary.json; exit 1 on a FAIL
 loadtest: install-dev
 	@test -f locustfiles/$(SCENARIO).py || { echo "no scenario locustfiles/$(SCENARIO).py" >&2; exit 2; }
 	@out=reports/$(SCENARIO)-$$(date +%Y%m%d-%H%M%S); mkdir -p $$out; \
@@ -89,7 +91,8 @@ loadtest-ui: install-dev
 loadtest-smoke: install-dev
 	$(BIN)/python -m scripts.perf.smoke
 
-## perf-report: serve on PostgreSQL, run the scenarios (FULL=1: full shapes), write reports/performance-report.{md,html}
+## perf-report: serve on PostgreSQL behind nginx, run every scenario (FULL=1: full shapes), write
+## reports/performance-report.{md,html} (gates, figures, per-endpoint latency, plots); Locust's own output in reports/perf-<time>/
 perf-report: install-dev
 	$(BIN)/python -m scripts.perf.report $(if $(filter 1 yes true,$(FULL)),--full)
 
@@ -126,7 +129,7 @@ rules-check:
 ## exact request totals, every sli:*/slo:* series, alerts and dashboard queries through Prometheus' API (~1 min)
 monitoring-check: install-dev
 	scripts/monitoring/install_prometheus.sh
-	$(BIN)/python scripts/monitoring/check_e2e.py
+	$(BIN)/python -m scripts.monitoring.check_e2e
 
 # --- Everything deployable, checked offline ---------------------------------------------------------------
 .PHONY: deploy-check bench
@@ -134,12 +137,15 @@ monitoring-check: install-dev
 ## deploy-check: every offline check of the image, the chart and the Terraform (each shown failing on a planted defect)
 deploy-check: chart-check tf-check
 
-## bench: every speed target measured in one run against PostgreSQL, as target | measured | PASS/FAIL (QUICK=1: shorter;
-## ONLY=flash_sale or a comma-separated list of catalog,happy_path,html_flow,stress,flash_sale: just those)
+## bench: every speed target measured in one run against PostgreSQL, as target | goal | measured | result; throughput as
+## fractions of the framework ceiling (scripts/bench/ceiling) served in the same run (QUICK=1: shorter; ONLY=flash_sale
+## or a comma-separated list of catalog,happy_path,html_flow,stress,flash_sale: just those; COMPARE=<git-rev>: that
+## commit's code too, with its own venv, measured alternately in the same run: figure | old | new | new/old)
 bench: install-dev
-	$(BIN)/python -m scripts.bench.run $(if $(filter 1 yes true,$(QUICK)),--quick) $(if $(ONLY),--only $(ONLY))
+	$(BIN)/python -m scripts.bench.run $(if $(filter 1 yes true,$(QUICK)),--quick) $(if $(ONLY),--only $(ONLY)) \
+		$(if $(COMPARE),--compare $(COMPARE))
 
-# --- Security (issue 7; docs/security.md) -----------------------------------------------------------------
+# --- Security (docs/security.md) --------------------------------------------------------------------------
 .PHONY: audit
 
 ## audit: pip-audit (own venv) of everything installed from requirements*.txt; fails on a known vulnerability,

@@ -1,4 +1,4 @@
-"""The load tests' ingress (scripts/perf/harness.py, nginx standing in for the ALB) routes like the Helm chart's
+"""The load tests' ingress (scripts/lib/ingress.py, nginx standing in for the ALB) routes like the Helm chart's
 Ingress: checkout to gunicorn's checkout lane, everything else to its main port."""
 
 import threading
@@ -7,8 +7,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from scripts.monitoring.check_e2e import free_port
-from scripts.perf.harness import nginx_path, running_ingress
+from scripts.lib.ingress import nginx_path, running_ingress
+from scripts.lib.processes import free_port
 
 pytestmark = pytest.mark.skipif(nginx_path() is None, reason="needs nginx (apt-get install nginx-light)")
 
@@ -35,7 +35,7 @@ PATHS = ("/", "/api/checkout", "/checkout/", "/checkout/x", "/api/checkout/x", "
 
 def test_checkout_goes_to_the_lane_and_the_rest_to_the_main_port():
     app, lane = upstream("app"), upstream("lane")
-    port = free_port()
+    port = free_port(18390, 18399)
     try:
         with running_ingress(port=port, app_port=app.server_address[1], lane_port=lane.server_address[1]):
             answers = {}

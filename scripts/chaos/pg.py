@@ -11,10 +11,12 @@ import os
 import shutil
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+from scripts.lib.postgres import is_ready
+from scripts.lib.wait import wait_for
 
 
 def _bindir() -> Path:
@@ -45,7 +47,7 @@ class PrivatePostgres:
         command = [str(self.bindir / argv[0]), *argv[1:]]
         if os.geteuid() == 0:
             command = ["runuser", "-u", "postgres", "--", *command]
-        return subprocess.run(command, check=check, capture_output=True, text=True)  # noqa: S603 - fixed argv
+        return subprocess.run(command, check=check, capture_output=True, text=True)
 
     def init(self) -> None:
         self._run("initdb", "-D", str(self.data), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-instructions")
@@ -58,10 +60,6 @@ class PrivatePostgres:
         """mode "immediate" is a crash: no checkpoint, every session cut off; the restart replays the WAL."""
         self._run("pg_ctl", "-D", str(self.data), "-m", mode, "-w", "-t", "60", "stop", check=False)
 
-    def is_ready(self) -> bool:
-        argv = [str(self.bindir / "pg_isready"), "-q", "-h", "127.0.0.1", "-p", str(self.port)]
-        return subprocess.run(argv, check=False).returncode == 0  # noqa: S603 - fixed argv
-
     def url(self, database: str) -> str:
         return f"postgres://postgres@127.0.0.1:{self.port}/{database}"
 
@@ -71,7 +69,7 @@ class PrivatePostgres:
 
 @contextlib.contextmanager
 def private_postgres(port: int = 55432) -> Iterator[PrivatePostgres]:
-    if subprocess.run(["pg_isready", "-q", "-h", "127.0.0.1", "-p", str(port)], check=False).returncode == 0:  # noqa: S607 - pg_isready from PATH
+    if is_ready(port):
         raise RuntimeError(f"something already answers on 127.0.0.1:{port}; pick another CHAOS_PG_PORT")
     directory = Path(tempfile.mkdtemp(prefix="aegistickets-chaos-pg-"))
     if os.geteuid() == 0:
@@ -80,10 +78,7 @@ def private_postgres(port: int = 55432) -> Iterator[PrivatePostgres]:
     try:
         cluster.init()
         cluster.start()
-        for _ in range(60):
-            if cluster.is_ready():
-                break
-            time.sleep(0.5)
+        wait_for(f"the private PostgreSQL on {port}", lambda: is_ready(port), timeout=30)
         yield cluster
     finally:
         cluster.stop("immediate")

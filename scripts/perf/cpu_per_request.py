@@ -29,7 +29,9 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from scripts.perf.harness import base_env, manage, recreate_database, static_files_current
+from scripts.lib import postgres
+from scripts.lib.serve import app_env, prepare_database
+from scripts.lib.source import CURRENT
 
 # --profile's choices: the kinds below by a short name
 PROFILED = {
@@ -55,10 +57,8 @@ def main() -> None:
     parser.add_argument("--profile", choices=list(PROFILED), help="cProfile one kind (CPU clock)")
     parser.add_argument("--dump", help="with --profile: also write the raw profile here (pstats, snakeviz)")
     args = parser.parse_args()
-    env = base_env(recreate_database("aegistickets_cpu"))
-    manage("migrate", "--noinput", env=env)
-    if not static_files_current():  # the pages below name their static files through the manifest
-        manage("collectstatic", "--noinput", "-v", "0", env=env)
+    env = app_env(postgres.url("aegistickets_cpu"))
+    prepare_database(CURRENT, env, seed=False)  # collectstatic too: the pages name their files through its manifest
     os.environ.update(env)
     # As under gunicorn (gunicorn.conf.py): prometheus_client in multiprocess mode, each update a write to a
     # file in this directory. It must be set before prometheus_client is first imported.

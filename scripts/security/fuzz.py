@@ -20,9 +20,11 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from scripts.perf.harness import ROOT, served_app
+from scripts.lib import postgres
+from scripts.lib.serve import served
+from scripts.lib.source import CURRENT, ROOT
 
-SCHEMATHESIS = str(Path(sys.executable).with_name("schemathesis"))
+SCHEMATHESIS = CURRENT.tool("schemathesis")
 CONFIG = Path(__file__).with_name("schemathesis.toml")  # 414 counts as refusing a request (see the file)
 PORT = 18170
 DATABASE = "aegistickets_fuzz"
@@ -49,8 +51,8 @@ def main() -> int:
     report.mkdir(parents=True, exist_ok=True)
     access_log = report / "access.log"
     access_log.unlink(missing_ok=True)
-    log_env = {"GUNICORN_ACCESS_LOG": str(access_log), "GUNICORN_ACCESS_LOG_FORMAT": "json"}
-    with served_app(port=PORT, database=DATABASE, workers=2, env=log_env) as app:
+    env = {"WEB_CONCURRENCY": "2", "GUNICORN_ACCESS_LOG": str(access_log), "GUNICORN_ACCESS_LOG_FORMAT": "json"}
+    with served(port=PORT, database_url=postgres.url(DATABASE), env=env) as app:
         command = [
             SCHEMATHESIS,
             "--config-file",
