@@ -4,7 +4,7 @@ place order → confirmation page. Cookies (session, CSRF) are kept per user, li
 The buyers shop on the load-test event (made through the organizer API when AEGIS_API_TOKEN is set; else
 on whatever the catalog has on sale, where a sold-out answer is a correct page, not a failure). Reports
 completed orders/s (orders whose confirmation page showed the order code, over the time between the first
-and the last one). Target: ≥ 30 orders/s with 20 buyers (10× the peer's 3.3).
+and the last one). Target: ≥ 30 orders/s with 20 buyers.
 
 Shape: USERS (20) buyers for DURATION (60 s).
 
@@ -19,33 +19,16 @@ import re
 import time
 from typing import Any
 
-from common import (
-    CATALOG,
-    Gate,
-    Organizer,
-    check,
-    checks_pct,
-    env_int,
-    env_seconds,
-    error_pct,
-    expect_html,
-    install_gate,
-    integrity_gates,
-    p95_ms,
-    prepare_catalog,
-)
-from locust import FastHttpUser, LoadTestShape, constant, events, task
+from common import EVENT_PAGE, ORDER_PAGE, check, expect_html, prepare_catalog
+from gates import Gate, checks_pct, error_pct, install_gate, integrity_gates, p95_ms
+from locust import FastHttpUser, constant, events, task
 from locust.env import Environment
+from shapes import ConstantShape, env_int
 
-USERS = env_int("USERS", 20)
-DURATION = env_seconds("DURATION") or 60.0
-
-EVENT_PAGE = "/events/[slug]/"
-ADD_FORM = "/events/[slug]/"
+ADD_FORM = EVENT_PAGE
 BASKET_PAGE = "/basket/"
 CHECKOUT_PAGE = "/checkout/"
 CHECKOUT_FORM = "/checkout/"
-ORDER_PAGE = "/orders/[code]/[secret]/"
 
 CSRF = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
 TICKET_TYPE = re.compile(r'name="ticket_type" value="(\d+)"')
@@ -63,11 +46,7 @@ class Flow:
 def _catalog(environment: Environment, **_kw: Any) -> None:
     Flow.completed = []
     catalog = prepare_catalog(environment.host or "")
-    if catalog.load_event:
-        Flow.slugs = [catalog.load_event["slug"]]
-    else:
-        events_ = Organizer(environment.host or "", "").public_events()
-        Flow.slugs = [e["slug"] for e in events_ if e["id"] in CATALOG.buyable_event_ids and not e["sold_out"]]
+    Flow.slugs = [catalog.load_event["slug"]] if catalog.load_event else catalog.on_sale_slugs
 
 
 def field(pattern: re.Pattern[str], text: str) -> str | None:
@@ -129,9 +108,9 @@ class HtmlBuyer(FastHttpUser):
                 Flow.completed.append(time.monotonic())
 
 
-class HtmlFlowShape(LoadTestShape):
-    def tick(self) -> tuple[int, float] | None:
-        return (USERS, USERS) if self.get_run_time() < DURATION else None
+class HtmlFlowShape(ConstantShape):
+    users = 20
+    seconds = 60
 
 
 def orders_per_second() -> float | None:
@@ -143,7 +122,7 @@ def orders_per_second() -> float | None:
 
 def figures(environment: Environment) -> dict[str, Any]:
     return {
-        "buyers": USERS,
+        "buyers": env_int("USERS", HtmlFlowShape.users),
         "completed orders": len(Flow.completed),
         "orders/s": round(orders_per_second() or 0.0, 1),
         "event pages": ", ".join(Flow.slugs) or "none on sale",
@@ -153,7 +132,7 @@ def figures(environment: Environment) -> dict[str, Any]:
 install_gate(
     "html_flow",
     lambda: [
-        Gate("p95 latency", "SLO_P95_MS", "<", 800, p95_ms, "ms", timing=True),
+        Gate("p95 latency", "SLO_P95_MS", "<", 800, p95_ms(), "ms", timing=True),
         Gate("error rate", "SLO_ERROR_PCT", "<", 1.0, error_pct, "%", timing=True),
         Gate("checks passed", "SLO_CHECKS_PCT", ">", 99.0, checks_pct, "%", timing=True),
         *integrity_gates(),

@@ -1,5 +1,5 @@
-"""`make loadtest-smoke` (CI): every Locust scenario, briefly (under 60 s of load in all), against the shop
-served by gunicorn on PostgreSQL. Fails on any 5xx, failed check or request, or oversold seat; never on
+"""`make loadtest-smoke` (CI): every Locust scenario, briefly (under 60 s of load in all), against the shop served
+by gunicorn on PostgreSQL behind the ingress. Fails on any 5xx, failed check or request, or oversold seat; never on
 timings (LOADTEST_MODE=smoke turns the latency and rate gates into figures)."""
 
 from __future__ import annotations
@@ -8,8 +8,10 @@ import sys
 import time
 from datetime import UTC, datetime
 
-from scripts.perf.harness import served_app
-from scripts.perf.locust_run import ROOT, run_scenario
+from scripts.lib import postgres
+from scripts.lib.locust import run_scenario
+from scripts.lib.serve import served
+from scripts.lib.source import ROOT
 
 PORT = 18130
 DATABASE = "aegistickets_smoke"
@@ -27,25 +29,23 @@ QUIET = {"LOG_LEVEL": "error"}  # 409 sold-out answers are logged as warnings: t
 def main() -> int:
     out_dir = ROOT / "reports" / f"smoke-{datetime.now(UTC):%Y%m%d-%H%M%S}"
     started = time.monotonic()
-    with served_app(port=PORT, database=DATABASE, env=QUIET, ingress=True) as app:
-        print(f"serving {app.url} ({time.monotonic() - started:.0f} s to set up)", flush=True)
+    with served(port=PORT, database_url=postgres.url(DATABASE), env=QUIET, ingress=True) as shop:
+        print(f"serving {shop.url} ({time.monotonic() - started:.0f} s to set up)", flush=True)
         runs = [
             run_scenario(
                 name,
-                host=app.url,
+                host=shop.url,
                 out_dir=out_dir,
                 settings={**settings, "LOADTEST_MODE": "smoke"},
-                token=app.token,
+                token=shop.token,
                 timeout=120,
             )
             for name, settings in SMOKE.items()
         ]
-    load = sum(run.seconds for run in runs)
-    failed = [run.scenario for run in runs if run.returncode != 0]
     for run in runs:
-        print(
-            f"{run.scenario:<11} exit {run.returncode}  {run.seconds:5.1f} s  {run.summary.get('requests', 0)} requests"
-        )
+        print(f"{run.scenario:<11} exit {run.returncode}  {run.seconds:5.1f} s  {run.requests} requests")
+    failed = [run.scenario for run in runs if run.returncode != 0]
+    load = sum(run.seconds for run in runs)
     print(f"load-test smoke: {load:.0f} s of Locust runs; failed: {', '.join(failed) or 'none'} (output: {out_dir})")
     return 1 if failed else 0
 
