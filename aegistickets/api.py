@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
@@ -145,33 +144,10 @@ def problems(*statuses: int) -> dict[tuple[int, str], OpenApiResponse]:
 def validated_input(
     serializer_class: type[serializers.Serializer], data: Any, *, partial: bool = False
 ) -> dict[str, Any]:
-    """Validates request input with an input serializer; invalid input raises (→ 400 problem JSON).
-
-    Valid input is checked by one serializer per class and process, as `represented` does for output: DRF
-    deep-copies every field each time a serializer is created, and validating keeps no state on it. Invalid
-    input takes DRF's own path, `is_valid`, which shapes the errors."""
-    try:
-        return dict(_input_serializer(serializer_class, partial).run_validation(data))
-    except serializers.ValidationError:
-        serializer_class(data=data, partial=partial).is_valid(raise_exception=True)  # the same data: raises
-        raise
-
-
-@functools.cache
-def _input_serializer(serializer_class: type[serializers.Serializer], partial: bool) -> serializers.Serializer:
-    return serializer_class(partial=partial)
-
-
-def represented(serializer_class: type[serializers.Serializer], instance: Any) -> dict[str, Any]:
-    """`serializer_class(instance).data` for an output serializer, at a quarter of the cost: DRF builds and
-    deep-copies every field of a serializer, nested ones included, each time one is created, so each output
-    serializer is created once per process and only asked for representations (which keep no state)."""
-    return _output_serializer(serializer_class).to_representation(instance)  # type: ignore[no-any-return]
-
-
-@functools.cache
-def _output_serializer(serializer_class: type[serializers.Serializer]) -> serializers.Serializer:
-    return serializer_class()
+    """Validates request input with an input serializer; invalid input raises (→ 400 problem JSON)."""
+    serializer = serializer_class(data=data, partial=partial)
+    serializer.is_valid(raise_exception=True)
+    return dict(serializer.validated_data)
 
 
 def validated_query(serializer_class: type[serializers.Serializer], query_params: QueryDict) -> dict[str, Any]:

@@ -8,6 +8,7 @@ boto3's default chain (IRSA web identity on EKS, an instance role, or the enviro
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -119,19 +120,36 @@ def media_storage(
     }
 
 
-def email_settings(*, url: str, default_region: str | None = None) -> dict[str, Any]:
-    """Django email settings from EMAIL_URL: `ses://` or `ses://<region>` is Amazon SES, else django-environ's URL."""
-    scheme = urlsplit(url).scheme
-    if scheme == "ses":
-        return {
-            "EMAIL_BACKEND": "django_ses.SESBackend",
-            "AWS_SES_REGION_NAME": urlsplit(url).hostname or default_region or None,
-            # None: boto3 resolves the regional endpoint itself and honours AWS_ENDPOINT_URL(_SES).
-            "AWS_SES_REGION_ENDPOINT_URL": None,
-            # No per-process throttle: it cannot see the other pods' sends, and costs a GetSendQuota call.
-            "AWS_SES_AUTO_THROTTLE": None,
-        }
-    if scheme not in environ.Env.EMAIL_SCHEMES:
+@dataclass(frozen=True)
+class EmailSettings:
+    """Django's EMAIL_* settings (and django-ses' region) that EMAIL_URL decides; Django's defaults elsewhere."""
+
+    backend: str
+    host: str = "localhost"
+    port: int = 25
+    user: str = ""
+    password: str = ""
+    use_tls: bool = False
+    use_ssl: bool = False
+    ses_region: str | None = None
+
+
+def email_settings(*, url: str, default_region: str | None = None) -> EmailSettings:
+    """The email settings of EMAIL_URL: `ses://` or `ses://<region>` is Amazon SES, else django-environ's URL."""
+    parts = urlsplit(url)
+    if parts.scheme == "ses":
+        return EmailSettings(backend="django_ses.SESBackend", ses_region=parts.hostname or default_region or None)
+    if parts.scheme not in environ.Env.EMAIL_SCHEMES:
         schemes = ", ".join(sorted([*environ.Env.EMAIL_SCHEMES, "ses"]))
-        raise ImproperlyConfigured(f"EMAIL_URL has an unknown scheme {scheme!r}; use one of: {schemes}")
-    return {key: value for key, value in environ.Env.email_url_config(url).items() if value is not None}
+        raise ImproperlyConfigured(f"EMAIL_URL has an unknown scheme {parts.scheme!r}; use one of: {schemes}")
+    config = environ.Env.email_url_config(url)
+    defaults = EmailSettings(backend=config["EMAIL_BACKEND"])
+    return EmailSettings(
+        backend=defaults.backend,
+        host=config.get("EMAIL_HOST") or defaults.host,
+        port=config.get("EMAIL_PORT") or defaults.port,
+        user=config.get("EMAIL_HOST_USER") or defaults.user,
+        password=config.get("EMAIL_HOST_PASSWORD") or defaults.password,
+        use_tls=bool(config.get("EMAIL_USE_TLS")),
+        use_ssl=bool(config.get("EMAIL_USE_SSL")),
+    )

@@ -7,6 +7,7 @@ raise them; the API's exception handler and the pages render them. Nothing else 
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any, ClassVar
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
@@ -213,6 +214,13 @@ class RateLimitedError(ApplicationError):
     default_detail = "Too many requests; slow down and retry later."
 
 
+class LoginLockedOutError(ApplicationError):
+    code = "login_locked_out"
+    status = 429
+    title = "Too many failed login attempts"
+    default_detail = "Too many failed login attempts from your address. Try again later."
+
+
 class BuyerLimitExceededError(ApplicationError):
     code = "buyer_limit_exceeded"
     status = 409
@@ -260,7 +268,7 @@ def application_error_from(exc: Exception) -> ApplicationError | None:
         error = RateLimitedError()
         wait = getattr(exc, "wait", None)
         if wait is not None:
-            error.extra["retry_after"] = int(wait) + 1
+            error.extra["retry_after"] = max(1, math.ceil(wait))
         return error
     return None
 

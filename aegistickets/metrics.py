@@ -1,37 +1,33 @@
-"""Prometheus metrics: the `/metrics` endpoint, who may read it, and which requests count as traffic.
+"""Prometheus metrics: the `/metrics` endpoint, who may read it, and the scrape-time database gauges.
 
-- HTTP metrics come from django-prometheus. Our subclasses of its two middlewares skip the untracked
-  paths (`/healthz`, `/readyz`, `/metrics`): probes and scrapes are not shop traffic.
-- Under gunicorn, prometheus_client runs in multiprocess mode: `gunicorn.conf.py` sets
-  PROMETHEUS_MULTIPROC_DIR (cleaned at every start), each worker writes its counters there, and a scrape
-  sums every worker's files (MultiProcessCollector), whichever worker answers it.
-- Gauges that describe the database (seats, holds, connections) are read at scrape time by collectors in
-  the answering process only, a few aggregate queries at most, cached for METRICS_DB_CACHE_SECONDS.
-- `/metrics` is answered by `MetricsEndpointMiddleware`, first in the chain, before host validation and
-  the HTTPS redirect: Prometheus scrapes a pod by its IP over plain HTTP. Who may read it is decided by
-  the TCP peer address only (see `metrics_access_allowed`).
+- HTTP and database metrics come from django-prometheus: its two middlewares (settings MIDDLEWARE) and its database
+  backends (settings DATABASES). Probes and scrapes never reach them: `aegistickets.probes.ProbeMiddleware` answers
+  `/healthz`, `/readyz` and `/metrics` first, so they are not shop traffic.
+- Under gunicorn, prometheus_client runs in multiprocess mode: `gunicorn.conf.py` sets PROMETHEUS_MULTIPROC_DIR
+  (cleaned at every start), each worker writes its counters there, and a scrape sums every worker's files
+  (MultiProcessCollector), whichever worker answers it.
+- Gauges that describe the database (seats, holds, connections, the email outbox) are read at scrape time by
+  collectors in the answering process only, a few aggregate queries at most, cached for METRICS_DB_CACHE_SECONDS.
+  The apps register theirs with `register_collector` when they are ready.
+- Who may read `/metrics` is decided by the TCP peer address only (see `metrics_access_allowed`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
 import ipaddress
 import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
-from timeit import default_timer
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import prometheus_client
 from django.conf import settings
 from django.db import connections, transaction
 from django.http import HttpRequest, HttpResponse
-from django.utils.deprecation import MiddlewareMixin
-from django_prometheus.middleware import Metrics as _Metrics
-from django_prometheus.middleware import PrometheusBeforeMiddleware as _BeforeMiddleware
+from django_prometheus import middleware
 from prometheus_client import CollectorRegistry, multiprocess
 from prometheus_client.core import GaugeMetricFamily, Metric
 
@@ -39,116 +35,31 @@ logger = logging.getLogger(__name__)
 
 # Set by a reverse proxy (the ALB always adds X-Forwarded-For). A scrape straight from Prometheus has none.
 PROXY_HEADERS = ("HTTP_X_FORWARDED_FOR", "HTTP_FORWARDED", "HTTP_X_REAL_IP")
-# The methods django-prometheus labels by name; any other is "<invalid method>".
-KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "TRACE", "OPTIONS", "CONNECT", "PATCH"})
 
 
 def multiprocess_mode() -> bool:
     return "PROMETHEUS_MULTIPROC_DIR" in os.environ
 
 
-def is_untracked(request: HttpRequest) -> bool:
-    """Probes and scrapes are not traffic: they never enter the request metrics."""
-    return request.path_info in settings.METRICS_UNTRACKED_PATHS
+class PrometheusAfterMiddleware(middleware.PrometheusAfterMiddleware):  # type: ignore[misc]
+    """django-prometheus' after-middleware, with the two defects of its request latency by view corrected:
 
+    - it labels the latency with the method the client sent, so every made-up method ("BREW") would start a new
+      series, which anyone could do at will; here every label is the method's known name or "<invalid method>";
+    - it observes a request that raised twice (in process_exception and again in process_response, which the 500
+      answer passes through); here only process_response observes it.
+    """
 
-# The django-prometheus HTTP families we export: what the SLI rules, alerts, dashboard and runbooks read
-# (docs/slos.md), and the counters that say a latency went unmeasured. Its other families (request and response
-# body sizes, methods, transports, templates, charsets) are never registered and never updated: under gunicorn
-# every update is a write to a shared file, and they were half of a request's metric writes (8 of 16; a histogram
-# observation is two; docs/performance.md).
-HTTP_FAMILIES = frozenset(
-    {
-        "django_http_requests_before_middlewares_total",
-        "django_http_responses_before_middlewares_total",
-        "django_http_requests_latency_including_middlewares_seconds",
-        "django_http_requests_unknown_latency_including_middlewares_total",
-        "django_http_requests_latency_seconds_by_view_method",
-        "django_http_requests_unknown_latency_total",
-        "django_http_responses_total_by_status",
-        "django_http_responses_total_by_status_view_method",
-        "django_http_exceptions_total_by_type",
-        "django_http_exceptions_total_by_view",
-    }
-)
-
-
-class HttpMetrics(_Metrics):  # type: ignore[misc]
-    """django-prometheus' own definitions (names, help, buckets) of the families in HTTP_FAMILIES only."""
-
-    def register_metric(
-        self, metric_cls: type, name: str, documentation: str, labelnames: Any = (), **kwargs: Any
-    ) -> Any:
-        if name not in HTTP_FAMILIES:
-            return None
-        return super().register_metric(metric_cls, name, documentation, labelnames=labelnames, **kwargs)
-
-
-class PrometheusBeforeMiddleware(_BeforeMiddleware):  # type: ignore[misc]
-    metrics_cls = HttpMetrics
-
-    def process_request(self, request: HttpRequest) -> None:
-        if not is_untracked(request):
-            super().process_request(request)
-
-    def process_response(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
-        if is_untracked(request):
-            return response
-        return super().process_response(request, response)  # type: ignore[no-any-return]
-
-
-class PrometheusAfterMiddleware(MiddlewareMixin):
-    """django-prometheus' after-middleware for the families in HTTP_FAMILIES: responses by status and by view,
-    latency by view, exceptions. Each labelled child is looked up once per process, not once per request."""
-
-    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
-        super().__init__(get_response)
-        self.metrics = HttpMetrics.get_instance()
-        self._children: dict[tuple[str, ...], Any] = {}
-
-    def _child(self, name: str, *labels: str) -> Any:
-        key = (name, *labels)
-        child = self._children.get(key)
-        if child is None:
-            child = self._children[key] = getattr(self.metrics, name).labels(*labels)
-        return child
-
-    @staticmethod
-    def _method(request: HttpRequest) -> str:
-        return request.method if request.method in KNOWN_METHODS else "<invalid method>"
-
-    @staticmethod
-    def _view(request: HttpRequest) -> str:
-        match = getattr(request, "resolver_match", None)
-        return (match.view_name if match is not None else None) or "<unnamed view>"
-
-    def process_request(self, request: HttpRequest) -> None:
-        if not is_untracked(request):
-            request.prometheus_after_middleware_event = default_timer()  # type: ignore[attr-defined]
-
-    def process_response(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
-        if is_untracked(request):
-            return response
-        status, view, method = str(response.status_code), self._view(request), self._method(request)
-        self._child("responses_by_status", status).inc()
-        self._child("responses_by_status_view_method", status, view, method).inc()
-        started = getattr(request, "prometheus_after_middleware_event", None)
-        if started is None:
-            self.metrics.requests_unknown_latency.inc()
-        else:
-            # By the method's known name, as the counter above: django-prometheus labelled the latency with any
-            # method a client sent, one new series per made-up method.
-            self._child("requests_latency_by_view_method", view, method).observe(default_timer() - started)
-        return response
+    def label_metric(self, metric: Any, request: HttpRequest, response: Any = None, **labels: str) -> Any:
+        if "method" in labels:
+            labels["method"] = self._method(request)
+        return super().label_metric(metric, request, response, **labels)
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> None:
-        if is_untracked(request):
-            return
-        self._child("exceptions_by_type", type(exception).__name__).inc()
-        if hasattr(request, "resolver_match"):
-            self._child("exceptions_by_view", self._view(request)).inc()
-        # The latency is observed once, in process_response, which the 500 answer still passes through
-        # (django-prometheus observed it here as well: twice for one request).
+        self.label_metric(self.metrics.exceptions_by_type, request, type=type(exception).__name__).inc()
+        match = request.resolver_match
+        view = (match.view_name if match is not None else None) or "<unnamed view>"
+        self.label_metric(self.metrics.exceptions_by_view, request, view=view).inc()
 
 
 # --- who may read /metrics ----------------------------------------------------------------------------
@@ -267,13 +178,18 @@ class DatabaseConnectionsCollector(CachedCollector):
         return [in_use, limit]
 
 
-@functools.cache
-def scrape_collectors() -> tuple[CachedCollector, ...]:
-    """The scrape-time collectors, one set per process (their caches live in them); built on first use so
-    that importing this module touches no app models."""
-    from orders.metrics import EmailOutboxCollector, ShopStateCollector
+# The scrape-time collectors of this process (their caches live in them).
+_collectors: list[CachedCollector] = [DatabaseConnectionsCollector()]
 
-    return (ShopStateCollector(), EmailOutboxCollector(), DatabaseConnectionsCollector())
+
+def register_collector(collector: CachedCollector) -> None:
+    """Adds a scrape-time collector; apps call it from their AppConfig.ready(), so this layer names no app."""
+    if all(type(existing) is not type(collector) for existing in _collectors):
+        _collectors.append(collector)
+
+
+def scrape_collectors() -> tuple[CachedCollector, ...]:
+    return tuple(_collectors)
 
 
 def metrics_registry() -> CollectorRegistry:
@@ -300,15 +216,3 @@ def metrics_view(request: HttpRequest) -> HttpResponse:
     response = HttpResponse(body, content_type=prometheus_client.CONTENT_TYPE_LATEST)
     response["Cache-Control"] = "no-store"
     return response
-
-
-class MetricsEndpointMiddleware:
-    """Answers METRICS_PATH before any other middleware (no host check, no HTTPS redirect, no session)."""
-
-    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
-        self.get_response = get_response
-
-    def __call__(self, request: HttpRequest) -> HttpResponse:
-        if request.path_info == settings.METRICS_PATH:
-            return metrics_view(request)
-        return self.get_response(request)

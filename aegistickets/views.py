@@ -1,13 +1,16 @@
 """Error pages: problem JSON under /api, HTML elsewhere."""
 
+import math
 from typing import Any
 
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from aegistickets.errors import (
     ApplicationError,
     InternalServerError,
+    LoginLockedOutError,
     NotFoundError,
     is_api_request,
     problem_json_response,
@@ -32,3 +35,15 @@ def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpR
 
 def server_error(request: HttpRequest) -> HttpResponse:
     return error_page(request, InternalServerError(), "500.html")
+
+
+def login_locked_out(request: HttpRequest, response: HttpResponse | None, credentials: Any = None) -> HttpResponse:
+    """django-axes' answer to a locked-out client (AXES_LOCKOUT_CALLABLE), on every login form: 429 with Retry-After,
+    whatever the password was."""
+    seconds = int(settings.AXES_COOLOFF_TIME.total_seconds())
+    minutes = math.ceil(seconds / 60)
+    error = LoginLockedOutError(
+        f"Too many failed login attempts. Try again in {minutes} minute{'s' if minutes != 1 else ''}.",
+        extra={"retry_after": seconds},
+    )
+    return error_page(request, error, "login_locked_out.html")

@@ -20,7 +20,6 @@ from aegistickets.errors import ApplicationError
 from events.models import Event, TicketType
 from events.selectors import events_with_availability, ticket_types_with_availability
 from events.services import TICKET_TYPE_FIELDS, ticket_type_create, ticket_type_update
-from orders.admin import export_event_attendees, export_event_orders
 
 TICKET_TYPE_FORM_FIELDS = (
     "name",
@@ -93,8 +92,6 @@ class EventAdmin(admin.ModelAdmin):
     prepopulated_fields = {"slug": ("name",)}
     readonly_fields = ("created_at", "updated_at")
     inlines = (TicketTypeInline,)
-    # CSV exports of one event's orders and attendees (issue 6; streamed, see orders/exports.py).
-    actions = (export_event_orders, export_event_attendees)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Event]:
         return events_with_availability(super().get_queryset(request), now=timezone.now())

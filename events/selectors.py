@@ -23,23 +23,13 @@ from django.db.models import (
 from django.db.models.functions import Coalesce, Greatest
 
 from aegistickets.errors import NotFoundError
+from events.availability import held_per
 from events.models import Event, TicketType
-from orders.models import Hold
-
-
-def _held_per_ticket_type(now: datetime) -> Subquery:
-    return Subquery(
-        Hold.objects.filter(ticket_type=OuterRef("pk"), expires_at__gt=now)
-        .values("ticket_type")
-        .annotate(total=Sum("quantity"))
-        .values("total"),
-        output_field=IntegerField(),
-    )
 
 
 def ticket_types_with_availability(queryset: QuerySet[TicketType], *, now: datetime) -> QuerySet[TicketType]:
     """Annotates `held` and `available` (= capacity − sold − unexpired holds, never below 0)."""
-    return queryset.annotate(held=Coalesce(_held_per_ticket_type(now), 0)).annotate(
+    return queryset.annotate(held=held_per("ticket_type", now)).annotate(
         available=Greatest(F("capacity") - F("sold") - F("held"), Value(0))
     )
 
@@ -63,13 +53,6 @@ def _event_annotations(now: datetime) -> dict[str, object]:
     types = TicketType.objects.filter(event=OuterRef("pk")).order_by().values("event")
     unsold = types.annotate(total=Sum(F("capacity") - F("sold"))).values("total")
     sold = types.annotate(total=Sum("sold")).values("total")
-    held = (
-        Hold.objects.filter(ticket_type__event=OuterRef("pk"), expires_at__gt=now)
-        .order_by()
-        .values("ticket_type__event")
-        .annotate(total=Sum("quantity"))
-        .values("total")
-    )
     # "From €X": the cheapest type a shopper can buy now; the cheapest of all when none can be bought.
     buyable = types.filter(
         Q(sale_starts_at__isnull=True) | Q(sale_starts_at__lte=now),
@@ -79,9 +62,7 @@ def _event_annotations(now: datetime) -> dict[str, object]:
     cheapest_buyable = buyable.order_by("price").values("price")[:1]
     cheapest = TicketType.objects.filter(event=OuterRef("pk")).order_by("price").values("price")[:1]
     available = Greatest(
-        Coalesce(Subquery(unsold, output_field=IntegerField()), 0)
-        - Coalesce(Subquery(held, output_field=IntegerField()), 0),
-        Value(0),
+        Coalesce(Subquery(unsold, output_field=IntegerField()), 0) - held_per("ticket_type__event", now), Value(0)
     )
     return {
         "price_from": Coalesce(Subquery(cheapest_buyable), Subquery(cheapest)),

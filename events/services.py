@@ -10,9 +10,9 @@ from django.db import IntegrityError, transaction
 from django.utils.text import slugify
 
 from aegistickets.errors import NotFoundError, ValidationFailedError
+from events.availability import held_for
 from events.cache import catalog_invalidate
 from events.models import Event, TicketType
-from orders.models import Hold
 
 EVENT_FIELDS = frozenset({"name", "slug", "description", "venue", "city", "starts_at", "ends_at", "is_published"})
 TICKET_TYPE_FIELDS = frozenset(
@@ -142,9 +142,7 @@ def ticket_type_update(*, ticket_type_id: int, data: dict[str, Any], now: dateti
                 setattr(ticket_type, field, value)
             _check_sale_window(ticket_type.sale_starts_at, ticket_type.sale_ends_at)
             if "capacity" in data:
-                held = sum(
-                    Hold.objects.filter(ticket_type=ticket_type, expires_at__gt=now).values_list("quantity", flat=True)
-                )
+                held = held_for(ticket_type.pk, now)
                 if ticket_type.capacity < ticket_type.sold + held:
                     raise ValidationFailedError(
                         errors={

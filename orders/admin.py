@@ -17,6 +17,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from aegistickets.errors import ApplicationError
+from events.admin import EventAdmin
 from events.models import Event
 from orders import exports
 from orders.models import Basket, Hold, Order, OrderLine, OutboundEmail, Refund, Ticket
@@ -294,7 +295,7 @@ class BasketAdmin(admin.ModelAdmin):
         return obj.seats_held or 0  # type: ignore[attr-defined]
 
 
-# --- organizer exports: actions of the event list (events/admin.py lists them) ------------------------
+# --- organizer exports: actions of the event list -----------------------------------------------------------
 
 
 def _one_event(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Event]) -> Event | None:
@@ -319,3 +320,13 @@ def export_event_attendees(
 ) -> StreamingHttpResponse | None:
     event = _one_event(modeladmin, request, queryset)
     return exports.event_attendees_csv(event_id=event.pk) if event else None
+
+
+# The catalog's event admin, with this app's exports of an event's orders and attendees as actions: the catalog
+# layer does not know about orders, so the orders app extends its admin rather than the other way round.
+admin.site.unregister(Event)
+
+
+@admin.register(Event)
+class EventWithExportsAdmin(EventAdmin):
+    actions = (export_event_orders, export_event_attendees)

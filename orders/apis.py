@@ -6,7 +6,7 @@ import json
 import re
 from typing import Any
 
-from django.http import StreamingHttpResponse
+from django.http import HttpRequest, StreamingHttpResponse
 from django.urls import reverse
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -23,14 +23,13 @@ from aegistickets.api import (
     NamedPagePagination,
     PageInput,
     problems,
-    represented,
     validated_input,
     validated_query,
 )
 from aegistickets.errors import ValidationFailedError
 from orders import exports, selectors, services
 from orders.models import Order
-from orders.selectors import BasketSummary
+from orders.selectors import BasketSummary, OrderDetail
 
 MAX_ID = 2**63 - 1
 TOKEN_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -67,8 +66,18 @@ class BasketOutput(serializers.Serializer):
     currency = serializers.CharField()
 
 
+def body_basket_token(request: HttpRequest) -> str:
+    """The basket a JSON request body names ("" if none): what its rate limit counts per basket."""
+    try:
+        body = json.loads(request.body or b"{}")
+    except (ValueError, UnicodeDecodeError):
+        return ""
+    token = body.get("basket") if isinstance(body, dict) else None
+    return token if isinstance(token, str) else ""
+
+
 def _basket_response(summary: BasketSummary, *, status_code: int = status.HTTP_200_OK) -> Response:
-    return Response(represented(BasketOutput, summary), status=status_code)
+    return Response(BasketOutput(summary).data, status=status_code)
 
 
 class BasketAddApi(APIView):
@@ -85,7 +94,7 @@ class BasketAddApi(APIView):
         basket = services.basket_add(
             token=data["basket"], ticket_type_id=data["ticket_type_id"], quantity=data["quantity"], now=now
         )
-        return _basket_response(selectors.basket_summary_of(basket, now=now), status_code=201)
+        return _basket_response(selectors.basket_summary(token=basket.token, now=now), status_code=201)
 
 
 class BasketApi(APIView):
@@ -121,27 +130,29 @@ class TicketOutput(serializers.Serializer):
 
 
 class OrderOutput(serializers.Serializer):
-    code = serializers.CharField()
-    status = serializers.ChoiceField(choices=Order.Status.choices)
-    name = serializers.CharField()
-    email = serializers.EmailField()
-    total = serializers.DecimalField(max_digits=12, decimal_places=2)
-    currency = serializers.CharField()
-    created_at = serializers.DateTimeField()
+    """An order with its lines and tickets (selectors.OrderDetail)."""
+
+    code = serializers.CharField(source="order.code")
+    status = serializers.ChoiceField(source="order.status", choices=Order.Status.choices)
+    name = serializers.CharField(source="order.name")
+    email = serializers.EmailField(source="order.email")
+    total = serializers.DecimalField(source="order.total", max_digits=12, decimal_places=2)
+    currency = serializers.CharField(source="order.currency")
+    created_at = serializers.DateTimeField(source="order.created_at")
     lines = OrderLineOutput(many=True)
     tickets = TicketOutput(many=True)
     url = serializers.SerializerMethodField()
 
-    def get_url(self, order: Order) -> str:
-        return reverse("orders:detail", kwargs={"code": order.code, "secret": order.secret})
+    def get_url(self, detail: OrderDetail) -> str:
+        return reverse("orders:detail", kwargs={"code": detail.order.code, "secret": detail.order.secret})
 
 
 class OrderEnvelope(serializers.Serializer):
     order = OrderOutput()
 
 
-def _order_body(order: Order) -> dict[str, Any]:
-    return {"order": represented(OrderOutput, order)}
+def _order_body(detail: OrderDetail) -> dict[str, Any]:
+    return {"order": OrderOutput(detail).data}
 
 
 class CheckoutInput(JsonInput):
@@ -183,9 +194,7 @@ class CheckoutApi(APIView):
             idempotency_key=key,
             fingerprint=services.checkout_fingerprint(**data),
         )
-        # A new order comes back with its lines and tickets; a replay is read back from the database.
-        order = result.order if result.created else selectors.order_for_staff(code=result.order.code)
-        return Response(_order_body(order), status=status.HTTP_201_CREATED)
+        return Response(_order_body(result.detail), status=status.HTTP_201_CREATED)
 
 
 class OrderPagination(NamedPagePagination):
@@ -212,7 +221,8 @@ class OrderListApi(APIView):
         orders = selectors.orders_list(event_id=filters.get("event"), status=filters.get("status"))
         paginator = OrderPagination()
         page = paginator.paginate_queryset(orders, request, view=self)
-        return paginator.get_paginated_response(OrderOutput(page, many=True).data)
+        details = [selectors.order_detail(order) for order in page]
+        return paginator.get_paginated_response(OrderOutput(details, many=True).data)
 
 
 class OrderApi(APIView):
@@ -220,7 +230,7 @@ class OrderApi(APIView):
 
     @extend_schema(operation_id="orders_retrieve", responses={200: OrderEnvelope, **problems(401, 403, 404)})
     def get(self, request: Request, code: str) -> Response:
-        return Response(_order_body(selectors.order_for_staff(code=code)))
+        return Response(_order_body(selectors.order_detail(selectors.order_for_staff(code=code))))
 
 
 class RefundOutput(serializers.Serializer):
@@ -250,7 +260,8 @@ class OrderCancelApi(APIView):
         # Read back after the commit: the refund has been asked for by now (or is on record as pending/failed).
         order = selectors.order_for_staff(code=order.code)
         refund = selectors.order_refund(order_id=order.pk)
-        return Response({"order": OrderOutput(order).data, "refund": RefundOutput(refund).data})
+        body = {"order": selectors.order_detail(order), "refund": refund}
+        return Response(OrderCancelOutput(body).data)
 
 
 # --- organizer exports --------------------------------------------------------------------------------

@@ -4,22 +4,9 @@ from decimal import Decimal
 from django import forms
 from django.core.validators import RegexValidator
 
-from events.models import TicketType
 from orders.payments import payment_methods
 
 PAYMENT_LABELS = {"test": "Test payment (no money moves)", "free": "Free order"}
-
-
-class AddToBasketForm(forms.Form):
-    """Quantity of one ticket type; the limits themselves are the basket service's to enforce."""
-
-    quantity = forms.IntegerField(label="Quantity", min_value=1, max_value=1000, initial=1)
-
-    def __init__(self, *args: object, ticket_type: TicketType, **kwargs: object) -> None:
-        kwargs.setdefault("auto_id", f"tt{ticket_type.pk}_%s")
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-        self.ticket_type = ticket_type
-        self.fields["quantity"].widget.attrs.update({"max": ticket_type.max_per_order})
 
 
 class CheckoutForm(forms.Form):

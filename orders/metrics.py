@@ -96,12 +96,12 @@ def records_outcome(step: str, success: Callable[[Any], str]) -> Callable[[Calla
     return decorate
 
 
-def order_committed(*, holds: Iterable[Hold], ticket_types: dict[int, TicketType]) -> None:
-    """on_commit callback of a placed order: its holds became tickets; `ticket_types` have their event."""
+def order_committed(*, holds: Iterable[Hold]) -> None:
+    """on_commit callback of a placed order: its holds (each with its ticket type and event) became tickets."""
     ORDERS_PLACED.inc()
     sold = Tally[str]()
     for hold in holds:
-        sold[ticket_types[hold.ticket_type_id].event.slug] += hold.quantity
+        sold[hold.ticket_type.event.slug] += hold.quantity
     for event, quantity in sold.items():
         TICKETS_SOLD.labels(event).inc(quantity)
 

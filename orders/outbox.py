@@ -31,7 +31,6 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q
 
-from aegistickets.db import insert_new
 from orders.emails import outbound_message
 from orders.models import OutboundEmail
 
@@ -82,8 +81,7 @@ def retry_delay(attempts: int) -> timedelta:
 def outbox_enqueue(*, kind: str, order_id: int, now: datetime, delay: timedelta = timedelta(0)) -> OutboundEmail:
     """Queues one email to a buyer. Call it inside the transaction that makes the change it reports, so the
     email exists exactly when the change commits; it costs that transaction one INSERT."""
-    (email,) = insert_new([OutboundEmail(kind=kind, order_id=order_id, created_at=now, next_attempt_at=now + delay)])
-    return email
+    return OutboundEmail.objects.create(kind=kind, order_id=order_id, created_at=now, next_attempt_at=now + delay)
 
 
 def _claim_due(*, now: datetime, limit: int) -> list[_Claim]:

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import functools
 import hmac
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any
 
 from django.conf import settings
-from django.db import connection
 from django.db.models import (
     Count,
     DecimalField,
@@ -22,15 +20,13 @@ from django.db.models import (
     QuerySet,
     Subquery,
     Sum,
+    prefetch_related_objects,
 )
 from django.db.models.functions import Coalesce
 
-from aegistickets.db import Joined, joined, select_converted, with_prefetched
 from aegistickets.errors import BasketNotFoundError, NotFoundError
 from events.models import Event, TicketType
-from orders.models import Basket, CheckIn, Hold, IdempotencyRecord, Order, OrderLine, Refund, Ticket
-
-_Row = TypeVar("_Row", OrderLine, Ticket)
+from orders.models import Basket, CheckIn, Hold, Order, OrderLine, Refund, Ticket
 
 
 @dataclass(frozen=True)
@@ -73,47 +69,17 @@ def basket_summary(*, token: str, now: datetime) -> BasketSummary:
     basket = holds[0].basket if holds else Basket.objects.filter(token=token).first()
     if basket is None:
         raise BasketNotFoundError()
-    return _summary(basket, holds, now=now)
+    return basket_summary_of(basket, holds, now=now)
 
 
 def basket_holds(token: str) -> list[Hold]:
     """A basket's holds, oldest first, with their basket, ticket types and events, as fresh as the database (never
-    the catalog cache): what checkout prices and sells, and what the basket pages show. One join in plain SQL: with
-    `select_related` the ORM's query building was a fifth of a checkout's CPU (docs/performance.md)."""
-    sql, read = _basket_holds_select()
-    holds = []
-    for row in select_converted(sql, [token], read.fields):
-        hold = read.load(Hold, row)
-        hold.basket = read.load(Basket, row)
-        hold.ticket_type = read.load(TicketType, row)
-        hold.ticket_type.event = read.load(Event, row)
-        holds.append(hold)
-    return holds
+    the catalog cache): what checkout prices and sells, and what the basket pages show."""
+    return list(Hold.objects.filter(basket__token=token).select_related("basket", "ticket_type__event").order_by("pk"))
 
 
-@functools.cache
-def _basket_holds_select() -> tuple[str, Joined]:
-    quote = connection.ops.quote_name
-    read = joined((Hold, "h"), (Basket, "b"), (TicketType, "t"), (Event, "e"))
-    sql = (
-        f"SELECT {read.select} FROM {quote(Hold._meta.db_table)} h "  # noqa: S608 - model metadata
-        f"JOIN {quote(Basket._meta.db_table)} b ON b.id = h.basket_id "
-        f"JOIN {quote(TicketType._meta.db_table)} t ON t.id = h.ticket_type_id "
-        f"JOIN {quote(Event._meta.db_table)} e ON e.id = t.event_id "
-        "WHERE b.token = %s ORDER BY h.id"
-    )
-    return sql, read
-
-
-def basket_summary_of(basket: Basket, *, now: datetime) -> BasketSummary:
-    """The summary of a basket a service just wrote: no query when the service handed its holds back with it
-    (a new basket, priced under the seat lock); read from the database otherwise."""
-    if "holds" in getattr(basket, "_prefetched_objects_cache", {}):
-        return _summary(basket, list(basket.holds.all()), now=now)
-    return basket_summary(token=basket.token, now=now)
-
-
-def _summary(basket: Basket, holds: list[Hold], *, now: datetime) -> BasketSummary:
+def basket_summary_of(basket: Basket, holds: list[Hold], *, now: datetime) -> BasketSummary:
+    """The summary of a basket whose holds (each with its ticket type and event) are in hand."""
     items = [
         BasketItem(
             id=hold.pk,
@@ -140,6 +106,20 @@ def _summary(basket: Basket, holds: list[Hold], *, now: datetime) -> BasketSumma
     )
 
 
+@dataclass(frozen=True)
+class OrderDetail:
+    """An order with its lines and tickets, each with its ticket type and event: what the API shows of an order."""
+
+    order: Order
+    lines: list[OrderLine]
+    tickets: list[Ticket]
+
+
+def order_detail(order: Order) -> OrderDetail:
+    """An order read by the selectors below, which prefetch its lines and tickets: no query."""
+    return OrderDetail(order=order, lines=list(order.lines.all()), tickets=list(order.tickets.all()))
+
+
 def _order_details() -> tuple[Prefetch[Any, Any, Any], ...]:
     return (
         Prefetch("lines", queryset=OrderLine.objects.select_related("ticket_type__event")),
@@ -157,34 +137,8 @@ def order_for_shopper(*, code: str, secret: str) -> Order:
     order = Order.objects.filter(code=code).first()
     if order is None or not hmac.compare_digest(order.secret.encode(), secret.encode()):
         raise NotFoundError("No such order.")
-    return with_prefetched(order, lines=_of_order(OrderLine, order.pk), tickets=_of_order(Ticket, order.pk))
-
-
-def _of_order(model: type[_Row], order_id: int) -> list[_Row]:
-    """An order's lines or tickets, in key order, each with its ticket type and event: what
-    `prefetch_related(*_order_details())` reads, in one plain-SQL join (the order page is the last step of every
-    purchase; the ORM's query building for the two prefetches cost more CPU than their statements)."""
-    sql, read = _of_order_select(model)
-    rows = []
-    for values in select_converted(sql, [order_id], read.fields):
-        row = read.load(model, values)
-        row.ticket_type = read.load(TicketType, values)
-        row.ticket_type.event = read.load(Event, values)
-        rows.append(row)
-    return rows
-
-
-@functools.cache
-def _of_order_select(model: type[OrderLine | Ticket]) -> tuple[str, Joined]:
-    quote = connection.ops.quote_name
-    read = joined((model, "x"), (TicketType, "t"), (Event, "e"))
-    sql = (
-        f"SELECT {read.select} FROM {quote(model._meta.db_table)} x "  # noqa: S608 - model metadata
-        f"JOIN {quote(TicketType._meta.db_table)} t ON t.id = x.ticket_type_id "
-        f"JOIN {quote(Event._meta.db_table)} e ON e.id = t.event_id "
-        "WHERE x.order_id = %s ORDER BY x.id"
-    )
-    return sql, read
+    prefetch_related_objects([order], *_order_details())
+    return order
 
 
 def order_for_staff(*, code: str) -> Order:
@@ -221,10 +175,16 @@ def orders_list(*, event_id: int | None = None, status: str | None = None) -> Qu
     return queryset.order_by("-created_at", "-id")
 
 
-def order_for_idempotency_key(*, key: str) -> Order | None:
-    """The order a checkout with this key already placed, if any."""
-    record = IdempotencyRecord.objects.select_related("order").filter(key=key).first()
-    return record.order if record is not None else None
+def tickets_per_event_of_buyer(*, email: str, event_ids: list[int]) -> dict[int, int]:
+    """Paid tickets one buyer email (any case) owns per event."""
+    owned = (
+        Ticket.objects.filter(
+            ticket_type__event_id__in=event_ids, order__email__iexact=email.strip(), order__status=Order.Status.PAID
+        )
+        .values_list("ticket_type__event_id")
+        .annotate(n=Count("id"))
+    )
+    return dict(owned)
 
 
 # --- check-in -----------------------------------------------------------------------------------------

@@ -1,18 +1,16 @@
-"""Baskets, holds, checkout and cancellation: every write that touches seats.
+"""Writes of the orders app: baskets, checkout, cancellation, refunds, check-in.
 
-The seat protocol (../shared/DESIGN.md): a writer opens a transaction, locks the ticket-type rows it
-touches with SELECT … FOR UPDATE in primary-key order, recomputes availability from the database, writes,
-commits. Nothing slow runs while those locks are held; the payment provider is called before them.
-On SQLite (no FOR UPDATE) every write transaction starts with BEGIN IMMEDIATE, which serializes writers.
+Every write that touches seats owns its transaction and follows the seat protocol of `orders/seats.py`: its one
+lock primitive and its one lock order. Nothing slow runs while those locks are held; the payment provider is called
+before them, emails are queued in the same transaction and sent by the worker (orders/outbox.py).
 """
 
 from __future__ import annotations
 
-import copy
 import functools
 import hashlib
 import json
-from collections.abc import Iterable
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -20,17 +18,15 @@ from typing import Any
 
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, InterfaceError, OperationalError, connection, transaction
-from django.db.models import Count, Exists, F, Field, OuterRef
+from django.db.models import Exists, F, OuterRef
 from django.utils import timezone
 
-from aegistickets.db import insert_new, select_converted, with_prefetched
 from aegistickets.errors import (
     AlreadyCheckedInError,
     BasketEmptyError,
     BasketNotFoundError,
     BuyerLimitExceededError,
     HoldExpiredError,
-    IdempotencyConflictError,
     InsufficientInventoryError,
     MaxPerOrderExceededError,
     NotFoundError,
@@ -47,7 +43,7 @@ from aegistickets.errors import (
 from events.cache import catalog_cached, recently_sold_out, remember_sold_out
 from events.models import Event, TicketType
 from events.selectors import ticket_type_is_on_sale
-from orders import metrics, outbox, selectors
+from orders import metrics, outbox, seats, selectors
 from orders.models import (
     Basket,
     CheckIn,
@@ -60,7 +56,8 @@ from orders.models import (
     Ticket,
     new_order_code,
 )
-from orders.payments import PaymentResult, payment_provider_for, payment_provider_named
+from orders.payments import PaymentProvider, PaymentResult, payment_provider_for, payment_provider_named
+from orders.selectors import OrderDetail
 
 ORDER_CODE_ATTEMPTS = 5
 
@@ -69,82 +66,56 @@ def hold_duration() -> timedelta:
     return timedelta(minutes=settings.HOLD_MINUTES)
 
 
-def _lock_ticket_types(ids: Iterable[int]) -> dict[int, TicketType]:
-    """Row locks on the seats' guards, always in primary-key order so two writers cannot deadlock."""
-    rows = (
-        TicketType.objects.select_for_update(of=("self",))
-        .select_related("event")
-        .filter(pk__in=sorted(set(ids)))
-        .order_by("pk")
+# --- basket ---------------------------------------------------------------------------------------------------
+
+
+@metrics.records_outcome("basket", lambda basket: "held")
+def basket_add(*, token: str | None, ticket_type_id: int, quantity: int, now: datetime) -> Basket:
+    """Holds seats for HOLD_MINUTES; never holds more than capacity − sold − other baskets' holds."""
+    ticket_type = _buyable(ticket_type_id=ticket_type_id, quantity=quantity, now=now)
+    with transaction.atomic():
+        # The basket row first, then the ticket type: the seat protocol's lock order.
+        basket = seats.lock_basket(token=token) if token else Basket.objects.create()
+        held = Hold.objects.filter(basket=basket, ticket_type_id=ticket_type_id).first() if token else None
+        already = held.quantity if held is not None else 0
+        if already + quantity > ticket_type.max_per_order:
+            raise _max_per_order_error(ticket_type, already=already)
+        # Write first, decide under the lock: nobody sees this hold before commit, a refusal rolls it back, and the
+        # hot row stays locked for two statements only (the lock, the count; then commit).
+        hold = seats.hold(
+            basket=basket,
+            ticket_type=ticket_type,
+            held=held,
+            quantity=already + quantity,
+            expires_at=now + hold_duration(),
+        )
+        locked = seats.lock_ticket_type(ticket_type_id)
+        available = seats.free_seats(ticket_type=locked, basket_id=basket.pk, now=now)
+        if available <= 0:
+            remember_sold_out(ticket_type_id)
+        _refuse_unless_available(ticket_type=ticket_type, wanted=hold.quantity, already=already, available=available)
+    return basket
+
+
+def _buyable(*, ticket_type_id: int, quantity: int, now: datetime) -> TicketType:
+    """Every refusal of a basket add that needs no lock, decided before taking one: in an on-sale rush most answers
+    are "sold out", and they must not queue for the hot row's lock. The ticket type's own fields come from the
+    catalog cache (at most CATALOG_CACHE_SECONDS old); seats are counted under the lock."""
+    if quantity < 1:
+        raise ValidationFailedError(errors={"quantity": ["Must be at least 1."]})
+    ticket_type: TicketType | None = catalog_cached(
+        f"tickettype:{ticket_type_id}",
+        lambda: TicketType.objects.select_related("event").filter(pk=ticket_type_id).first(),
     )
-    return {row.pk: row for row in rows}
-
-
-def _for_update() -> str:
-    """The row-lock clause of the plain-SQL locks below; SQLite has none (its writers begin IMMEDIATE)."""
-    return " FOR UPDATE" if connection.features.has_select_for_update else ""
-
-
-def _lock_seats(ticket_type_id: int) -> tuple[int, Decimal]:
-    """Takes the one row lock that guards a ticket type's seats; returns its unsold seats and its price as
-    they are under that lock. Plain SQL: this runs in every basket add, and the hot row stays locked from
-    here to commit, so nothing else runs in the request at this point but the count that follows."""
-    table = TicketType._meta.db_table
-    with connection.cursor() as cursor:
-        cursor.execute(f"SELECT capacity - sold, price FROM {table} WHERE id = %s{_for_update()}", [ticket_type_id])  # noqa: S608 - model table name
-        row = cursor.fetchone()
-    if row is None:
-        raise NotFoundError("No such ticket type.")  # deleted since the catalog cache read it
-    return row[0], _money(row[1])
-
-
-def _money(value: object) -> Decimal:
-    """A price column read with plain SQL (SQLite hands back a float) as the Decimal the model would give."""
-    return Decimal(str(value)).quantize(Decimal("0.01"))
-
-
-def _take_seats(*, ticket_type_id: int, quantity: int) -> Decimal:
-    """Adds `quantity` to the sold counter, locking the row in the same round trip; returns the price the
-    row has under that lock. Only for seats a live hold reserved, so capacity is never exceeded (the
-    CHECK constraint would refuse it anyway)."""
-    table = TicketType._meta.db_table
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {table} SET sold = sold + %s WHERE id = %s RETURNING price",  # noqa: S608 - model table name
-            [quantity, ticket_type_id],
-        )
-        (price,) = cursor.fetchone()
-    return _money(price)
-
-
-def _held_by_others(*, ticket_type_id: int, basket_id: int, now: datetime) -> int:
-    """Seats other baskets hold right now; call it with the ticket type locked, in a statement of its own (so
-    that it sees every hold committed by whoever held the lock before). Plain SQL, as `_lock_seats`."""
-    table = Hold._meta.db_table
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT COALESCE(SUM(quantity), 0) FROM {table} "  # noqa: S608 - model table name
-            "WHERE ticket_type_id = %s AND expires_at > %s AND basket_id <> %s",
-            [ticket_type_id, connection.ops.adapt_datetimefield_value(now), basket_id],
-        )
-        (held,) = cursor.fetchone()
-    return int(held)
-
-
-def _lock_basket(basket_id: int) -> None:
-    """The basket's row lock, by primary key, in plain SQL like `_lock_seats`: checkout takes it first."""
-    table = Basket._meta.db_table
-    with connection.cursor() as cursor:
-        cursor.execute(f"SELECT id FROM {table} WHERE id = %s{_for_update()}", [basket_id])  # noqa: S608 - model table name
-        if cursor.fetchone() is None:
-            raise BasketNotFoundError()  # deleted since order_place read its holds
-
-
-def _basket_for_update(token: str) -> Basket:
-    try:
-        return Basket.objects.select_for_update().get(token=token)
-    except Basket.DoesNotExist:
-        raise BasketNotFoundError() from None
+    if ticket_type is None or not ticket_type.event.is_published:
+        raise NotFoundError("No such ticket type.")
+    if not ticket_type_is_on_sale(ticket_type, now=now):
+        raise NotOnSaleError(f"{ticket_type.name} tickets are not on sale right now.")
+    if quantity > ticket_type.max_per_order:
+        raise _max_per_order_error(ticket_type, already=0)
+    if recently_sold_out(ticket_type_id):
+        raise SoldOutError(f"{ticket_type.name} is sold out.", extra={"available": 0})
+    return ticket_type
 
 
 def _max_per_order_error(ticket_type: TicketType, *, already: int) -> MaxPerOrderExceededError:
@@ -166,72 +137,16 @@ def _refuse_unless_available(*, ticket_type: TicketType, wanted: int, already: i
         )
 
 
-@metrics.records_outcome("basket", lambda basket: "held")
-def basket_add(*, token: str | None, ticket_type_id: int, quantity: int, now: datetime) -> Basket:
-    """Holds seats for HOLD_MINUTES; never holds more than capacity − sold − other baskets' holds."""
-    if quantity < 1:
-        raise ValidationFailedError(errors={"quantity": ["Must be at least 1."]})
-    # Every refusal that needs no lock is decided before taking one: in an on-sale rush most answers are
-    # "sold out", and they must not queue for the hot row's lock. The ticket type's own fields come from
-    # the catalog cache (at most CATALOG_CACHE_SECONDS old); seats are counted under the lock below.
-    ticket_type = catalog_cached(
-        f"tickettype:{ticket_type_id}",
-        lambda: TicketType.objects.select_related("event").filter(pk=ticket_type_id).first(),
-    )
-    if ticket_type is None or not ticket_type.event.is_published:
-        raise NotFoundError("No such ticket type.")
-    if not ticket_type_is_on_sale(ticket_type, now=now):
-        raise NotOnSaleError(f"{ticket_type.name} tickets are not on sale right now.")
-    if quantity > ticket_type.max_per_order:
-        raise _max_per_order_error(ticket_type, already=0)
-    if recently_sold_out(ticket_type_id):
-        raise SoldOutError(f"{ticket_type.name} is sold out.", extra={"available": 0})
-
-    with transaction.atomic():
-        # The basket row first, then the ticket type: the same order as checkout.
-        if token:
-            basket: Basket | None = _basket_for_update(token)
-            hold = Hold.objects.filter(basket=basket, ticket_type_id=ticket_type_id).first()
-        else:
-            basket, hold = None, None  # created below, in this transaction
-        already = hold.quantity if hold is not None else 0
-        wanted = already + quantity
-        if wanted > ticket_type.max_per_order:
-            raise _max_per_order_error(ticket_type, already=already)
-
-        # Write first, decide under the lock: nobody sees this hold before commit, a refusal rolls it back,
-        # and the hot row stays locked for two round trips only (the lock, the count; then commit).
-        expires_at = now + hold_duration()
-        if basket is None:
-            (basket,) = insert_new([Basket()])  # plain INSERTs, as in checkout: the ORM's compiler cost more
-        if hold is None:
-            (hold,) = insert_new([Hold(basket=basket, ticket_type=ticket_type, quantity=wanted, expires_at=expires_at)])
-        else:
-            hold.quantity, hold.expires_at = wanted, expires_at
-            hold.save(update_fields=["quantity", "expires_at"])
-        # The decision: lock the row, then count holds in a new statement, so the count sees every hold
-        # committed by whoever held the lock before us.
-        unsold, price = _lock_seats(ticket_type_id)
-        available = unsold - _held_by_others(ticket_type_id=ticket_type_id, basket_id=basket.pk, now=now)
-        if available <= 0:
-            remember_sold_out(ticket_type_id)
-        _refuse_unless_available(ticket_type=ticket_type, wanted=wanted, already=already, available=available)
-    if not token:
-        # A new basket holds just this: it goes back with its hold, priced as under the lock, so showing it
-        # costs no query (selectors.basket_summary_of). An older basket may hold more and is read back.
-        hold.ticket_type = copy.copy(ticket_type)
-        hold.ticket_type.price = price
-        with_prefetched(basket, holds=[hold])
-    return basket
-
-
 def basket_remove_item(*, token: str, hold_id: int) -> None:
     """Deletes one line of a basket; its seats are free for others at once."""
     with transaction.atomic():
-        basket = _basket_for_update(token)
-        deleted, _ = Hold.objects.filter(basket=basket, pk=hold_id).delete()
+        basket = seats.lock_basket(token=token)
+        deleted = seats.release_holds(basket.pk, hold_ids=[hold_id])
     if not deleted:
         raise NotFoundError("No such item in this basket.")
+
+
+# --- checkout -------------------------------------------------------------------------------------------------
 
 
 def checkout_fingerprint(**fields: object) -> str:
@@ -242,210 +157,53 @@ def checkout_fingerprint(**fields: object) -> str:
 
 @dataclass(frozen=True)
 class CheckoutResult:
-    order: Order
+    detail: OrderDetail
     created: bool
+
+    @property
+    def order(self) -> Order:
+        return self.detail.order
+
+
+@dataclass(frozen=True)
+class Checkout:
+    """What a checkout asks for."""
+
+    token: str
+    name: str
+    email: str
+    payment_method: str
+    idempotency_key: str | None
+    fingerprint: str
+
+
+@dataclass(frozen=True)
+class Quote:
+    """A basket's holds as priced for the charge: the commit sells exactly these, at these prices, or nothing."""
+
+    basket_id: int
+    holds: list[Hold]  # oldest first, each with its ticket type and event
+    total: Decimal
+
+    @property
+    def prices(self) -> dict[int, Decimal]:
+        return {hold.ticket_type_id: hold.ticket_type.price for hold in self.holds}
+
+    @property
+    def lines(self) -> dict[int, tuple[int, Decimal]]:
+        return {hold.ticket_type_id: (hold.quantity, hold.ticket_type.price) for hold in self.holds}
+
+
+@dataclass(frozen=True)
+class Payment:
+    provider: PaymentProvider
+    reference: str
+    amount: Decimal
 
 
 class _AlreadyPlaced(Exception):  # noqa: N818 - control flow inside order_place, never escapes
     def __init__(self, order: Order) -> None:
         self.order = order
-
-
-def _idempotent_order(*, key: str, fingerprint: str) -> Order | None:
-    """The order an earlier request with this key placed, if any. Every keyed checkout asks before it charges
-    and nearly always finds nothing, so the look-up is one narrow read of the key's index, in plain SQL (the
-    ORM's query building cost more CPU than the read); the order is read only on a replay."""
-    table = IdempotencyRecord._meta.db_table
-    with connection.cursor() as cursor:
-        cursor.execute(f'SELECT fingerprint, order_id FROM {table} WHERE "key" = %s', [key])  # noqa: S608 - model table name
-        record = cursor.fetchone()
-    if record is None:
-        return None
-    stored, order_id = record
-    if stored != fingerprint:
-        raise IdempotencyConflictError()
-    return Order.objects.get(pk=order_id)
-
-
-def _check_expired_hold(*, hold: Hold, ticket_type: TicketType, basket_id: int, now: datetime) -> None:
-    """An expired hold is renewed at checkout only if its seats are still free."""
-    if not ticket_type_is_on_sale(ticket_type, now=now):
-        raise HoldExpiredError(f"Your reservation for {ticket_type.name} expired and it is no longer on sale.")
-    free = (
-        ticket_type.capacity
-        - ticket_type.sold
-        - _held_by_others(ticket_type_id=ticket_type.pk, basket_id=basket_id, now=now)
-    )
-    if hold.quantity > free:
-        raise HoldExpiredError(
-            f"Your reservation for {ticket_type.name} expired and only {max(free, 0)} are left.",
-            extra={"ticket_type_id": ticket_type.pk, "available": max(free, 0)},
-        )
-
-
-def _commit_order(
-    *,
-    basket_id: int,
-    quoted: dict[int, tuple[int, Decimal]],
-    ticket_types: dict[int, TicketType],
-    total: Decimal,
-    code: str,
-    name: str,
-    email: str,
-    payment_method: str,
-    reference: str,
-    idempotency_key: str | None,
-    fingerprint: str,
-    now: datetime,
-) -> Order:
-    """The one transaction that turns a basket's holds into an order, its lines and tickets.
-
-    No savepoints: a rare unique-key clash (order code, idempotency key) aborts the whole transaction
-    and `order_place` sorts it out. The returned order carries its lines and tickets, ready to show.
-    """
-    with transaction.atomic():
-        _lock_basket(basket_id)
-        # Under the basket lock, the holds as they are now: one narrow read, checked against the quote that was
-        # charged; their ticket types and events are the ones order_place read for that quote.
-        sql, fields = _current_holds_select()
-        current = select_converted(sql, [basket_id], fields)
-        if not current:
-            if idempotency_key:
-                # A concurrent duplicate waited for the basket lock above; now it sees the first one's order.
-                placed = _idempotent_order(key=idempotency_key, fingerprint=fingerprint)
-                if placed is not None:
-                    raise _AlreadyPlaced(placed)
-            raise BasketEmptyError("This basket has already been checked out or emptied.")
-        if {type_id: (quantity, price) for _, type_id, quantity, _, price in current} != quoted:
-            raise PriceChangedError()
-        holds = [
-            Hold(
-                pk=pk, basket_id=basket_id, ticket_type=ticket_types[type_id], quantity=quantity, expires_at=expires_at
-            )
-            for pk, type_id, quantity, expires_at, _ in current
-        ]
-        _check_buyer_limits(holds=holds, email=email)
-
-        # Plain INSERTs of fresh instances (aegistickets.db.insert_new): the ORM's insert compiler cost a quarter
-        # of a checkout's CPU, more than the statements themselves.
-        order = Order(
-            code=code,
-            name=name,
-            email=email,
-            total=total,
-            currency=settings.CURRENCY,
-            payment_method=payment_method,
-            payment_reference=reference,
-            created_at=now,
-        )
-        insert_new([order])
-        if idempotency_key:
-            insert_new([IdempotencyRecord(key=idempotency_key, fingerprint=fingerprint, order=order)])
-        lines = insert_new(
-            [
-                OrderLine(
-                    order=order, ticket_type_id=h.ticket_type_id, quantity=h.quantity, unit_price=h.ticket_type.price
-                )
-                for h in holds
-            ]
-        )
-        tickets = insert_new(
-            [
-                Ticket(order=order, line=line, ticket_type_id=line.ticket_type_id)
-                for line in lines
-                for _ in range(line.quantity)
-            ]
-        )
-        # The buyer's confirmation (tickets PDF attached) is queued with the order: it exists exactly when the
-        # order does, and the worker (orders/outbox.py) builds and sends it, not this request. One INSERT, before
-        # the seat rows are locked.
-        outbox.outbox_enqueue(kind=OutboundEmail.Kind.ORDER_CONFIRMATION, order_id=order.pk, now=now)
-
-        # The holds go first: invisible to others until commit, and no lock is needed for them.
-        _delete_holds([hold.pk for hold in holds])
-        # Lock late: the seat rows are held only for the counter update (and for the re-check of an
-        # expired hold), in primary-key order (holds are sorted by ticket type).
-        for hold in holds:
-            ticket_type = hold.ticket_type
-            if not ticket_type.event.is_published:
-                raise NotOnSaleError(f"{ticket_type.event.name} has been withdrawn from sale.")
-            if hold.expires_at <= now:
-                # Its seats were free for others: re-count them under the lock before taking them.
-                locked = _lock_ticket_types([ticket_type.pk])[ticket_type.pk]
-                _check_expired_hold(hold=hold, ticket_type=locked, basket_id=basket_id, now=now)
-            if _take_seats(ticket_type_id=ticket_type.pk, quantity=hold.quantity) != ticket_type.price:
-                raise PriceChangedError()
-        # Counted only if this commits; the callback runs after commit, never under the seat locks.
-        transaction.on_commit(
-            functools.partial(metrics.order_committed, holds=holds, ticket_types=ticket_types), robust=True
-        )
-
-    for line in lines:
-        line.ticket_type = ticket_types[line.ticket_type_id]
-    for ticket in tickets:
-        ticket.ticket_type = ticket_types[ticket.ticket_type_id]
-    return with_prefetched(order, lines=lines, tickets=tickets)
-
-
-@functools.cache
-def _current_holds_select() -> tuple[str, list[Field[Any, Any]]]:
-    """`_commit_order`'s read of a basket's holds as they are under its lock, with each one's current price; plain
-    SQL for the reason `selectors.basket_holds` gives."""
-    quote = connection.ops.quote_name
-    hold = [Hold._meta.get_field(name) for name in ("id", "ticket_type", "quantity", "expires_at")]
-    sql = (
-        f"SELECT h.id, h.ticket_type_id, h.quantity, h.expires_at, t.price FROM {quote(Hold._meta.db_table)} h "  # noqa: S608 - model metadata
-        f"JOIN {quote(TicketType._meta.db_table)} t ON t.id = h.ticket_type_id "
-        "WHERE h.basket_id = %s ORDER BY h.ticket_type_id"
-    )
-    return sql, [*hold, TicketType._meta.get_field("price")]  # type: ignore[list-item]  # get_field may name a relation
-
-
-def _delete_holds(hold_ids: list[int]) -> None:
-    """Plain SQL for what `Hold.objects.filter(pk__in=…).delete()` sends (no signal, nothing cascades from a hold)."""
-    table = connection.ops.quote_name(Hold._meta.db_table)
-    with connection.cursor() as cursor:
-        cursor.execute(f"DELETE FROM {table} WHERE id IN ({', '.join(['%s'] * len(hold_ids))})", hold_ids)  # noqa: S608 - model table name
-
-
-def _check_buyer_limits(*, holds: list[Hold], email: str) -> None:
-    """Never lets one buyer email own more paid tickets of an event than its max_tickets_per_buyer."""
-    wanted: dict[int, int] = {}
-    limits: dict[int, int] = {}
-    for hold in holds:
-        event = hold.ticket_type.event
-        if event.max_tickets_per_buyer is not None:
-            wanted[event.pk] = wanted.get(event.pk, 0) + hold.quantity
-            limits[event.pk] = event.max_tickets_per_buyer
-    if not wanted:
-        return
-    buyer = email.strip().lower()
-    _lock_buyer(event_ids=sorted(wanted), buyer=buyer)
-    owned = dict(
-        Ticket.objects.filter(
-            ticket_type__event_id__in=wanted, order__email__iexact=buyer, order__status=Order.Status.PAID
-        )
-        .values_list("ticket_type__event_id")
-        .annotate(n=Count("id"))
-    )
-    for event_id, quantity in wanted.items():
-        already = owned.get(event_id, 0)
-        if already + quantity > limits[event_id]:
-            raise BuyerLimitExceededError(
-                f"At most {limits[event_id]} tickets per buyer for this event; this email already has {already}.",
-                extra={"max_tickets_per_buyer": limits[event_id], "already": already},
-            )
-
-
-def _lock_buyer(*, event_ids: list[int], buyer: str) -> None:
-    """Serializes one buyer's concurrent orders per event until commit; other buyers never wait on it."""
-    if connection.vendor != "postgresql":
-        return  # SQLite has one writer at a time
-    # Advisory transaction locks, one per (event, buyer), taken in event order so two orders cannot deadlock.
-    with connection.cursor() as cursor:
-        for event_id in event_ids:
-            digest = hashlib.sha256(f"buyer-limit:{event_id}:{buyer}".encode()).digest()
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [int.from_bytes(digest[:8], "big", signed=True)])
 
 
 @metrics.records_outcome("checkout", lambda result: "paid" if result.created else "replayed")
@@ -460,94 +218,232 @@ def order_place(
     fingerprint: str = "",
 ) -> CheckoutResult:
     """Sells a basket's seats exactly once, priced from the database; a repeated key returns the first order."""
-    if idempotency_key:
-        placed = _idempotent_order(key=idempotency_key, fingerprint=fingerprint)
-        if placed is not None:
-            return CheckoutResult(order=placed, created=False)
-    holds = selectors.basket_holds(token)
+    checkout = Checkout(token, name, email, payment_method, idempotency_key, fingerprint)
+    try:
+        _replay_if_placed(checkout)
+        quote = _price(_validate(checkout, now=now))
+        payment = _pay(quote, checkout=checkout)
+        detail = _commit_or_refund(quote, checkout=checkout, payment=payment, now=now)
+    except _AlreadyPlaced as placed:
+        replayed = selectors.order_for_staff_by_id(order_id=placed.order.pk)
+        return CheckoutResult(detail=selectors.order_detail(replayed), created=False)
+    return CheckoutResult(detail=detail, created=True)
+
+
+def _replay_if_placed(checkout: Checkout) -> None:
+    """An Idempotency-Key that already placed an order answers with that order."""
+    placed = seats.placed_order(key=checkout.idempotency_key, fingerprint=checkout.fingerprint)
+    if placed is not None:
+        raise _AlreadyPlaced(placed)
+
+
+def _validate(checkout: Checkout, *, now: datetime) -> list[Hold]:
+    """The basket's holds, if it can be checked out: not empty, and an expired hold renewable (checked again under
+    the lock at commit; here it spares a charge that would be refunded)."""
+    holds = selectors.basket_holds(checkout.token)
     if not holds:
-        if idempotency_key:
-            # A concurrent request with this key may have checked this basket out since the check above.
-            placed = _idempotent_order(key=idempotency_key, fingerprint=fingerprint)
-            if placed is not None:
-                return CheckoutResult(order=placed, created=False)
-        if not Basket.objects.filter(token=token).exists():
+        # A concurrent request with this key may have checked this basket out since the first look.
+        _replay_if_placed(checkout)
+        if not Basket.objects.filter(token=checkout.token).exists():
             raise BasketNotFoundError()
         raise BasketEmptyError()
-    basket = holds[0].basket
-    # Fail before charging when an expired hold cannot be renewed (re-checked under the lock later).
     for hold in holds:
         if hold.expires_at <= now:
-            _check_expired_hold(hold=hold, ticket_type=hold.ticket_type, basket_id=basket.pk, now=now)
-    quoted = {h.ticket_type_id: (h.quantity, h.ticket_type.price) for h in holds}
-    ticket_types = {hold.ticket_type_id: hold.ticket_type for hold in holds}
-    total = sum((price * quantity for quantity, price in quoted.values()), Decimal("0.00"))
+            _check_expired_hold(hold, ticket_type=hold.ticket_type, now=now)
+    return holds
 
-    provider = payment_provider_for(method=payment_method, amount=total)
-    payment = provider.charge(amount=total, currency=settings.CURRENCY, email=email, description=f"Basket {basket.pk}")
-    if not payment.approved:
-        raise PaymentDeclinedError(" ".join(filter(None, [payment.message, PaymentDeclinedError.default_detail])))
-    code = ""
+
+def _check_expired_hold(hold: Hold, *, ticket_type: TicketType, now: datetime) -> None:
+    """An expired hold is renewed at checkout only if its seats are still free."""
+    if not ticket_type_is_on_sale(ticket_type, now=now):
+        raise HoldExpiredError(f"Your reservation for {ticket_type.name} expired and it is no longer on sale.")
+    free = seats.free_seats(ticket_type=ticket_type, basket_id=hold.basket_id, now=now)
+    if hold.quantity > free:
+        raise HoldExpiredError(
+            f"Your reservation for {ticket_type.name} expired and only {max(free, 0)} are left.",
+            extra={"ticket_type_id": ticket_type.pk, "available": max(free, 0)},
+        )
+
+
+def _price(holds: list[Hold]) -> Quote:
+    """The total from the database's prices, never the client's."""
+    total = sum((hold.ticket_type.price * hold.quantity for hold in holds), Decimal("0.00"))
+    return Quote(basket_id=holds[0].basket_id, holds=holds, total=total)
+
+
+def _pay(quote: Quote, *, checkout: Checkout) -> Payment:
+    """Charges the total, with no lock held (a network call)."""
+    provider = payment_provider_for(method=checkout.payment_method, amount=quote.total)
+    result = provider.charge(
+        amount=quote.total, currency=settings.CURRENCY, email=checkout.email, description=f"Basket {quote.basket_id}"
+    )
+    if not result.approved:
+        raise PaymentDeclinedError(" ".join(filter(None, [result.message, PaymentDeclinedError.default_detail])))
+    return Payment(provider=provider, reference=result.reference, amount=quote.total)
+
+
+def _refund(payment: Payment) -> None:
+    payment.provider.refund(reference=payment.reference, amount=payment.amount, currency=settings.CURRENCY)
+
+
+def _commit_or_refund(quote: Quote, *, checkout: Checkout, payment: Payment, now: datetime) -> OrderDetail:
+    """Commits the paid order, or gives the money back: a paid shopper never ends up with neither tickets nor money,
+    whatever ends this function (an error, a replay, the worker being stopped)."""
+    attempt = _Attempt()
+    kept = False
     try:
-        for attempt in range(1, ORDER_CODE_ATTEMPTS + 1):
-            code = new_order_code()
-            try:
-                order = _commit_order(
-                    basket_id=basket.pk,
-                    quoted=quoted,
-                    ticket_types=ticket_types,
-                    total=total,
-                    code=code,
-                    name=name,
-                    email=email,
-                    payment_method=provider.name,
-                    reference=payment.reference,
-                    idempotency_key=idempotency_key,
-                    fingerprint=fingerprint,
-                    now=now,
-                )
-                break
-            except IntegrityError:
-                if idempotency_key:
-                    # The same key may have been committed meanwhile by a request for another basket
-                    # (a different body: IdempotencyConflictError) or for this one (replay its order).
-                    placed = _idempotent_order(key=idempotency_key, fingerprint=fingerprint)
-                    if placed is not None:
-                        raise _AlreadyPlaced(placed) from None
-                if attempt == ORDER_CODE_ATTEMPTS or not Order.objects.filter(code=code).exists():
-                    raise
-                # Another order took this code first (1 in 387 million): try again with a new one.
-    except _AlreadyPlaced as already:
-        provider.refund(reference=payment.reference, amount=total, currency=settings.CURRENCY)
-        return CheckoutResult(order=already.order, created=False)
-    except BaseException as failure:
-        if isinstance(failure, (OperationalError, InterfaceError)):
-            # The connection broke during the order's transaction. If it broke after PostgreSQL committed but
-            # before the acknowledgement arrived, the order exists: look on a new connection before refunding.
-            committed = _order_committed_anyway(code=code, reference=payment.reference)
-            if committed is not None:
-                # Django ran no on-commit callbacks for a commit it saw fail: count the sale here. Its holds are
-                # the order's lines, as the commit checked them against this quote.
-                metrics.order_committed(holds=holds, ticket_types=ticket_types)
-                return CheckoutResult(order=committed, created=True)
-        # No order committed: a paid shopper is never left without tickets or their money.
-        provider.refund(reference=payment.reference, amount=total, currency=settings.CURRENCY)
-        raise
-    return CheckoutResult(order=order, created=True)
+        detail = _commit_with_fresh_code(quote, checkout=checkout, payment=payment, now=now, attempt=attempt)
+        kept = True
+    except (OperationalError, InterfaceError):
+        # The connection broke during the order's transaction. If it broke after PostgreSQL committed but before
+        # the acknowledgement arrived, the order exists: look on a new connection before refunding.
+        found = _committed_anyway(code=attempt.code, reference=payment.reference)
+        if found is None:
+            raise
+        # Django ran no on-commit callbacks for a commit it saw fail: count the sale here.
+        metrics.order_committed(holds=quote.holds)
+        detail, kept = found, True
+    finally:
+        if not kept:
+            _refund(payment)
+    return detail
 
 
-def _order_committed_anyway(*, code: str, reference: str) -> Order | None:
+@dataclass
+class _Attempt:
+    code: str = ""  # the order code of the last commit tried
+
+
+def _commit_with_fresh_code(
+    quote: Quote, *, checkout: Checkout, payment: Payment, now: datetime, attempt: _Attempt
+) -> OrderDetail:
+    """`_commit`, again with a new order code when another order took the code first (1 in 387 million)."""
+    for remaining in range(ORDER_CODE_ATTEMPTS - 1, -1, -1):
+        attempt.code = new_order_code()
+        try:
+            return _commit(quote, checkout=checkout, payment=payment, now=now, code=attempt.code)
+        except IntegrityError:
+            # The same key may have been committed meanwhile by a request for another basket (a different body:
+            # IdempotencyConflictError) or for this one (replay its order).
+            _replay_if_placed(checkout)
+            if not remaining or not Order.objects.filter(code=attempt.code).exists():
+                raise
+    raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+def _commit(quote: Quote, *, checkout: Checkout, payment: Payment, now: datetime, code: str) -> OrderDetail:
+    """The one transaction that turns the quoted holds into an order with its lines and tickets, and queues its
+    confirmation. No savepoints: a unique-key clash (order code, idempotency key) aborts it, for the caller to sort
+    out. Returns the order with its lines and tickets, ready to show."""
+    with transaction.atomic():
+        seats.lock_basket(pk=quote.basket_id)
+        holds = _quoted_holds(quote, checkout=checkout)
+        _check_buyer_limits(holds=holds, email=checkout.email)
+        order = Order.objects.create(
+            code=code,
+            name=checkout.name,
+            email=checkout.email,
+            total=quote.total,
+            currency=settings.CURRENCY,
+            payment_method=payment.provider.name,
+            payment_reference=payment.reference,
+            created_at=now,
+        )
+        if checkout.idempotency_key:
+            IdempotencyRecord.objects.create(
+                key=checkout.idempotency_key, fingerprint=checkout.fingerprint, order=order
+            )
+        detail = _order_lines_and_tickets(order, holds)
+        _confirm(order, now=now)
+        _take_seats(holds, quote=quote, now=now)
+        # Counted only if this commits; the callback runs after commit, never under the seat locks.
+        transaction.on_commit(functools.partial(metrics.order_committed, holds=holds), robust=True)
+    return detail
+
+
+def _quoted_holds(quote: Quote, *, checkout: Checkout) -> list[Hold]:
+    """Under the basket lock, the holds as they are now, which must be what was charged for."""
+    holds = list(Hold.objects.filter(basket_id=quote.basket_id).select_related("ticket_type").order_by("ticket_type"))
+    if not holds:
+        # A concurrent duplicate waited for the basket lock; now it sees the first one's order.
+        _replay_if_placed(checkout)
+        raise BasketEmptyError("This basket has already been checked out or emptied.")
+    if {hold.ticket_type_id: (hold.quantity, hold.ticket_type.price) for hold in holds} != quote.lines:
+        raise PriceChangedError()
+    quoted = {hold.ticket_type_id: hold.ticket_type for hold in quote.holds}
+    for hold in holds:
+        hold.ticket_type = quoted[hold.ticket_type_id]  # with its event, as read for the quote
+    return holds
+
+
+def _order_lines_and_tickets(order: Order, holds: list[Hold]) -> OrderDetail:
+    """One line per hold at the quoted price, one ticket per seat."""
+    lines = OrderLine.objects.bulk_create(
+        OrderLine(order=order, ticket_type=hold.ticket_type, quantity=hold.quantity, unit_price=hold.ticket_type.price)
+        for hold in holds
+    )
+    tickets = Ticket.objects.bulk_create(
+        Ticket(order=order, line=line, ticket_type=line.ticket_type) for line in lines for _ in range(line.quantity)
+    )
+    return OrderDetail(order=order, lines=lines, tickets=tickets)
+
+
+def _confirm(order: Order, *, now: datetime) -> None:
+    """Queues the buyer's confirmation (tickets PDF attached) with the order: it exists exactly when the order does,
+    and the worker (orders/outbox.py) builds and sends it, not this request."""
+    outbox.outbox_enqueue(kind=OutboundEmail.Kind.ORDER_CONFIRMATION, order_id=order.pk, now=now)
+
+
+def _take_seats(holds: list[Hold], *, quote: Quote, now: datetime) -> None:
+    """Deletes the holds and sells their seats; the seat rows are locked last, in ticket-type order."""
+    seats.release_holds(quote.basket_id)  # invisible to others until commit: no lock needed for them
+    for hold in holds:
+        event = hold.ticket_type.event
+        if not event.is_published:
+            raise NotOnSaleError(f"{event.name} has been withdrawn from sale.")
+        if hold.expires_at <= now:
+            # Its seats were free for others: count them again under the lock before taking them.
+            _check_expired_hold(hold, ticket_type=seats.lock_ticket_type(hold.ticket_type_id), now=now)
+    seats.take(holds, prices=quote.prices)
+
+
+def _check_buyer_limits(*, holds: list[Hold], email: str) -> None:
+    """Never lets one buyer email own more paid tickets of an event than its max_tickets_per_buyer."""
+    limits = {
+        hold.ticket_type.event_id: hold.ticket_type.event.max_tickets_per_buyer
+        for hold in holds
+        if hold.ticket_type.event.max_tickets_per_buyer is not None
+    }
+    if not limits:
+        return
+    # The events' row locks order this buyer's concurrent orders (and everyone's, for these events) until commit.
+    seats.lock_events(limits)
+    wanted = Counter[int]()
+    for hold in holds:
+        if hold.ticket_type.event_id in limits:
+            wanted[hold.ticket_type.event_id] += hold.quantity
+    owned = selectors.tickets_per_event_of_buyer(email=email, event_ids=list(limits))
+    for event_id, quantity in wanted.items():
+        already = owned.get(event_id, 0)
+        if already + quantity > limits[event_id]:
+            raise BuyerLimitExceededError(
+                f"At most {limits[event_id]} tickets per buyer for this event; this email already has {already}.",
+                extra={"max_tickets_per_buyer": limits[event_id], "already": already},
+            )
+
+
+def _committed_anyway(*, code: str, reference: str) -> OrderDetail | None:
     """After a connection error in the order's transaction: the order, if its commit went through anyway.
 
-    None when it did not, and when that cannot be known: the database is still unreachable (the read waits at
-    most its connect timeout), or a caller's transaction encloses ours, in which case nothing of ours committed.
+    None when it did not, and when that cannot be known: the database is still unreachable (the read waits at most
+    its connect timeout), or a caller's transaction encloses ours, in which case nothing of ours committed.
     """
     if not code or connection.in_atomic_block:
         return None
     for attempt in (1, 2):
         try:
-            order = selectors.order_for_staff(code=code)  # with its lines and tickets, ready to show
-            return order if order.payment_reference == reference else None
+            order = selectors.order_for_staff(code=code)
+            return selectors.order_detail(order) if order.payment_reference == reference else None
         except NotFoundError:
             return None
         except DatabaseError:
@@ -557,25 +453,25 @@ def _order_committed_anyway(*, code: str, reference: str) -> Order | None:
     return None
 
 
-def order_cancel(*, order_id: int, now: datetime) -> Order:
-    """Cancels a paid order: its tickets stop admitting and its seats return to sale in one transaction,
-    which also records one pending refund; the provider is asked for the money only after that commits.
+# --- cancellation and refunds ---------------------------------------------------------------------------------
 
-    Why this order of steps: refunding first and then failing to commit (a concurrent cancel, a crash)
-    would return money for an order that still admits people, or return it twice. Committing first means
-    the worst case is a refund left `pending`/`failed` on record, which `refund_process` retries; the
-    unique refund per order and the claim in `refund_process` make a second payout impossible.
+
+def order_cancel(*, order_id: int, now: datetime) -> Order:
+    """Cancels a paid order: its tickets stop admitting and its seats return to sale in one transaction, which also
+    records one pending refund; the provider is asked for the money only after that commits.
+
+    Why this order of steps: refunding first and then failing to commit (a concurrent cancel, a crash) would return
+    money for an order that still admits people, or return it twice. Committing first means the worst case is a
+    refund left `pending`/`failed` on record, which `refund_process` retries; the unique refund per order and the
+    claim in `refund_process` make a second payout impossible.
     """
     with transaction.atomic():
-        try:
-            order = Order.objects.select_for_update().get(pk=order_id)
-        except Order.DoesNotExist:
-            raise NotFoundError("No such order.") from None
+        order = seats.lock_order(order_id)
         if not order.can_become(Order.Status.CANCELLED):
             raise OrderNotCancellableError(f"Order {order.code} is {order.status}; only paid orders can be cancelled.")
-        # The buyer's notice is queued with the cancellation, and replaces the confirmation if that has not gone
-        # out yet; the worker sends it a little later, by when the refund below has usually been answered, so the
-        # email can say where the money stands.
+        # The buyer's notice is queued with the cancellation, and replaces the confirmation if that has not gone out
+        # yet; the worker sends it a little later, by when the refund below has usually been answered, so the email
+        # can say where the money stands.
         outbox.outbox_withdraw_confirmation(order_id=order.pk, now=now)
         outbox.outbox_enqueue(
             kind=OutboundEmail.Kind.ORDER_CANCELLATION,
@@ -583,11 +479,7 @@ def order_cancel(*, order_id: int, now: datetime) -> Order:
             now=now,
             delay=outbox.CANCELLATION_NOTICE_DELAY,
         )
-        # Then, lock late: the seat rows.
-        lines = list(order.lines.all())
-        _lock_ticket_types(line.ticket_type_id for line in lines)
-        for line in lines:
-            TicketType.objects.filter(pk=line.ticket_type_id).update(sold=F("sold") - line.quantity)
+        seats.release(order.lines.all())  # the seat rows, locked last
         order.status = Order.Status.CANCELLED
         order.cancelled_at = now
         order.save(update_fields=["status", "cancelled_at"])
@@ -635,8 +527,8 @@ class EventCancelBatch:
 
 
 def event_cancel_batch(*, event_id: int, now: datetime, batch_size: int = 100) -> EventCancelBatch:
-    """Withdraws the event from sale and cancels (and refunds) the next `batch_size` paid orders holding any of
-    its tickets, each order in its own transaction; re-running continues where an interrupted run stopped."""
+    """Withdraws the event from sale and cancels (and refunds) the next `batch_size` paid orders holding any of its
+    tickets, each order in its own transaction; re-running continues where an interrupted run stopped."""
     Event.objects.filter(pk=event_id, is_published=True).update(is_published=False)  # no new sales
     paid = Order.objects.filter(
         Exists(OrderLine.objects.filter(order=OuterRef("pk"), ticket_type__event_id=event_id)),
@@ -663,6 +555,9 @@ def event_refunds_retry(*, event_id: int, now: datetime) -> list[Refund]:
     return [refund_process(refund_id=refund_id, now=now) for refund_id in list(ids)]
 
 
+# --- check-in at the door -------------------------------------------------------------------------------------
+
+
 def _check_in_refusal(check_in: CheckIn) -> AlreadyCheckedInError:
     by = check_in.checked_in_by.get_username() if check_in.checked_in_by else None
     return AlreadyCheckedInError(
@@ -672,8 +567,8 @@ def _check_in_refusal(check_in: CheckIn) -> AlreadyCheckedInError:
 
 
 def ticket_check_in(*, secret: str, event_id: int, user: Any, now: datetime) -> CheckIn:
-    """Admits a paid ticket of this event once: the unique constraint on CheckIn.ticket refuses a second
-    entry, also from another door at the same instant."""
+    """Admits a paid ticket of this event once: the unique constraint on CheckIn.ticket refuses a second entry, also
+    from another door at the same instant."""
     # Looked up through the unique index on the code: no secret is compared character by character here.
     normalized = "".join(secret.split()).upper()
     ticket = Ticket.objects.select_related("order", "ticket_type__event").filter(code=normalized).first()
@@ -682,9 +577,9 @@ def ticket_check_in(*, secret: str, event_id: int, user: Any, now: datetime) -> 
     event = ticket.ticket_type.event
     try:
         with transaction.atomic():
-            # The order row lock orders us with order_cancel: a ticket is never admitted after its
-            # order's cancellation committed, nor cancelled "under" an admission in progress.
-            status = Order.objects.select_for_update().values_list("status", flat=True).get(pk=ticket.order_id)
+            # The order's row lock orders us with order_cancel: a ticket is never admitted after its order's
+            # cancellation committed, nor cancelled "under" an admission in progress.
+            status = seats.lock_order(ticket.order_id).status
             if status != Order.Status.PAID:
                 raise TicketCancelledError(extra={"order_status": status})
             if event.pk != event_id:
@@ -698,35 +593,3 @@ def ticket_check_in(*, secret: str, event_id: int, user: Any, now: datetime) -> 
         raise _check_in_refusal(CheckIn.objects.select_related("checked_in_by").get(ticket=ticket)) from None
     check_in.ticket = ticket
     return check_in
-
-
-@dataclass(frozen=True)
-class ReleaseResult:
-    holds: int
-    baskets: int
-
-
-def release_expired_holds(
-    *,
-    now: datetime,
-    grace: timedelta = timedelta(hours=1),
-    basket_max_age: timedelta = timedelta(days=1),
-) -> ReleaseResult:
-    """Deletes holds expired for longer than `grace` and old empty baskets. Housekeeping only: an
-    expired hold already counts for nothing, and within `grace` a returning shopper can still renew it
-    at checkout."""
-    stale_holds = Hold.objects.filter(basket=OuterRef("pk"), expires_at__lte=now - grace)
-    with transaction.atomic():
-        # Lock the baskets first, as every writer does; skip those a shopper is using right now.
-        baskets = list(
-            Basket.objects.select_for_update(skip_locked=True).filter(Exists(stale_holds)).values_list("pk", flat=True)
-        )
-        holds, _ = Hold.objects.filter(basket_id__in=baskets, expires_at__lte=now - grace).delete()
-    with transaction.atomic():
-        empty = list(
-            Basket.objects.select_for_update(skip_locked=True)
-            .filter(~Exists(Hold.objects.filter(basket=OuterRef("pk"))), updated_at__lt=now - basket_max_age)
-            .values_list("pk", flat=True)
-        )
-        Basket.objects.filter(pk__in=empty).delete()
-    return ReleaseResult(holds=holds, baskets=len(empty))

@@ -1,4 +1,5 @@
-"""Shopper pages for the basket, checkout and the private order page. They call the same services as the API."""
+"""Shopper pages for adding to the basket, the basket, checkout and the private order page. They call the same
+services as the API."""
 
 from django.contrib import messages
 from django.contrib.auth.decorators import user_passes_test
@@ -8,13 +9,26 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
-from aegistickets.errors import ApplicationError, NotFoundError
-from orders import selectors, services
+from aegistickets.errors import ApplicationError, BasketNotFoundError, NotFoundError
+from aegistickets.http import client_ip
+from aegistickets.throttling import rate_limited
+from events import selectors as catalog
+from events import views as catalog_views
+from events.cache import catalog_cached
+from events.forms import TicketQuantityForm
+from orders import seats, selectors, services
 from orders.forms import CheckInForm, CheckoutForm
 from orders.selectors import BasketSummary
 from orders.tickets import tickets_pdf
 
+# The browser session's basket: the session (a signed cookie) holds its token and nothing else.
 SESSION_BASKET = "basket_token"
+
+
+def session_basket_token(request: HttpRequest) -> str:
+    """The token of the basket this browser session remembers, or ""."""
+    token = request.session.get(SESSION_BASKET)
+    return token if isinstance(token, str) else ""
 
 
 def session_basket(request: HttpRequest) -> BasketSummary | None:
@@ -27,6 +41,45 @@ def session_basket(request: HttpRequest) -> BasketSummary | None:
     except NotFoundError:
         del request.session[SESSION_BASKET]
         return None
+
+
+@require_http_methods(["GET", "POST"])
+@rate_limited("basket_add", ip=client_ip, basket=session_basket_token)
+def basket_add(request: HttpRequest, slug: str) -> HttpResponse:
+    """The event page's "Add to basket": holds the seats and opens the basket, or shows the event page again with
+    the refusal next to the ticket type it concerns (at this URL, which sends a later visit to the event page)."""
+    if request.method == "GET":
+        return redirect("events:detail", slug=slug)
+    now = timezone.now()
+    try:
+        # Display only: the basket service decides on the database, never on this copy.
+        event = catalog_cached(f"event:{slug}", lambda: catalog.event_detail(slug=slug, now=now))
+    except NotFoundError:
+        raise Http404 from None
+    chosen = request.POST.get("ticket_type")
+    ticket_type = next((t for t in event.ticket_types.all() if str(t.pk) == chosen), None)
+    if ticket_type is None:
+        messages.error(request, "Choose a ticket type from this event.")
+        return catalog_views.event_page(request, event, now=now)
+    form = TicketQuantityForm(request.POST, ticket_type=ticket_type)
+    if form.is_valid():
+        try:
+            basket = services.basket_add(
+                token=session_basket_token(request) or None,
+                ticket_type_id=ticket_type.pk,
+                quantity=form.cleaned_data["quantity"],
+                now=now,
+            )
+        except BasketNotFoundError:
+            request.session.pop(SESSION_BASKET, None)  # a stale basket: start a new one next time
+            form.add_error(None, "Your previous basket is gone; please try again.")
+        except ApplicationError as error:
+            form.add_error(None, error.detail)
+        else:
+            request.session[SESSION_BASKET] = basket.token
+            messages.success(request, f"{form.cleaned_data['quantity']} × {ticket_type.name} reserved for you.")
+            return redirect("orders:basket")
+    return catalog_views.event_page(request, event, now=now, bound=form)
 
 
 def basket_detail(request: HttpRequest) -> HttpResponse:
@@ -46,12 +99,13 @@ def basket_remove(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @require_http_methods(["GET", "POST"])
+@rate_limited("checkout", ip=client_ip, basket=session_basket_token)
 def checkout(request: HttpRequest) -> HttpResponse:
     basket = session_basket(request)
     if basket is None or basket.is_empty:
         if request.method == "POST":
             # A repeated submit after the first one went through (its basket is gone): show that order.
-            placed = selectors.order_for_idempotency_key(key=_form_key(request.POST.get("idempotency_key", "")))
+            placed = seats.placed_order(key=_form_key(request.POST.get("idempotency_key", "")), fingerprint=None)
             if placed is not None:
                 return redirect("orders:detail", code=placed.code, secret=placed.secret)
         messages.info(request, "Your basket is empty.")

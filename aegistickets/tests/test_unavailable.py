@@ -141,7 +141,9 @@ class TestOnPostgreSQL:
     def test_the_event_page_form_gets_the_503_page_with_retry_after(self, client):
         ticket_type = TicketTypeFactory(capacity=10)
         with RowLock(ticket_type.pk):
-            response = client.post(f"/events/{ticket_type.event.slug}/", {"ticket_type": ticket_type.pk, "quantity": 1})
+            response = client.post(
+                f"/events/{ticket_type.event.slug}/basket/", {"ticket_type": ticket_type.pk, "quantity": 1}
+            )
         assert response.status_code == 503
         assert response["Retry-After"] == "2"
         assert b"Nothing was saved" in response.content

@@ -17,9 +17,11 @@ WORKLOADS = {"Deployment", "Job", "Pod", "StatefulSet", "DaemonSet", "CronJob"}
 
 
 def app_routes() -> set[str]:
-    """Top-level routes of aegistickets/urls.py, read from its source (this venv has no Django)."""
-    text = (ROOT / "aegistickets" / "urls.py").read_text()
-    return {"/" + m for m in re.findall(r'path\("([^"<]*)"', text)}
+    """Top-level routes of aegistickets/urls.py and the probe paths aegistickets/probes.py answers before it, read
+    from their source (this venv has no Django)."""
+    urls = (ROOT / "aegistickets" / "urls.py").read_text()
+    probes = (ROOT / "aegistickets" / "probes.py").read_text()
+    return {"/" + m for m in re.findall(r'path\("([^"<]*)"', urls)} | set(re.findall(r'"(/[a-z]+)": health\.', probes))
 
 
 def find(docs: list[dict], kind: str) -> list[dict]:

@@ -245,7 +245,7 @@ def test_seats_sold_while_the_shopper_looks_are_refused_next_to_the_ticket(brows
 
     block.get_by_role("button", name=re.compile("Add to basket")).click()
 
-    expect(page).to_have_url(re.compile(rf"/events/{event.slug}/#ticket-{standard.pk}$"))
+    expect(page).to_have_url(re.compile(rf"/events/{event.slug}/basket/#ticket-{standard.pk}$"))
     error = page.locator(f"#ticket-{standard.pk}").get_by_role("alert")
     expect(error).to_have_text("Only 1 more Standard ticket is available.")
     expect(error).to_be_in_viewport()

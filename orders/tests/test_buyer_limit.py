@@ -10,7 +10,7 @@ from django.db.models import Sum
 
 from aegistickets.errors import BuyerLimitExceededError
 from events.tests.factories import EventFactory, TicketTypeFactory
-from orders import services
+from orders import seats, services
 from orders.models import Hold, Order, Ticket
 from orders.tests.test_concurrency import run_at_once
 
@@ -80,14 +80,14 @@ def test_concurrent_orders_of_one_buyer_never_pass_the_limit(monkeypatch, now, l
     The control drops the buyer lock and widens the window: the same checks then see the limit broken."""
     event = EventFactory(max_tickets_per_buyer=4)
     types = [TicketTypeFactory(event=event, capacity=50) for _ in range(2)]
-    real_lock = services._lock_buyer
+    real_lock = seats.lock_events
 
-    def slow_lock(**kwargs):
+    def slow_lock(ids):
         if locked:
-            real_lock(**kwargs)
+            real_lock(ids)
         time.sleep(0.2)
 
-    monkeypatch.setattr(services, "_lock_buyer", slow_lock)
+    monkeypatch.setattr(seats, "lock_events", slow_lock)
     baskets = [
         services.basket_add(token=None, ticket_type_id=types[i % 2].pk, quantity=2, now=now).token for i in range(6)
     ]

@@ -21,6 +21,7 @@ from rest_framework.test import APIClient
 from aegistickets.errors import HoldExpiredError, SoldOutError
 from events.models import TicketType
 from events.tests.factories import TicketTypeFactory
+from orders import seats as seat_protocol
 from orders import services
 from orders.models import Hold, Order, Ticket
 
@@ -189,21 +190,20 @@ def test_control_the_race_is_real_and_the_lock_is_what_prevents_it(monkeypatch, 
     and the same checks see it: proof this suite would catch a missing lock."""
     seats = 3
     ticket_type = TicketTypeFactory(capacity=seats)
-    real_held = services._held_by_others
+    real_held = seat_protocol.held_by_others
 
     def slow_read(**kwargs):
         held = real_held(**kwargs)
         time.sleep(0.2)
         return held
 
-    monkeypatch.setattr(services, "_held_by_others", slow_read)
+    monkeypatch.setattr(seat_protocol, "held_by_others", slow_read)
     if not locked:
 
         def read_without_lock(ticket_type_id):
-            row = TicketType.objects.get(pk=ticket_type_id)  # the same read as _lock_seats, minus FOR UPDATE
-            return row.capacity - row.sold, row.price
+            return TicketType.objects.get(pk=ticket_type_id)  # the same read as lock_ticket_type, minus the lock
 
-        monkeypatch.setattr(services, "_lock_seats", read_without_lock)
+        monkeypatch.setattr(seat_protocol, "lock_ticket_type", read_without_lock)
 
     def reserve(i):
         try:

@@ -16,7 +16,6 @@ from django.urls import reverse
 from django.utils import timezone
 from pypdf import PdfReader
 
-from aegistickets.aws import email_settings
 from events.tests.factories import EventFactory, TicketTypeFactory
 from orders import outbox, services
 from orders.models import Order, OutboundEmail
@@ -24,6 +23,8 @@ from orders.models import Order, OutboundEmail
 pytestmark = pytest.mark.django_db
 
 SITE = "https://tickets.example.org"
+
+SMTP = "django.core.mail.backends.smtp.EmailBackend"
 
 
 def place(now, *quantities: int, email_address: str = "ada@example.com") -> Order:
@@ -99,7 +100,7 @@ class TestConfirmation:
     def test_a_broken_mail_server_never_fails_the_checkout(self, now, django_capture_on_commit_callbacks, caplog):
         # Nothing listens on port 9 of 127.0.0.1 ("discard"): the real SMTP backend gets connection refused.
         with (
-            override_settings(**email_settings(url="smtp://127.0.0.1:9"), EMAIL_TIMEOUT=2),
+            override_settings(EMAIL_BACKEND=SMTP, EMAIL_HOST="127.0.0.1", EMAIL_PORT=9, EMAIL_TIMEOUT=2),
             django_capture_on_commit_callbacks(execute=True),
             caplog.at_level(logging.WARNING, logger="orders.outbox"),
         ):
@@ -139,7 +140,7 @@ def test_sends_through_a_real_smtp_server(now, smtp_server, django_capture_on_co
     controller, inbox = smtp_server
     # The same path production takes: EMAIL_URL → Django's SMTP backend → a server on the network.
     with (
-        override_settings(**email_settings(url=f"smtp://127.0.0.1:{controller.port}"), SITE_URL=SITE),
+        override_settings(EMAIL_BACKEND=SMTP, EMAIL_HOST="127.0.0.1", EMAIL_PORT=controller.port, SITE_URL=SITE),
         django_capture_on_commit_callbacks(execute=True),
     ):
         order = place(now, 2)

@@ -10,7 +10,6 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from prometheus_client import REGISTRY
 
-from aegistickets.aws import email_settings
 from aegistickets.errors import (
     HoldExpiredError,
     InsufficientInventoryError,
@@ -29,6 +28,8 @@ from orders.payments import TEST_DECLINE_EMAIL
 pytestmark = pytest.mark.django_db(transaction=True)
 
 HOLD = timedelta(minutes=10)
+
+SMTP = "django.core.mail.backends.smtp.EmailBackend"
 
 
 def sample(name, **labels):
@@ -225,7 +226,7 @@ def test_email_outbox_gauges_are_the_databases_truth(ticket_type, settings):
     def order(at):  # type: ignore[no-untyped-def]
         return place(add(ticket_type, 1, at), at)
 
-    broken = {**email_settings(url="smtp://127.0.0.1:9"), "EMAIL_TIMEOUT": 2}
+    broken = {"EMAIL_BACKEND": SMTP, "EMAIL_HOST": "127.0.0.1", "EMAIL_PORT": 9, "EMAIL_TIMEOUT": 2}
     settings.EMAIL_OUTBOX_MAX_ATTEMPTS = 1
     order(start)
     with override_settings(**broken):

@@ -26,7 +26,6 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from aegistickets.aws import email_settings
 from aegistickets.errors import NotOnSaleError
 from events.tests.factories import EventFactory, TicketTypeFactory
 from orders import outbox, services
@@ -35,7 +34,12 @@ from orders.tests.test_concurrency import run_at_once
 from orders.tests.test_emails import pdf_text
 
 # Nothing listens on port 9 of 127.0.0.1 ("discard"): Django's real SMTP backend gets connection refused.
-BROKEN_MAIL_SERVER = {**email_settings(url="smtp://127.0.0.1:9"), "EMAIL_TIMEOUT": 2}
+BROKEN_MAIL_SERVER = {
+    "EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+    "EMAIL_HOST": "127.0.0.1",
+    "EMAIL_PORT": 9,
+    "EMAIL_TIMEOUT": 2,
+}
 
 
 def place(now, quantity: int = 1, email: str = "ada@example.com", ticket_type=None) -> Order:

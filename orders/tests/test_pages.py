@@ -29,7 +29,9 @@ ORDER_QUERIES = 3
 
 def _add(client: Client, ticket_type, quantity: object):  # type: ignore[no-untyped-def]
     """Submit the 'Add to basket' form of one ticket type on its event page."""
-    return client.post(f"/events/{ticket_type.event.slug}/", {"ticket_type": ticket_type.pk, "quantity": quantity})
+    return client.post(
+        f"/events/{ticket_type.event.slug}/basket/", {"ticket_type": ticket_type.pk, "quantity": quantity}
+    )
 
 
 def _checkout(client: Client, **overrides: str):  # type: ignore[no-untyped-def]
@@ -154,7 +156,7 @@ class TestAddToBasket:
     def test_a_ticket_type_of_another_event_is_refused(self, client, event, ticket_type):
         other = TicketTypeFactory(event=EventFactory())
 
-        response = client.post(f"/events/{event.slug}/", {"ticket_type": other.pk, "quantity": 1})
+        response = client.post(f"/events/{event.slug}/basket/", {"ticket_type": other.pk, "quantity": 1})
 
         assert "Choose a ticket type from this event." in response.content.decode()
         assert not Hold.objects.exists()
@@ -464,7 +466,7 @@ class TestCsrf:
     def test_posts_without_a_token_are_refused(self, ticket_type):
         client = Client(enforce_csrf_checks=True)
 
-        add = client.post(f"/events/{ticket_type.event.slug}/", {"ticket_type": ticket_type.pk, "quantity": 1})
+        add = client.post(f"/events/{ticket_type.event.slug}/basket/", {"ticket_type": ticket_type.pk, "quantity": 1})
 
         assert add.status_code == 403
         assert not Hold.objects.exists()
@@ -474,7 +476,7 @@ class TestCsrf:
         page = client.get(f"/events/{ticket_type.event.slug}/").content.decode()
         token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
         added = client.post(
-            f"/events/{ticket_type.event.slug}/",
+            f"/events/{ticket_type.event.slug}/basket/",
             {"ticket_type": ticket_type.pk, "quantity": 1, "csrfmiddlewaretoken": token},
         )
         assert added.status_code == 302  # the page's own token works

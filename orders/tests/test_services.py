@@ -24,7 +24,7 @@ from aegistickets.errors import (
 )
 from events.models import TicketType
 from events.tests.factories import EventFactory, TicketTypeFactory
-from orders import services
+from orders import seats, services
 from orders.models import Basket, Hold, IdempotencyRecord, Order, Ticket
 from orders.payments import TEST_DECLINE_EMAIL
 
@@ -283,9 +283,9 @@ def test_price_change_between_quote_and_lock_refunds_and_refuses(ticket_type, no
     basket = add(ticket_type, 1, now)
     real_take = services._take_seats
 
-    def organizer_changes_price_meanwhile(**kwargs):
+    def organizer_changes_price_meanwhile(*args, **kwargs):
         TicketType.objects.filter(pk=ticket_type.pk).update(price=F("price") + 1)
-        return real_take(**kwargs)
+        return real_take(*args, **kwargs)
 
     monkeypatch.setattr(services, "_take_seats", organizer_changes_price_meanwhile)
     with pytest.raises(PriceChangedError):
@@ -299,13 +299,13 @@ def test_seats_gone_after_payment_are_refunded(ticket_type, now, monkeypatch, pr
     """A paid shopper is never left without either tickets or their money."""
     basket = add(ticket_type, 4, now)
     later = now + HOLD + timedelta(seconds=1)
-    real_lock = services._lock_ticket_types
+    real_lock = seats.lock_ticket_types
 
     def rush_takes_the_seats_meanwhile(ids):
         TicketType.objects.filter(pk=ticket_type.pk).update(sold=8)
         return real_lock(ids)
 
-    monkeypatch.setattr(services, "_lock_ticket_types", rush_takes_the_seats_meanwhile)
+    monkeypatch.setattr(seats, "lock_ticket_types", rush_takes_the_seats_meanwhile)
     with pytest.raises(HoldExpiredError):
         place(basket, later)
     assert not Order.objects.exists()
@@ -331,10 +331,10 @@ def test_an_order_code_clash_is_retried_with_a_new_code(ticket_type, now, monkey
 
 
 def test_a_fresh_order_is_shown_without_another_query(ticket_type, now, django_assert_num_queries):
-    order = place(add(ticket_type, 2, now), now).order
+    detail = place(add(ticket_type, 2, now), now).detail
     with django_assert_num_queries(0):
-        assert [t.ticket_type.event.name for t in order.tickets.all()] == [ticket_type.event.name] * 2
-        assert [line.line_total for line in order.lines.all()] == [Decimal("50.00")]
+        assert [t.ticket_type.event.name for t in detail.tickets] == [ticket_type.event.name] * 2
+        assert [line.line_total for line in detail.lines] == [Decimal("50.00")]
 
 
 # --- idempotency --------------------------------------------------------------------------------------
@@ -408,7 +408,7 @@ def test_release_expired_holds_deletes_long_expired_holds_and_old_empty_baskets(
     stale = add(ticket_type, 1, now - HOLD - timedelta(hours=2))
     Basket.objects.filter(pk=stale.pk).update(updated_at=now - timedelta(days=2))
 
-    result = services.release_expired_holds(now=now)
+    result = seats.release_expired(now=now)
 
     assert (result.holds, result.baskets) == (1, 1)
     assert sorted(Hold.objects.values_list("basket_id", flat=True)) == [fresh.pk, recently_expired.pk]
@@ -419,5 +419,5 @@ def test_release_expired_holds_deletes_long_expired_holds_and_old_empty_baskets(
 def test_a_recently_expired_hold_survives_cleanup_so_checkout_can_renew_it(ticket_type, now):
     basket = add(ticket_type, 2, now)
     later = now + HOLD + timedelta(minutes=10)
-    services.release_expired_holds(now=later)
+    seats.release_expired(now=later)
     assert place(basket, later).order.tickets.count() == 2

@@ -7,12 +7,12 @@ from typing import Any
 from django.core.management.base import BaseCommand
 from django.utils import timezone
 
-from orders.services import release_expired_holds
+from orders.seats import release_expired
 
 
 class Command(BaseCommand):
     help = "Deletes expired holds and empty baskets older than a day. Safe to run at any time, e.g. from cron."
 
     def handle(self, *args: Any, **options: Any) -> None:
-        result = release_expired_holds(now=timezone.now())
+        result = release_expired(now=timezone.now())
         self.stdout.write(f"Deleted {result.holds} expired holds and {result.baskets} empty baskets.")

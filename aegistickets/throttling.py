@@ -1,0 +1,102 @@
+"""Abuse limits, counted in the shared "ratelimit" cache (Redis when REDIS_URL is set, else the database).
+
+- Writes a shopper can repeat (basket add, checkout; pages and API alike) are limited per client address and per
+  basket with django-ratelimit: `rate_limited` wraps the view, so a refused request costs no work of the view.
+- The organizer API is limited per staff user with DRF's throttling: `OrganizerRateThrottle`, whose `Throttled`
+  leaves as 429 `rate_limited` problem JSON with Retry-After (aegistickets/errors.py).
+
+Rates are RATE_LIMITS[scope] ("120/m", "5/10s"); RATE_LIMITS_ENABLED=false turns every limit off. If the cache is
+down the limits let requests through (logged): abuse limits must never take the shop down with them.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import caches
+from django.http import HttpRequest, HttpResponse
+from django_ratelimit.core import get_usage
+from rest_framework.request import Request
+from rest_framework.throttling import UserRateThrottle
+
+from aegistickets.errors import RateLimitedError
+from aegistickets.views import error_page
+
+logger = logging.getLogger(__name__)
+
+# Who a request counts against: a string identifying it, "" for nobody (then that limit does not apply).
+Identity = Callable[[HttpRequest], str]
+
+
+def _wait(request: HttpRequest, *, scope: str, identity: str) -> int | None:
+    """Counts one request of `identity` against RATE_LIMITS[scope]: the seconds to wait if over it, else None."""
+    if not identity:
+        return None
+    try:
+        usage = get_usage(
+            request,
+            group=scope,
+            key=lambda group, request: identity,
+            rate=settings.RATE_LIMITS[scope],
+            increment=True,
+        )
+    except Exception:  # noqa: BLE001 - the limiter fails open: a cache outage must not refuse every sale
+        logger.warning("rate limit cache unavailable; %s not limited", scope, exc_info=True)
+        return None
+    if usage is None or not usage["should_limit"]:
+        return None
+    return max(1, usage["time_left"])
+
+
+def rate_limited(scope: str, **identities: Identity) -> Callable[[Callable[..., HttpResponse]], Callable[..., Any]]:
+    """Limits POSTs to a view by RATE_LIMITS[f"{scope}_{name}"] for each `name=identity`: `rate_limited("checkout",
+    ip=…, basket=…)`. Over any limit: 429 with Retry-After (problem JSON under /api, the 429 page elsewhere)."""
+
+    def decorate(view: Callable[..., HttpResponse]) -> Callable[..., Any]:
+        @functools.wraps(view)
+        def limited(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            if request.method == "POST" and settings.RATE_LIMITS_ENABLED:
+                waits = [
+                    _wait(request, scope=f"{scope}_{name}", identity=identity(request))
+                    for name, identity in identities.items()
+                ]
+                retry_after = max((wait for wait in waits if wait is not None), default=None)
+                if retry_after is not None:
+                    error = RateLimitedError(extra={"retry_after": retry_after})
+                    return error_page(request, error, "429.html", {"retry_after": retry_after})
+            return view(request, *args, **kwargs)
+
+        return limited
+
+    return decorate
+
+
+class OrganizerRateThrottle(UserRateThrottle):
+    """The organizer API (views whose permissions include IsStaff), per staff user: RATE_LIMITS['organizer']."""
+
+    scope = "organizer"
+
+    def __init__(self) -> None:
+        # The shared cache, read when the throttle is made (DRF's own reads the default cache at import).
+        self.cache = caches[settings.RATELIMIT_USE_CACHE]
+        super().__init__()
+
+    def get_rate(self) -> str:
+        return str(settings.RATE_LIMITS["organizer"])
+
+    def allow_request(self, request: Request, view: Any) -> bool:
+        from aegistickets.api import IsStaff  # lazily: aegistickets.api imports DRF's settings, which import us
+
+        if not settings.RATE_LIMITS_ENABLED:
+            return True
+        if not any(isinstance(permission, IsStaff) for permission in view.get_permissions()):
+            return True
+        try:
+            return bool(super().allow_request(request, view))
+        except Exception:  # noqa: BLE001 - fails open, as the shopper limits do
+            logger.warning("rate limit cache unavailable; organizer API not limited", exc_info=True)
+            return True

@@ -1,0 +1,29 @@
+"""The orders app's API routes, included under /api/ in the "api" namespace (aegistickets/urls.py)."""
+
+from django.urls import path
+
+from aegistickets import converters  # noqa: F401 - registers <id>, <token>, <order_code>
+from aegistickets.http import client_ip
+from aegistickets.throttling import rate_limited
+from orders import apis
+
+urlpatterns = [
+    path(
+        "basket",
+        rate_limited("basket_add", ip=client_ip, basket=apis.body_basket_token)(apis.BasketAddApi.as_view()),
+        name="basket-add",
+    ),
+    path("basket/<token:token>", apis.BasketApi.as_view(), name="basket"),
+    path("basket/<token:token>/items/<id:pk>", apis.BasketItemApi.as_view(), name="basket-item"),
+    path(
+        "checkout",
+        rate_limited("checkout", ip=client_ip, basket=apis.body_basket_token)(apis.CheckoutApi.as_view()),
+        name="checkout",
+    ),
+    path("orders", apis.OrderListApi.as_view(), name="orders"),
+    path("orders/<order_code:code>", apis.OrderApi.as_view(), name="order"),
+    path("orders/<order_code:code>/cancel", apis.OrderCancelApi.as_view(), name="order-cancel"),
+    path("check-ins", apis.CheckInApi.as_view(), name="check-ins"),
+    path("events/<id:event_id>/orders.csv", apis.EventOrdersCsvApi.as_view(), name="event-orders-csv"),
+    path("events/<id:event_id>/attendees.csv", apis.EventAttendeesCsvApi.as_view(), name="event-attendees-csv"),
+]
