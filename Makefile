@@ -51,11 +51,13 @@ run: install .env
 test: install-dev
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-## lint: ruff (lint + format check) and mypy on the services (outbox included) and selectors
+## lint: ruff (lint + format check), the import contracts (pyproject.toml) and mypy on the services and selectors
 lint: install-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy events/services.py events/selectors.py orders/services.py orders/selectors.py orders/payments.py orders/outbox.py
+	$(BIN)/lint-imports
+	$(BIN)/mypy events/services.py events/selectors.py events/availability.py orders/services.py orders/selectors.py \
+		orders/seats.py orders/payments.py orders/outbox.py
 
 format: install-dev
 	$(BIN)/ruff check --fix .
