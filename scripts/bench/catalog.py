@@ -1,10 +1,10 @@
 """Catalog throughput with wrk, as a fraction of the framework ceiling measured in the same rounds.
 
-Closed loop, 50 connections, no think time. Each round measures the ceiling and every route of every side one after
-the other (the sides' order alternating from round to round), and each figure is the median of its rounds: this
-machine is shared, and one bad round (another tenant's burst) must not decide a fraction. Every round is printed.
-The closed loop's latency is queueing (bounded below by connections / throughput, Little's law), so its p95 is
-printed for context only; the latency targets are measured with browsing users (the catalog Locust scenario).
+Closed loop, 50 connections, no think time. Each round measures the ceiling, then each route on every side, a route's
+sides back to back (their order alternating), and each figure is the median of its rounds: this machine is shared,
+its speed drifts within seconds, and one bad round (another tenant's burst) must not decide a fraction. Every round
+is printed. The closed loop's latency is queueing (bounded below by connections / throughput, Little's law), so its
+p95 is printed for context only; the latency targets are measured with browsing users (the catalog Locust scenario).
 """
 
 from __future__ import annotations
@@ -30,9 +30,10 @@ def measure(ceiling_url: str, sides: Sequence[tuple[Side, str]], *, seconds: int
     urls = {side.name: route_urls(base) for side, base in sides}
     results: dict[tuple[str, str], list[dict[str, float]]] = {}
     for number in range(1, ROUNDS + 1):
-        order = list(sides) if number % 2 else list(reversed(sides))
         plan = [("ceiling", CEILING, ceiling_url)]
-        plan += [(side.name, route, urls[side.name][route]) for side, _ in order for route in ROUTES]
+        for index, route in enumerate(ROUTES):  # a route's sides back to back, so drift hits both alike
+            order = sides if (number + index) % 2 else sides[::-1]
+            plan += [(side.name, route, urls[side.name][route]) for side, _ in order]
         for name, route, url in plan:
             result = wrk(url, seconds=seconds)
             results.setdefault((name, route), []).append(result)

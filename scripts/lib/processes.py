@@ -13,6 +13,13 @@ from pathlib import Path
 from typing import IO
 
 
+def stop_cleanly_on_sigterm() -> None:
+    """SIGTERM unwinds the script like Ctrl-C, so every `running` block stops what it started (Python's default
+    would exit at once and leave gunicorn, nginx and the email worker behind). A handler already set is kept."""
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
+
+
 @contextlib.contextmanager
 def running(
     argv: list[str], *, cwd: Path, env: dict[str, str], output: IO[bytes] | int | None = None, grace: float = 30

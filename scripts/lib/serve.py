@@ -28,7 +28,7 @@ from pathlib import Path
 from scripts.lib import postgres
 from scripts.lib.http import get
 from scripts.lib.ingress import running_ingress
-from scripts.lib.processes import children, rss_mb, running
+from scripts.lib.processes import children, rss_mb, running, stop_cleanly_on_sigterm
 from scripts.lib.source import CURRENT, Source
 from scripts.lib.wait import wait_for
 
@@ -152,6 +152,7 @@ def served(
     email_worker: bool = True,
 ) -> Iterator[Served]:
     """The shop on a fresh database, served and ready (see the module's docstring)."""
+    stop_cleanly_on_sigterm()
     shop_env = app_env(database_url, **(env or {}))
     token = prepare_database(source, shop_env)
     with contextlib.ExitStack() as stack:
