@@ -81,9 +81,7 @@ class OrganizerRateThrottle(UserRateThrottle):
     scope = "organizer"
 
     def __init__(self) -> None:
-        # The shared cache, read when the throttle is made (DRF's own reads the default cache at import).
-        self.cache = caches[settings.RATELIMIT_USE_CACHE]
-        super().__init__()
+        """Nothing yet: DRF makes a throttle for every request, and most requests are not the organizer API's."""
 
     def get_rate(self) -> str:
         return str(settings.RATE_LIMITS["organizer"])
@@ -95,6 +93,11 @@ class OrganizerRateThrottle(UserRateThrottle):
             return True
         if not any(isinstance(permission, IsStaff) for permission in view.get_permissions()):
             return True
+        # What SimpleRateThrottle reads when it is made: the rate (read now, so it follows the settings) and the
+        # shared cache (DRF's own reads the default cache).
+        self.cache = caches[settings.RATELIMIT_USE_CACHE]
+        self.rate = self.get_rate()
+        self.num_requests, self.duration = self.parse_rate(self.rate)
         try:
             return bool(super().allow_request(request, view))
         except Exception:  # noqa: BLE001 - fails open, as the shopper limits do

@@ -22,6 +22,7 @@ from aegistickets.api import (
     JsonInput,
     NamedPagePagination,
     PageInput,
+    ReusedSerializer,
     problems,
     validated_input,
     validated_query,
@@ -58,7 +59,7 @@ class BasketItemOutput(serializers.Serializer):
     expired = serializers.BooleanField()
 
 
-class BasketOutput(serializers.Serializer):
+class BasketOutput(ReusedSerializer):
     token = serializers.CharField()
     expires_at = serializers.DateTimeField(allow_null=True)
     items = BasketItemOutput(many=True)
@@ -77,7 +78,7 @@ def body_basket_token(request: HttpRequest) -> str:
 
 
 def _basket_response(summary: BasketSummary, *, status_code: int = status.HTTP_200_OK) -> Response:
-    return Response(BasketOutput(summary).data, status=status_code)
+    return Response(BasketOutput.represent(summary), status=status_code)
 
 
 class BasketAddApi(APIView):
@@ -129,7 +130,7 @@ class TicketOutput(serializers.Serializer):
     ticket_type_name = serializers.CharField(source="ticket_type.name")
 
 
-class OrderOutput(serializers.Serializer):
+class OrderOutput(ReusedSerializer):
     """An order with its lines and tickets (selectors.OrderDetail)."""
 
     code = serializers.CharField(source="order.code")
@@ -147,12 +148,12 @@ class OrderOutput(serializers.Serializer):
         return reverse("orders:detail", kwargs={"code": detail.order.code, "secret": detail.order.secret})
 
 
-class OrderEnvelope(serializers.Serializer):
+class OrderEnvelope(ReusedSerializer):
     order = OrderOutput()
 
 
 def _order_body(detail: OrderDetail) -> dict[str, Any]:
-    return {"order": OrderOutput(detail).data}
+    return {"order": OrderOutput.represent(detail)}
 
 
 class CheckoutInput(JsonInput):

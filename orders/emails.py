@@ -42,7 +42,7 @@ def order_confirmation_message(order: Order) -> EmailMultiAlternatives:
         to=[order.email],
     )
     message.attach_alternative(render_to_string("orders/email/confirmation.html", context), "text/html")
-    message.attach(f"tickets-{order.code}.pdf", tickets_pdf(order), "application/pdf")
+    message.attach(f"tickets-{order.code}.pdf", tickets_pdf(order, list(order.tickets.all())), "application/pdf")
     return message
 
 

@@ -5,7 +5,7 @@ moment of a decision, never taken from a cache. An expired hold stops counting t
 run for that (`release_expired` only tidies rows).
 
 **One lock primitive: the row lock** that PostgreSQL's `UPDATE` takes (FOR NO KEY UPDATE), held until the
-transaction ends. Where a decision is read under it, it is taken first with `select_for_update(no_key=True)` (the
+transaction ends. Where a decision is read under it, it is taken first with `SELECT … FOR NO KEY UPDATE` (the
 `lock_*` functions); where the write itself is the decision (taking a hold's seats, giving seats back) the UPDATE
 takes it. FOR NO KEY UPDATE, not FOR UPDATE: inserting a row that merely refers to a locked one (a hold of that
 ticket type, an order line) never waits for it. SQLite has no row locks: there every write transaction begins
@@ -16,56 +16,113 @@ primary-key order. Two writers therefore never wait for each other in a circle: 
 the hot rows of an on-sale rush, so they are locked last and held for as little as possible; nothing slow (an email,
 a template, a payment call) ever runs in these transactions.
 
-Every statement goes through the ORM's public API. Reads without a decision (pages, listings) never lock.
+**SQL of its own.** This is the one module allowed to write SQL, and it does so only for the statements every basket
+add and checkout runs, where building the statement through the ORM cost several times more CPU than the database
+took to answer it (figures: docs/performance.md, "The seat protocol's statements"). Each says so; everything else
+goes through the ORM.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import functools
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Any, TypeVar
 
-from django.db import transaction
-from django.db.models import Exists, F, OuterRef, QuerySet, Sum
-from django.db.models.functions import Coalesce
+from django.db import connection, transaction
+from django.db.models import Exists, F, Field, Model, OuterRef, QuerySet
+from django.utils import timezone
 
 from aegistickets.errors import BasketNotFoundError, IdempotencyConflictError, NotFoundError, PriceChangedError
 from events.models import Event, TicketType
-from orders.models import Basket, Hold, IdempotencyRecord, Order, OrderLine
+from orders.models import Basket, Hold, IdempotencyRecord, Order, OrderLine, new_basket_token
 
-# --- counting -------------------------------------------------------------------------------------------------
+_Model = TypeVar("_Model", bound=Model)
+
+# --- what is held ---------------------------------------------------------------------------------------------
 
 
 def held_seats(now: datetime) -> QuerySet[Hold]:
-    """The holds that keep seats from sale at `now`: the one definition, which the catalog's availability uses too
-    (registered with events.availability when the orders app starts)."""
+    """The holds that keep seats from sale at `now`, as the catalog counts them (registered with
+    events.availability when the orders app starts). `held_by_others` is the same rule in SQL; a test holds the two
+    to the same answers."""
     return Hold.objects.filter(expires_at__gt=now)
 
 
 def held_by_others(*, ticket_type_id: int, basket_id: int, now: datetime) -> int:
     """Seats of a ticket type that other baskets hold at `now`. Call it with the ticket type locked, in a statement
-    of its own after the lock: then it sees every hold committed by whoever held the lock before."""
-    others = held_seats(now).filter(ticket_type_id=ticket_type_id).exclude(basket_id=basket_id)
-    return int(others.aggregate(seats=Coalesce(Sum("quantity"), 0))["seats"])
+    of its own after the lock: then it sees every hold committed by whoever held the lock before.
+
+    SQL of its own: the ORM's aggregate cost ~7 times the CPU of this statement, in every basket add."""
+    sql = (
+        f"SELECT COALESCE(SUM(quantity), 0) FROM {_table(Hold)} "  # noqa: S608 - model metadata
+        "WHERE ticket_type_id = %s AND expires_at > %s AND basket_id <> %s"
+    )
+    ((held,),) = _rows(sql, [ticket_type_id, connection.ops.adapt_datetimefield_value(now), basket_id])
+    return int(held)
 
 
-def free_seats(*, ticket_type: TicketType, basket_id: int, now: datetime) -> int:
-    """Seats a basket could still hold: capacity − sold − other baskets' holds. `ticket_type` as read under its lock."""
-    others = held_by_others(ticket_type_id=ticket_type.pk, basket_id=basket_id, now=now)
-    return ticket_type.capacity - ticket_type.sold - others
+@dataclass(frozen=True)
+class Seats:
+    """A ticket type's seat counters and price, as read under its lock."""
+
+    ticket_type_id: int
+    capacity: int
+    sold: int
+    price: Decimal
+
+
+def free_seats(*, seats: Seats, basket_id: int, now: datetime) -> int:
+    """Seats a basket could still hold: capacity − sold − other baskets' holds."""
+    return (
+        seats.capacity - seats.sold - held_by_others(ticket_type_id=seats.ticket_type_id, basket_id=basket_id, now=now)
+    )
+
+
+def basket_holds(*, token: str | None = None, basket_id: int | None = None) -> list[Hold]:
+    """A basket's holds (by its token or id), oldest first, each with its basket, ticket type and event, as fresh as
+    the database (never the catalog cache): what checkout prices and sells, and what the basket pages show.
+
+    SQL of its own: with select_related the ORM's building of this four-table join cost ~5 times the CPU of the
+    statement, and it runs for every basket answer and three times in every checkout."""
+    read = _basket_holds_read("b.token" if token is not None else "b.id")
+    holds = []
+    for row in _converted_rows(read.sql, [token if token is not None else basket_id], read.fields):
+        hold = read.load(Hold, row)
+        hold.basket = read.load(Basket, row)
+        hold.ticket_type = read.load(TicketType, row)
+        hold.ticket_type.event = read.load(Event, row)
+        holds.append(hold)
+    return holds
+
+
+def basket_lines(basket_id: int) -> dict[int, tuple[int, Decimal]]:
+    """A basket's holds as they are now: quantity and current price by ticket type. Read by checkout under the
+    basket's lock, to sell exactly what it charged for (a hold renewed since has a new quantity too).
+
+    SQL of its own: the narrow read checkout needs under its lock; the ORM's cost ~5 times its CPU."""
+    sql = (
+        f"SELECT h.ticket_type_id, h.quantity, t.price FROM {_table(Hold)} h "  # noqa: S608 - model metadata
+        f"JOIN {_table(TicketType)} t ON t.id = h.ticket_type_id WHERE h.basket_id = %s"
+    )
+    return {type_id: (quantity, _money(price)) for type_id, quantity, price in _rows(sql, [basket_id])}
 
 
 # --- locks ----------------------------------------------------------------------------------------------------
 
 
 def lock_basket(*, token: str | None = None, pk: int | None = None) -> Basket:
-    """The basket's row lock: first in the lock order. One of `token` or `pk`."""
-    lookup = {"token": token} if token is not None else {"pk": pk}
-    basket = Basket.objects.select_for_update(no_key=True).filter(**lookup).first()
-    if basket is None:
+    """The basket's row lock: first in the lock order. One of `token` or `pk`.
+
+    SQL of its own: the ORM's SELECT … FOR NO KEY UPDATE cost ~7 times the CPU of this one, in every basket add to an
+    existing basket and every checkout."""
+    column, value = ("token", token) if token is not None else ("id", pk)
+    rows = _rows(f"SELECT id, token FROM {_table(Basket)} WHERE {column} = %s{_lock_clause()}", [value])  # noqa: S608 - model metadata, fixed column names
+    if not rows:
         raise BasketNotFoundError()
-    return basket
+    return Basket.from_db(connection.alias, ["id", "token"], rows[0])
 
 
 def lock_order(order_id: int) -> Order:
@@ -82,41 +139,69 @@ def lock_events(ids: Iterable[int]) -> None:
     list(Event.objects.select_for_update(no_key=True).filter(pk__in=set(ids)).order_by("pk").values_list("pk"))
 
 
-def lock_ticket_types(ids: Iterable[int]) -> dict[int, TicketType]:
-    """Ticket-type row locks, in primary-key order (last in the lock order); the rows as they are under them."""
-    rows = TicketType.objects.select_for_update(no_key=True).filter(pk__in=set(ids)).order_by("pk")
-    return {row.pk: row for row in rows}
+def lock_ticket_type(ticket_type_id: int) -> Seats:
+    """A ticket type's row lock (last in the lock order) and its seats as they are under it.
 
-
-def lock_ticket_type(ticket_type_id: int) -> TicketType:
-    locked = lock_ticket_types([ticket_type_id]).get(ticket_type_id)
-    if locked is None:
+    SQL of its own: the ORM's SELECT … FOR NO KEY UPDATE cost ~7 times the CPU of this one, and it runs in every
+    basket add while the hot row is locked."""
+    sql = f"SELECT capacity, sold, price FROM {_table(TicketType)} WHERE id = %s{_lock_clause()}"  # noqa: S608 - model metadata
+    rows = _rows(sql, [ticket_type_id])
+    if not rows:
         raise NotFoundError("No such ticket type.")  # deleted since the catalog cache read it
-    return locked
+    capacity, sold, price = rows[0]
+    return Seats(ticket_type_id=ticket_type_id, capacity=capacity, sold=sold, price=_money(price))
 
 
 # --- holding, taking, releasing -------------------------------------------------------------------------------
 
 
-def hold(*, basket: Basket, ticket_type: TicketType, held: Hold | None, quantity: int, expires_at: datetime) -> Hold:
+def new_basket() -> Basket:
+    """A new, empty basket, for a first basket add (in its transaction).
+
+    SQL of its own: the ORM's INSERT (save() and its compiler) cost ~5 times the CPU of this one, in every first
+    basket add of a rush."""
+    token, now = new_basket_token(), timezone.now()
+    sql = f"INSERT INTO {_table(Basket)} (token, created_at, updated_at) VALUES (%s, %s, %s) RETURNING id"  # noqa: S608 - model metadata
+    stamp = connection.ops.adapt_datetimefield_value(now)
+    ((pk,),) = _rows(sql, [token, stamp, stamp])
+    return Basket.from_db(connection.alias, ["id", "token", "created_at", "updated_at"], [pk, token, now, now])
+
+
+def hold(*, basket: Basket, ticket_type_id: int, held: Hold | None, quantity: int, expires_at: datetime) -> Hold:
     """Writes a basket's hold of `quantity` seats: a new one, or `held` (its hold of this ticket type) changed. Nobody
-    sees it before commit: call `free_seats` under the ticket type's lock next, and refuse (roll back) if it went
-    too far."""
-    if held is None:
-        return Hold.objects.create(basket=basket, ticket_type=ticket_type, quantity=quantity, expires_at=expires_at)
-    held.quantity, held.expires_at = quantity, expires_at
-    held.save(update_fields=["quantity", "expires_at"])
-    return held
+    sees it before commit: call `free_seats` under the ticket type's lock next, and refuse (roll back) if it went too
+    far.
+
+    SQL of its own: the ORM's INSERT or UPDATE cost ~5 times the CPU of these, in every basket add."""
+    until = connection.ops.adapt_datetimefield_value(expires_at)
+    if held is not None:
+        _write(f"UPDATE {_table(Hold)} SET quantity = %s, expires_at = %s WHERE id = %s", [quantity, until, held.pk])  # noqa: S608 - model metadata
+        held.quantity, held.expires_at = quantity, expires_at
+        return held
+    now = timezone.now()
+    sql = (
+        f"INSERT INTO {_table(Hold)} (basket_id, ticket_type_id, quantity, expires_at, created_at) "  # noqa: S608 - model metadata
+        "VALUES (%s, %s, %s, %s, %s) RETURNING id"
+    )
+    ((pk,),) = _rows(sql, [basket.pk, ticket_type_id, quantity, until, connection.ops.adapt_datetimefield_value(now)])
+    fields = ["id", "basket_id", "ticket_type_id", "quantity", "expires_at", "created_at"]
+    created = Hold.from_db(connection.alias, fields, [pk, basket.pk, ticket_type_id, quantity, expires_at, now])
+    created.basket = basket
+    return created
 
 
 def take(holds: list[Hold], *, prices: dict[int, Decimal]) -> None:
     """Turns held seats into sold ones, in ticket-type order, each at the price it was quoted: the UPDATE locks the
     row and, when an organizer changed the price since, changes nothing (PriceChangedError rolls the sale back).
     Only for seats a live hold reserved, or that `free_seats` found free under the lock, so capacity is never
-    exceeded (the CHECK constraint on the row would refuse it anyway)."""
-    for hold_ in sorted(holds, key=lambda h: h.ticket_type_id):
-        rows = TicketType.objects.filter(pk=hold_.ticket_type_id, price=prices[hold_.ticket_type_id])
-        if not rows.update(sold=F("sold") + hold_.quantity):
+    exceeded (the CHECK constraint on the row would refuse it anyway).
+
+    SQL of its own: the ORM's UPDATE cost ~5 times the CPU of this one, in every checkout, and it is the statement
+    that takes the hot row's lock."""
+    sql = f"UPDATE {_table(TicketType)} SET sold = sold + %s WHERE id = %s AND price = %s"  # noqa: S608 - model metadata
+    for held in sorted(holds, key=lambda h: h.ticket_type_id):
+        price = connection.ops.adapt_decimalfield_value(prices[held.ticket_type_id], 10, 2)
+        if not _write(sql, [held.quantity, held.ticket_type_id, price]):
             raise PriceChangedError()
 
 
@@ -127,12 +212,41 @@ def release(lines: Iterable[OrderLine]) -> None:
 
 
 def release_holds(basket_id: int, *, hold_ids: Iterable[int] | None = None) -> int:
-    """Deletes a basket's holds (or some of them): their seats are free for others once this commits."""
-    holds = Hold.objects.filter(basket_id=basket_id)
+    """Deletes a basket's holds (or some of them): their seats are free for others once this commits.
+
+    SQL of its own: the ORM's delete (its collector, then the DELETE) cost ~4 times the CPU of this statement, in
+    every checkout."""
+    sql, params = f"DELETE FROM {_table(Hold)} WHERE basket_id = %s", [basket_id]  # noqa: S608 - model metadata
     if hold_ids is not None:
-        holds = holds.filter(pk__in=list(hold_ids))
-    deleted, _ = holds.delete()
-    return deleted
+        ids = list(hold_ids)
+        sql += f" AND id IN ({', '.join(['%s'] * len(ids))})" if ids else " AND 1 = 0"
+        params += ids
+    return _write(sql, params)
+
+
+def insert(objs: Sequence[_Model]) -> list[_Model]:
+    """Writes new instances of one model in one INSERT … RETURNING id and returns them as the ORM loads them
+    (Model.from_db): the order, its lines and tickets, as checkout writes them. Each value is prepared as the ORM's
+    own insert prepares it (Field.pre_save, then get_db_prep_save). No signal is sent, as with bulk_create.
+
+    SQL of its own: the ORM's create() and bulk_create() of these four rows cost a quarter of a checkout's CPU, more
+    than the statements themselves (docs/performance.md)."""
+    if not objs:
+        return []
+    meta = objs[0]._meta
+    fields = [field for field in meta.concrete_fields if not field.primary_key]
+    columns = ", ".join(connection.ops.quote_name(str(field.column)) for field in fields)
+    row = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    sql = f"INSERT INTO {_table(type(objs[0]))} ({columns}) VALUES {', '.join([row] * len(objs))} RETURNING id"  # noqa: S608 - model metadata
+    values = [[field.pre_save(obj, add=True) for field in fields] for obj in objs]
+    params = [
+        field.get_db_prep_save(value, connection) for obj in values for field, value in zip(fields, obj, strict=True)
+    ]
+    ids = [pk for (pk,) in _rows(sql, params)]
+    names = ["id", *(field.attname for field in fields)]
+    return [
+        type(obj).from_db(connection.alias, names, [pk, *row]) for obj, pk, row in zip(objs, ids, values, strict=True)
+    ]
 
 
 # --- idempotency ----------------------------------------------------------------------------------------------
@@ -141,15 +255,19 @@ def release_holds(basket_id: int, *, hold_ids: Iterable[int] | None = None) -> i
 def placed_order(*, key: str | None, fingerprint: str | None) -> Order | None:
     """The order a checkout with this Idempotency-Key already placed, if any. A key reused for a different request
     (another `fingerprint`) is refused with IdempotencyConflictError; `fingerprint=None` accepts any. The record
-    commits in the order's own transaction, so an order is found here exactly when it exists."""
+    commits in the order's own transaction, so an order is found here exactly when it exists.
+
+    SQL of its own for the look-up: every keyed checkout asks, nearly always to find nothing, and the ORM's query
+    cost ~7 times the CPU of this narrow read of the key's index. A replay then reads its order through the ORM."""
     if not key:
         return None
-    record = IdempotencyRecord.objects.filter(key=key).select_related("order").first()
-    if record is None:
+    rows = _rows(f'SELECT fingerprint, order_id FROM {_table(IdempotencyRecord)} WHERE "key" = %s', [key])  # noqa: S608 - model metadata
+    if not rows:
         return None
-    if fingerprint is not None and record.fingerprint != fingerprint:
+    stored, order_id = rows[0]
+    if fingerprint is not None and stored != fingerprint:
         raise IdempotencyConflictError()
-    return record.order
+    return Order.objects.get(pk=order_id)
 
 
 # --- housekeeping ---------------------------------------------------------------------------------------------
@@ -183,3 +301,92 @@ def release_expired(
         )
         Basket.objects.filter(pk__in=empty).delete()
     return ReleaseResult(holds=holds, baskets=len(empty))
+
+
+# --- the SQL helpers of this module ---------------------------------------------------------------------------
+
+
+def _table(model: type[Model]) -> str:
+    return connection.ops.quote_name(model._meta.db_table)
+
+
+def _lock_clause() -> str:
+    """The row lock of the protocol; SQLite has none (its writers begin IMMEDIATE)."""
+    return " FOR NO KEY UPDATE" if connection.features.has_select_for_no_key_update else ""
+
+
+def _rows(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return list(cursor.fetchall())
+
+
+def _write(sql: str, params: Sequence[Any]) -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return int(cursor.rowcount)
+
+
+def _money(value: object) -> Decimal:
+    """A price read with SQL of our own (SQLite hands back a float) as the Decimal the model would give."""
+    return Decimal(str(value)).quantize(Decimal("0.01"))
+
+
+@dataclass(frozen=True)
+class _Join:
+    """A join's SQL, the fields of its select list in order, and where each model's columns lie in a row."""
+
+    sql: str
+    fields: tuple[Field[Any, Any], ...]
+    slices: dict[type[Model], slice]
+
+    def load(self, model: type[_Model], row: Sequence[Any]) -> _Model:
+        """The instance of `model` in a row, as the ORM loads one (Model.from_db)."""
+        part = self.slices[model]
+        return model.from_db(connection.alias, [f.attname for f in self.fields[part]], row[part])
+
+
+@functools.cache
+def _basket_holds_read(column: str) -> _Join:
+    tables: tuple[tuple[type[Model], str], ...] = ((Hold, "h"), (Basket, "b"), (TicketType, "t"), (Event, "e"))
+    selects: list[str] = []
+    fields: list[Field[Any, Any]] = []
+    slices: dict[type[Model], slice] = {}
+    for model, alias in tables:
+        concrete = list(model._meta.concrete_fields)
+        selects += [f"{alias}.{connection.ops.quote_name(str(f.column))}" for f in concrete]
+        slices[model] = slice(len(fields), len(fields) + len(concrete))
+        fields += concrete
+    sql = (
+        f"SELECT {', '.join(selects)} FROM {_table(Hold)} h "  # noqa: S608 - model metadata
+        f"JOIN {_table(Basket)} b ON b.id = h.basket_id "
+        f"JOIN {_table(TicketType)} t ON t.id = h.ticket_type_id "
+        f"JOIN {_table(Event)} e ON e.id = t.event_id "
+        f"WHERE {column} = %s ORDER BY h.id"
+    )
+    return _Join(sql=sql, fields=tuple(fields), slices=slices)
+
+
+def _converted_rows(sql: str, params: Sequence[Any], fields: Sequence[Field[Any, Any]]) -> list[list[Any]]:
+    """The rows of a SELECT whose columns are `fields`, each value converted as the ORM converts what it reads (the
+    backend's converters, then the field's own): Decimals, aware datetimes and booleans on every database."""
+    converters = _converters(tuple(fields))
+    rows = [list(row) for row in _rows(sql, params)]
+    for row in rows:
+        for index, column, functions in converters:
+            for convert in functions:
+                row[index] = convert(row[index], column, connection)
+    return rows
+
+
+@functools.lru_cache(maxsize=8)
+def _converters(fields: tuple[Field[Any, Any], ...]) -> list[tuple[int, Any, list[Callable[..., Any]]]]:
+    """Which columns need converting and how, worked out once per process (what the ORM's compiler works out for
+    each query); PostgreSQL needs none for these fields, SQLite needs them for decimals, datetimes and booleans."""
+    converters = []
+    for index, field in enumerate(fields):
+        column = field.get_col(field.model._meta.db_table)
+        functions = [*connection.ops.get_db_converters(column), *field.get_db_converters(connection)]
+        if functions:
+            converters.append((index, column, functions))
+    return converters

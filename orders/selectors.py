@@ -20,12 +20,12 @@ from django.db.models import (
     QuerySet,
     Subquery,
     Sum,
-    prefetch_related_objects,
 )
 from django.db.models.functions import Coalesce
 
 from aegistickets.errors import BasketNotFoundError, NotFoundError
 from events.models import Event, TicketType
+from orders import seats
 from orders.models import Basket, CheckIn, Hold, Order, OrderLine, Refund, Ticket
 
 
@@ -65,17 +65,11 @@ class BasketSummary:
 
 def basket_summary(*, token: str, now: datetime) -> BasketSummary:
     """A basket with its lines priced from the database (one query; two for an empty basket)."""
-    holds = basket_holds(token)
+    holds = seats.basket_holds(token=token)
     basket = holds[0].basket if holds else Basket.objects.filter(token=token).first()
     if basket is None:
         raise BasketNotFoundError()
     return basket_summary_of(basket, holds, now=now)
-
-
-def basket_holds(token: str) -> list[Hold]:
-    """A basket's holds, oldest first, with their basket, ticket types and events, as fresh as the database (never
-    the catalog cache): what checkout prices and sells, and what the basket pages show."""
-    return list(Hold.objects.filter(basket__token=token).select_related("basket", "ticket_type__event").order_by("pk"))
 
 
 def basket_summary_of(basket: Basket, holds: list[Hold], *, now: datetime) -> BasketSummary:
@@ -131,14 +125,19 @@ def _orders_with_details() -> QuerySet[Order]:
     return Order.objects.prefetch_related(*_order_details())
 
 
-def order_for_shopper(*, code: str, secret: str) -> Order:
-    """The order behind a private link, only for its secret: found by the public code, then the secret compared in
-    constant time; its details are read only after that, so a wrong secret costs what an unknown code costs."""
-    order = Order.objects.filter(code=code).first()
-    if order is None or not hmac.compare_digest(order.secret.encode(), secret.encode()):
+def order_for_shopper(*, code: str, secret: str) -> OrderDetail:
+    """The order behind a private link, only for its secret (compared in constant time), with its lines and tickets:
+    one query, the order's tickets with their order, line, ticket type and event; every line has a ticket per seat."""
+    tickets = list(
+        Ticket.objects.filter(order__code=code).select_related("order", "line", "ticket_type__event").order_by("pk")
+    )
+    if not tickets or not hmac.compare_digest(tickets[0].order.secret.encode(), secret.encode()):
         raise NotFoundError("No such order.")
-    prefetch_related_objects([order], *_order_details())
-    return order
+    lines: dict[int, OrderLine] = {}
+    for ticket in tickets:
+        line = lines.setdefault(ticket.line_id, ticket.line)
+        line.ticket_type = ticket.ticket_type
+    return OrderDetail(order=tickets[0].order, lines=sorted(lines.values(), key=lambda line: line.pk), tickets=tickets)
 
 
 def order_for_staff(*, code: str) -> Order:

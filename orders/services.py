@@ -75,7 +75,7 @@ def basket_add(*, token: str | None, ticket_type_id: int, quantity: int, now: da
     ticket_type = _buyable(ticket_type_id=ticket_type_id, quantity=quantity, now=now)
     with transaction.atomic():
         # The basket row first, then the ticket type: the seat protocol's lock order.
-        basket = seats.lock_basket(token=token) if token else Basket.objects.create()
+        basket = seats.lock_basket(token=token) if token else seats.new_basket()
         held = Hold.objects.filter(basket=basket, ticket_type_id=ticket_type_id).first() if token else None
         already = held.quantity if held is not None else 0
         if already + quantity > ticket_type.max_per_order:
@@ -84,13 +84,12 @@ def basket_add(*, token: str | None, ticket_type_id: int, quantity: int, now: da
         # hot row stays locked for two statements only (the lock, the count; then commit).
         hold = seats.hold(
             basket=basket,
-            ticket_type=ticket_type,
+            ticket_type_id=ticket_type_id,
             held=held,
             quantity=already + quantity,
             expires_at=now + hold_duration(),
         )
-        locked = seats.lock_ticket_type(ticket_type_id)
-        available = seats.free_seats(ticket_type=locked, basket_id=basket.pk, now=now)
+        available = seats.free_seats(seats=seats.lock_ticket_type(ticket_type_id), basket_id=basket.pk, now=now)
         if available <= 0:
             remember_sold_out(ticket_type_id)
         _refuse_unless_available(ticket_type=ticket_type, wanted=hold.quantity, already=already, available=available)
@@ -240,7 +239,7 @@ def _replay_if_placed(checkout: Checkout) -> None:
 def _validate(checkout: Checkout, *, now: datetime) -> list[Hold]:
     """The basket's holds, if it can be checked out: not empty, and an expired hold renewable (checked again under
     the lock at commit; here it spares a charge that would be refunded)."""
-    holds = selectors.basket_holds(checkout.token)
+    holds = seats.basket_holds(token=checkout.token)
     if not holds:
         # A concurrent request with this key may have checked this basket out since the first look.
         _replay_if_placed(checkout)
@@ -249,15 +248,18 @@ def _validate(checkout: Checkout, *, now: datetime) -> list[Hold]:
         raise BasketEmptyError()
     for hold in holds:
         if hold.expires_at <= now:
-            _check_expired_hold(hold, ticket_type=hold.ticket_type, now=now)
+            ticket_type = hold.ticket_type
+            counted = seats.Seats(ticket_type.pk, ticket_type.capacity, ticket_type.sold, ticket_type.price)
+            _check_expired_hold(hold, seats_now=counted, now=now)
     return holds
 
 
-def _check_expired_hold(hold: Hold, *, ticket_type: TicketType, now: datetime) -> None:
+def _check_expired_hold(hold: Hold, *, seats_now: seats.Seats, now: datetime) -> None:
     """An expired hold is renewed at checkout only if its seats are still free."""
+    ticket_type = hold.ticket_type
     if not ticket_type_is_on_sale(ticket_type, now=now):
         raise HoldExpiredError(f"Your reservation for {ticket_type.name} expired and it is no longer on sale.")
-    free = seats.free_seats(ticket_type=ticket_type, basket_id=hold.basket_id, now=now)
+    free = seats.free_seats(seats=seats_now, basket_id=hold.basket_id, now=now)
     if hold.quantity > free:
         raise HoldExpiredError(
             f"Your reservation for {ticket_type.name} expired and only {max(free, 0)} are left.",
@@ -339,19 +341,23 @@ def _commit(quote: Quote, *, checkout: Checkout, payment: Payment, now: datetime
         seats.lock_basket(pk=quote.basket_id)
         holds = _quoted_holds(quote, checkout=checkout)
         _check_buyer_limits(holds=holds, email=checkout.email)
-        order = Order.objects.create(
-            code=code,
-            name=checkout.name,
-            email=checkout.email,
-            total=quote.total,
-            currency=settings.CURRENCY,
-            payment_method=payment.provider.name,
-            payment_reference=payment.reference,
-            created_at=now,
+        (order,) = seats.insert(
+            [
+                Order(
+                    code=code,
+                    name=checkout.name,
+                    email=checkout.email,
+                    total=quote.total,
+                    currency=settings.CURRENCY,
+                    payment_method=payment.provider.name,
+                    payment_reference=payment.reference,
+                    created_at=now,
+                )
+            ]
         )
         if checkout.idempotency_key:
-            IdempotencyRecord.objects.create(
-                key=checkout.idempotency_key, fingerprint=checkout.fingerprint, order=order
+            seats.insert(
+                [IdempotencyRecord(key=checkout.idempotency_key, fingerprint=checkout.fingerprint, order=order)]
             )
         detail = _order_lines_and_tickets(order, holds)
         _confirm(order, now=now)
@@ -362,29 +368,37 @@ def _commit(quote: Quote, *, checkout: Checkout, payment: Payment, now: datetime
 
 
 def _quoted_holds(quote: Quote, *, checkout: Checkout) -> list[Hold]:
-    """Under the basket lock, the holds as they are now, which must be what was charged for."""
-    holds = list(Hold.objects.filter(basket_id=quote.basket_id).select_related("ticket_type").order_by("ticket_type"))
-    if not holds:
+    """Under the basket lock: the holds are still what was charged for (the quote's, with their events)."""
+    lines = seats.basket_lines(quote.basket_id)
+    if not lines:
         # A concurrent duplicate waited for the basket lock; now it sees the first one's order.
         _replay_if_placed(checkout)
         raise BasketEmptyError("This basket has already been checked out or emptied.")
-    if {hold.ticket_type_id: (hold.quantity, hold.ticket_type.price) for hold in holds} != quote.lines:
+    if lines != quote.lines:
         raise PriceChangedError()
-    quoted = {hold.ticket_type_id: hold.ticket_type for hold in quote.holds}
-    for hold in holds:
-        hold.ticket_type = quoted[hold.ticket_type_id]  # with its event, as read for the quote
-    return holds
+    return quote.holds
 
 
 def _order_lines_and_tickets(order: Order, holds: list[Hold]) -> OrderDetail:
-    """One line per hold at the quoted price, one ticket per seat."""
-    lines = OrderLine.objects.bulk_create(
-        OrderLine(order=order, ticket_type=hold.ticket_type, quantity=hold.quantity, unit_price=hold.ticket_type.price)
-        for hold in holds
+    """One line per hold at the quoted price, one ticket per seat; each with its ticket type and event, to show."""
+    ticket_types = {hold.ticket_type_id: hold.ticket_type for hold in holds}
+    lines = seats.insert(
+        [
+            OrderLine(order=order, ticket_type_id=h.ticket_type_id, quantity=h.quantity, unit_price=h.ticket_type.price)
+            for h in holds
+        ]
     )
-    tickets = Ticket.objects.bulk_create(
-        Ticket(order=order, line=line, ticket_type=line.ticket_type) for line in lines for _ in range(line.quantity)
+    tickets = seats.insert(
+        [
+            Ticket(order=order, line=line, ticket_type_id=line.ticket_type_id)
+            for line in lines
+            for _ in range(line.quantity)
+        ]
     )
+    for line in lines:
+        line.ticket_type = ticket_types[line.ticket_type_id]
+    for ticket in tickets:
+        ticket.ticket_type = ticket_types[ticket.ticket_type_id]
     return OrderDetail(order=order, lines=lines, tickets=tickets)
 
 
@@ -403,7 +417,7 @@ def _take_seats(holds: list[Hold], *, quote: Quote, now: datetime) -> None:
             raise NotOnSaleError(f"{event.name} has been withdrawn from sale.")
         if hold.expires_at <= now:
             # Its seats were free for others: count them again under the lock before taking them.
-            _check_expired_hold(hold, ticket_type=seats.lock_ticket_type(hold.ticket_type_id), now=now)
+            _check_expired_hold(hold, seats_now=seats.lock_ticket_type(hold.ticket_type_id), now=now)
     seats.take(holds, prices=quote.prices)
 
 

@@ -42,9 +42,9 @@ def _when(ticket: Ticket) -> str:
     return date_format(timezone.localtime(ticket.ticket_type.event.starts_at), "D j M Y, H:i")
 
 
-def tickets_pdf(order: Order) -> bytes:
-    """An A4 PDF, one ticket per page: event, date, venue, ticket type, holder, order code, QR code, secret."""
-    tickets = list(order.tickets.all())
+def tickets_pdf(order: Order, tickets: list[Ticket]) -> bytes:
+    """An A4 PDF, one ticket per page (of `tickets`, each with its ticket type and event): event, date, venue, ticket
+    type, holder, order code, QR code, secret."""
     pdf = FPDF(orientation="portrait", unit="mm", format="A4")
     pdf.set_title(f"Tickets for order {order.code}")
     pdf.set_author("AegisTickets")

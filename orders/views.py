@@ -141,19 +141,21 @@ def checkout(request: HttpRequest) -> HttpResponse:
 
 def order_detail(request: HttpRequest, code: str, secret: str) -> HttpResponse:
     try:
-        order = selectors.order_for_shopper(code=code, secret=secret)
+        detail = selectors.order_for_shopper(code=code, secret=secret)
     except NotFoundError:
         raise Http404 from None
-    return render(request, "orders/order_detail.html", {"order": order})
+    context = {"order": detail.order, "lines": detail.lines, "tickets": detail.tickets}
+    return render(request, "orders/order_detail.html", context)
 
 
 def order_tickets_pdf(request: HttpRequest, code: str, secret: str) -> HttpResponse:
     """The order's tickets as an A4 PDF, one per page (same private link as the order page)."""
     try:
-        order = selectors.order_for_shopper(code=code, secret=secret)
+        detail = selectors.order_for_shopper(code=code, secret=secret)
     except NotFoundError:
         raise Http404 from None
-    response = HttpResponse(tickets_pdf(order), content_type="application/pdf")
+    order = detail.order
+    response = HttpResponse(tickets_pdf(order, detail.tickets), content_type="application/pdf")
     response["Content-Disposition"] = f'attachment; filename="tickets-{order.code}.pdf"'
     # The private link's content must not linger in shared caches.
     response["Cache-Control"] = "private, no-store"

@@ -58,9 +58,9 @@ MIDDLEWARE = [
     # Probes and scrapes first: no host check or HTTPS redirect (load balancers and Prometheus call a pod by its
     # address, over plain HTTP), and never counted as traffic by the metrics below.
     "aegistickets.probes.ProbeMiddleware",
-    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    "aegistickets.metrics.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
-    "csp.middleware.CSPMiddleware",
+    "aegistickets.security.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",

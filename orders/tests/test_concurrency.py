@@ -201,7 +201,8 @@ def test_control_the_race_is_real_and_the_lock_is_what_prevents_it(monkeypatch, 
     if not locked:
 
         def read_without_lock(ticket_type_id):
-            return TicketType.objects.get(pk=ticket_type_id)  # the same read as lock_ticket_type, minus the lock
+            row = TicketType.objects.get(pk=ticket_type_id)  # the same read as lock_ticket_type, minus the lock
+            return seat_protocol.Seats(row.pk, row.capacity, row.sold, row.price)
 
         monkeypatch.setattr(seat_protocol, "lock_ticket_type", read_without_lock)
 

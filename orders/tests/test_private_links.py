@@ -100,7 +100,7 @@ class TestOrderPage:
 
         monkeypatch.setattr(hmac, "compare_digest", recording)
 
-        assert selectors.order_for_shopper(code=order.code, secret=order.secret) == order
+        assert selectors.order_for_shopper(code=order.code, secret=order.secret).order == order
         with pytest.raises(selectors.NotFoundError):
             selectors.order_for_shopper(code=order.code, secret="y" * len(order.secret))
 

@@ -299,13 +299,13 @@ def test_seats_gone_after_payment_are_refunded(ticket_type, now, monkeypatch, pr
     """A paid shopper is never left without either tickets or their money."""
     basket = add(ticket_type, 4, now)
     later = now + HOLD + timedelta(seconds=1)
-    real_lock = seats.lock_ticket_types
+    real_lock = seats.lock_ticket_type
 
-    def rush_takes_the_seats_meanwhile(ids):
+    def rush_takes_the_seats_meanwhile(ticket_type_id):
         TicketType.objects.filter(pk=ticket_type.pk).update(sold=8)
-        return real_lock(ids)
+        return real_lock(ticket_type_id)
 
-    monkeypatch.setattr(seats, "lock_ticket_types", rush_takes_the_seats_meanwhile)
+    monkeypatch.setattr(seats, "lock_ticket_type", rush_takes_the_seats_meanwhile)
     with pytest.raises(HoldExpiredError):
         place(basket, later)
     assert not Order.objects.exists()

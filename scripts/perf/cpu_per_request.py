@@ -129,6 +129,7 @@ def main() -> None:
     shopper = Client(enforce_csrf_checks=True)  # the HTML purchase flow of locustfiles/html_flow.py
     html_cpu: dict[str, float] = {}  # this round's CPU of each step of the HTML order
     idempotency_key = re.compile(r'name="idempotency_key" value="([^"]+)"')
+    form_action = re.compile(r'<form class="ticket-type__form" method="post" action="([^"]+)"')
 
     def html_order() -> None:
         """One order through the pages, each step's CPU added up under its name."""
@@ -140,10 +141,11 @@ def main() -> None:
             return response
 
         event_page = f"/events/{event.slug}/"
-        step("GET event page", lambda: shopper.get(event_page), 200)
+        shown = step("GET event page", lambda: shopper.get(event_page), 200).content.decode()
         token = shopper.cookies[settings.CSRF_COOKIE_NAME].value
         add_form = {"csrfmiddlewaretoken": token, "ticket_type": str(plenty.pk), "quantity": "1"}
-        step("POST event page (add)", lambda: shopper.post(event_page, add_form), 302)
+        add_url = form_action.search(shown).group(1).split("#")[0]  # where the page's form posts, as a browser does
+        step("POST event page (add)", lambda: shopper.post(add_url, add_form), 302)
         step("GET /basket/", lambda: shopper.get("/basket/"), 200)
         checkout_page = step("GET /checkout/", lambda: shopper.get("/checkout/"), 200)
         key = idempotency_key.search(checkout_page.content.decode())
