@@ -11,10 +11,9 @@ bind = [f"{_host}:{os.environ.get('PORT', '8000')}"]
 # of basket adds queued on PORT (docs/performance.md). Unset: one port.
 if os.environ.get("CHECKOUT_PORT"):
     bind.append(f"{_host}:{os.environ['CHECKOUT_PORT']}")
-# WEB_CONCURRENCY: worker processes. Default: four per core. Measured on 2 cores (docs/performance.md): in an
-# on-sale rush a worker spends about half its time waiting on PostgreSQL (the hot row's lock, round trips),
-# so 8 sync workers sold ~20% more per second than 4; gthread workers (2×4, 4×4) did worse than either
-# (the GIL), so sync it is. Each worker is ~75 MB.
+# WEB_CONCURRENCY: worker processes. Default: four per core. In an on-sale rush a worker spends about half its time
+# waiting on PostgreSQL (the hot row's lock, round trips), so more sync workers than cores keep the cores busy;
+# threaded workers share one interpreter lock and sold less (docs/performance.md). Each worker is ~75 MB.
 workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count() * 4))
 worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "sync")
 threads = int(os.environ.get("GUNICORN_THREADS", "1"))
@@ -23,15 +22,15 @@ graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "30"))
 keepalive = 5
 # Connections the kernel queues for the workers to accept. An on-sale rush opens thousands at the same instant;
 # past this queue (capped by net.core.somaxconn) the kernel drops SYNs and each such client waits 1 s, 3 s, 7 s
-# for its retransmit. Measured with a 3000-buyer flash sale: docs/performance.md.
+# for its retransmit.
 backlog = int(os.environ.get("GUNICORN_BACKLOG", "4096"))
 # The longest request line gunicorn accepts (its maximum; the default is 4094). Up to this, an over-long query is
 # the API's to refuse (400 problem JSON); past it gunicorn answers 414 itself, as documented in the OpenAPI schema.
 limit_request_line = 8190
 # Recycle workers now and then so a slow leak can never grow without bound (none is known: `make chaos` soaks with
-# recycling off and sees worker memory level off). Spread the restarts: a worker takes a second or two to boot on a
-# busy box, and with a 10 % jitter the eight workers, fed evenly, all restarted within ~2 s of each other; clients
-# then waited 2-3 s (seen as a p95 of 2-3 s in one wrk run in four; docs/performance.md). 0 turns recycling off.
+# recycling off and sees worker memory level off). Spread the restarts widely: a worker takes a second or two to boot
+# on a busy box, and workers fed evenly with a small jitter all restart at nearly the same moment, while clients
+# wait. 0 turns recycling off.
 max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "20000"))
 max_requests_jitter = max_requests // 2
 accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-")

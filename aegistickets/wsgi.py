@@ -1,10 +1,10 @@
 """WSGI entry point: gunicorn serves `aegistickets.wsgi:application`.
 
 Each gunicorn worker imports it as it boots, before it accepts a connection, so what `warm_up` does here is paid
-then, not by the first shoppers every new or recycled worker serves: in an on-sale rush on fresh workers, lazy
-imports and regex compiling on first use took ~9 % of the workers' time (py-spy, docs/performance.md).
-(Not `preload_app`: the app's import creates Prometheus' multiprocess files, whose directory gunicorn.conf.py
-prepares only after a preloaded app would have been imported.)
+then, not by the first shoppers every new or recycled worker serves (lazy imports and regexes compiled on first
+use are a visible share of fresh workers' time in an on-sale rush: docs/performance.md). Not `preload_app`: the
+app's import creates Prometheus' multiprocess files, whose directory gunicorn.conf.py prepares only after a
+preloaded app would have been imported.
 """
 
 import contextlib
@@ -15,6 +15,10 @@ from django.core.wsgi import get_wsgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "aegistickets.settings.production")
 
 application = get_wsgi_application()
+
+
+# The hot paths' URLs; each resolves (aegistickets/tests/test_wsgi.py).
+WARM_PATHS = ("/", "/api/events", "/api/basket", "/api/checkout", "/checkout/", "/basket/")
 
 
 def warm_up() -> None:
@@ -28,8 +32,8 @@ def warm_up() -> None:
     EmailValidator()("warm-up@example.com")
     resolver = get_resolver()
     resolver.reverse_dict  # noqa: B018 - builds reverse()'s tables (a checkout answer links to its order page)
-    for path in ("/", "/api/events", "/api/basket", "/api/checkout", "/checkout/", "/basket/", "/healthz"):
-        with contextlib.suppress(Resolver404):  # a route renamed since: nothing to warm
+    for path in WARM_PATHS:
+        with contextlib.suppress(Resolver404):  # a route renamed: nothing to warm (the test says so)
             resolver.resolve(path)
 
 

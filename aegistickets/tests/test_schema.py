@@ -19,7 +19,7 @@ EXPECTED_OPERATIONS = {
     ("/api/checkout", "post"),
     ("/api/orders", "get"),
     ("/api/orders/{code}", "get"),
-    # After the purchase (issue 6)
+    # After the purchase
     ("/api/orders/{code}/cancel", "post"),
     ("/api/check-ins", "post"),
     ("/api/events/{event_id}/orders.csv", "get"),

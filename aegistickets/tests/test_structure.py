@@ -174,3 +174,19 @@ def test_the_import_contracts_catch_an_upward_import_and_a_cycle(copy_of_the_app
     assert result.returncode != 0
     assert f"{broken}" in result.stdout
     assert "BROKEN" in result.stdout
+
+
+# A service or selector longer than this is a sequence of named steps waiting to be split (docs/architecture.md).
+LONGEST_SERVICE = 40
+
+
+def test_services_and_selectors_read_as_short_named_steps():
+    modules = [name for name in tracked_python_files() if name.endswith(("/services.py", "/selectors.py", "/seats.py"))]
+    assert len(modules) >= 5
+    too_long = [
+        f"{name}:{node.lineno} {node.name} ({node.end_lineno - node.lineno + 1} lines)"
+        for name in modules
+        for node in ast.walk(ast.parse((ROOT / name).read_text()))
+        if isinstance(node, ast.FunctionDef) and node.end_lineno - node.lineno + 1 > LONGEST_SERVICE
+    ]
+    assert too_long == []
