@@ -1,6 +1,8 @@
 """Settings of the ceiling app: nothing but Django's request handling and one URLconf."""
 
-SECRET_KEY = "framework-ceiling"  # noqa: S105 - signs nothing: no sessions, forms, cookies or middleware
+import secrets
+
+SECRET_KEY = secrets.token_urlsafe(50)  # Django requires one; nothing here signs anything (no sessions, no forms)
 DEBUG = False
 ALLOWED_HOSTS = ["127.0.0.1", "localhost"]
 INSTALLED_APPS: list[str] = []
