@@ -26,6 +26,7 @@ import json
 import shutil
 import sys
 import time
+from collections.abc import Iterable
 from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
@@ -91,6 +92,7 @@ def measure(args: argparse.Namespace, sources: dict[str, Source], sides: list[Si
         for number, part in enumerate(schedule):
             order = sides if number % 2 == 0 else sides[::-1]
             print(f"\n== {part}", flush=True)
+            settle(shops.values())
             if part == "catalog":
                 ceiling_env = app_env("", DJANGO_SETTINGS_MODULE="scripts.bench.ceiling.settings")
                 ceiling = gunicorn(
@@ -102,6 +104,7 @@ def measure(args: argparse.Namespace, sources: dict[str, Source], sides: list[Si
                         ceiling_url, [(s, shops[s.name].url) for s in order], seconds=5 if args.quick else 10
                     )
             for side in order:
+                settle(shops.values())
                 run = scenarios.catalog if part == "catalog" else scenarios.PARTS[part]
                 run(scenarios.Part(side=side, served=shops[side.name], out=args.out, quick=args.quick))
         for side in sides:
@@ -110,6 +113,15 @@ def measure(args: argparse.Namespace, sources: dict[str, Source], sides: list[Si
             side.figures["deadlocks in PostgreSQL (stats + log)"] = found + postgres.logged_deadlocks(
                 log_offsets, database_url
             )
+
+
+def settle(shops: Iterable[Served], timeout: float = 300) -> None:
+    """Waits until every served shop's email worker has sent what the previous part queued. A part that sells
+    (html_flow sells thousands of orders a minute) leaves its side's worker building a PDF per ticket for a while
+    after it: a part started meanwhile would measure that worker's load as well, on one side only."""
+    deadline = time.monotonic() + timeout
+    while any(shop.emails()["pending"] for shop in shops) and time.monotonic() < deadline:
+        time.sleep(2)
 
 
 def main() -> int:
