@@ -95,7 +95,11 @@ class BasketAddApi(APIView):
         basket = services.basket_add(
             token=data["basket"], ticket_type_id=data["ticket_type_id"], quantity=data["quantity"], now=now
         )
-        return _basket_response(selectors.basket_summary(token=basket.token, now=now), status_code=201)
+        if data["basket"] is None and basket.just_held is not None:  # a new basket holds just what was added
+            summary = selectors.basket_summary_of(basket, [basket.just_held], now=now)
+        else:
+            summary = selectors.basket_summary(token=basket.token, now=now)
+        return _basket_response(summary, status_code=201)
 
 
 class BasketApi(APIView):

@@ -35,6 +35,10 @@ class Basket(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
+    # Not stored: the hold a basket add just wrote, with its ticket type and event, priced as under the seat lock
+    # (services.basket_add), so that the answer to the add needs no read of what it wrote.
+    just_held: "Hold | None" = None
+
     def __str__(self) -> str:
         return f"Basket {self.token[:8]}…"
 

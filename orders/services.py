@@ -89,10 +89,14 @@ def basket_add(*, token: str | None, ticket_type_id: int, quantity: int, now: da
             quantity=already + quantity,
             expires_at=now + hold_duration(),
         )
-        available = seats.free_seats(seats=seats.lock_ticket_type(ticket_type_id), basket_id=basket.pk, now=now)
+        locked = seats.lock_ticket_type(ticket_type_id)
+        available = seats.free_seats(seats=locked, basket_id=basket.pk, now=now)
         if available <= 0:
             remember_sold_out(ticket_type_id)
         _refuse_unless_available(ticket_type=ticket_type, wanted=hold.quantity, already=already, available=available)
+    ticket_type.price = locked.price  # this copy came from the catalog cache; the lock's price is the truth
+    hold.ticket_type = ticket_type
+    basket.just_held = hold
     return basket
 
 
