@@ -233,20 +233,25 @@ def insert(objs: Sequence[_Model]) -> list[_Model]:
     than the statements themselves (docs/performance.md)."""
     if not objs:
         return []
-    meta = objs[0]._meta
-    fields = [field for field in meta.concrete_fields if not field.primary_key]
-    columns = ", ".join(connection.ops.quote_name(str(field.column)) for field in fields)
-    row = "(" + ", ".join(["%s"] * len(fields)) + ")"
-    sql = f"INSERT INTO {_table(type(objs[0]))} ({columns}) VALUES {', '.join([row] * len(objs))} RETURNING id"  # noqa: S608 - model metadata
+    sql, fields = _insert_statement(type(objs[0]), len(objs))
     values = [[field.pre_save(obj, add=True) for field in fields] for obj in objs]
     params = [
-        field.get_db_prep_save(value, connection) for obj in values for field, value in zip(fields, obj, strict=True)
+        field.get_db_prep_save(value, connection) for row in values for field, value in zip(fields, row, strict=True)
     ]
     ids = [pk for (pk,) in _rows(sql, params)]
     names = ["id", *(field.attname for field in fields)]
     return [
         type(obj).from_db(connection.alias, names, [pk, *row]) for obj, pk, row in zip(objs, ids, values, strict=True)
     ]
+
+
+@functools.cache
+def _insert_statement(model: type[Model], rows: int) -> tuple[str, tuple[Field[Any, Any], ...]]:
+    fields = tuple(field for field in model._meta.concrete_fields if not field.primary_key)
+    columns = ", ".join(connection.ops.quote_name(str(field.column)) for field in fields)
+    row = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    sql = f"INSERT INTO {_table(model)} ({columns}) VALUES {', '.join([row] * rows)} RETURNING id"  # noqa: S608 - model metadata
+    return sql, fields
 
 
 # --- idempotency ----------------------------------------------------------------------------------------------
@@ -306,10 +311,12 @@ def release_expired(
 # --- the SQL helpers of this module ---------------------------------------------------------------------------
 
 
+@functools.cache
 def _table(model: type[Model]) -> str:
     return connection.ops.quote_name(model._meta.db_table)
 
 
+@functools.cache
 def _lock_clause() -> str:
     """The row lock of the protocol; SQLite has none (its writers begin IMMEDIATE)."""
     return " FOR NO KEY UPDATE" if connection.features.has_select_for_no_key_update else ""
