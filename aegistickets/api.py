@@ -78,8 +78,8 @@ class ShopDateTimeField(serializers.DateTimeField):
 class ReusedSerializer(serializers.Serializer):
     """A plain serializer made once per class and process for the work that keeps no state on it: representing an
     output, validating an input that turns out valid. DRF builds a serializer by deep-copying every declared field,
-    nested ones included, each time one is made: a quarter of a basket add's CPU (docs/performance.md). Invalid input
-    goes through a new instance's `is_valid`, which shapes the errors as DRF does."""
+    nested ones included, each time one is made: a tenth to a sixth of a basket add's CPU (docs/performance.md).
+    Invalid input goes through a new instance's `is_valid`, which shapes the errors as DRF does."""
 
     @classmethod
     def represent(cls, instance: Any) -> dict[str, Any]:

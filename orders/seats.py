@@ -55,7 +55,7 @@ def held_by_others(*, ticket_type_id: int, basket_id: int, now: datetime) -> int
     """Seats of a ticket type that other baskets hold at `now`. Call it with the ticket type locked, in a statement
     of its own after the lock: then it sees every hold committed by whoever held the lock before.
 
-    SQL of its own: the ORM's aggregate cost ~7 times the CPU of this statement, in every basket add."""
+    SQL of its own: the ORM's aggregate cost ~3 times the CPU of this statement, in every basket add."""
     sql = (
         f"SELECT COALESCE(SUM(quantity), 0) FROM {_table(Hold)} "  # noqa: S608 - model metadata
         "WHERE ticket_type_id = %s AND expires_at > %s AND basket_id <> %s"
@@ -85,7 +85,7 @@ def basket_holds(*, token: str | None = None, basket_id: int | None = None) -> l
     """A basket's holds (by its token or id), oldest first, each with its basket, ticket type and event, as fresh as
     the database (never the catalog cache): what checkout prices and sells, and what the basket pages show.
 
-    SQL of its own: with select_related the ORM's building of this four-table join cost ~5 times the CPU of the
+    SQL of its own: with select_related the ORM's building of this four-table join cost ~4 times the CPU of the
     statement, and it runs for every basket answer and three times in every checkout."""
     read = _basket_holds_read("b.token" if token is not None else "b.id")
     holds = []
@@ -102,7 +102,7 @@ def basket_lines(basket_id: int) -> dict[int, tuple[int, Decimal]]:
     """A basket's holds as they are now: quantity and current price by ticket type. Read by checkout under the
     basket's lock, to sell exactly what it charged for (a hold renewed since has a new quantity too).
 
-    SQL of its own: the narrow read checkout needs under its lock; the ORM's cost ~5 times its CPU."""
+    SQL of its own: the narrow read checkout needs under its lock; the ORM's cost ~4 times its CPU."""
     sql = (
         f"SELECT h.ticket_type_id, h.quantity, t.price FROM {_table(Hold)} h "  # noqa: S608 - model metadata
         f"JOIN {_table(TicketType)} t ON t.id = h.ticket_type_id WHERE h.basket_id = %s"
@@ -116,7 +116,7 @@ def basket_lines(basket_id: int) -> dict[int, tuple[int, Decimal]]:
 def lock_basket(*, token: str | None = None, pk: int | None = None) -> Basket:
     """The basket's row lock: first in the lock order. One of `token` or `pk`.
 
-    SQL of its own: the ORM's SELECT … FOR NO KEY UPDATE cost ~7 times the CPU of this one, in every basket add to an
+    SQL of its own: the ORM's SELECT … FOR NO KEY UPDATE cost ~3 times the CPU of this one, in every basket add to an
     existing basket and every checkout."""
     column, value = ("token", token) if token is not None else ("id", pk)
     rows = _rows(f"SELECT id, token FROM {_table(Basket)} WHERE {column} = %s{_lock_clause()}", [value])  # noqa: S608 - model metadata, fixed column names
@@ -142,7 +142,7 @@ def lock_events(ids: Iterable[int]) -> None:
 def lock_ticket_type(ticket_type_id: int) -> Seats:
     """A ticket type's row lock (last in the lock order) and its seats as they are under it.
 
-    SQL of its own: the ORM's SELECT … FOR NO KEY UPDATE cost ~7 times the CPU of this one, and it runs in every
+    SQL of its own: the ORM's SELECT … FOR NO KEY UPDATE cost ~4 times the CPU of this one, and it runs in every
     basket add while the hot row is locked."""
     sql = f"SELECT capacity, sold, price FROM {_table(TicketType)} WHERE id = %s{_lock_clause()}"  # noqa: S608 - model metadata
     rows = _rows(sql, [ticket_type_id])
@@ -158,8 +158,8 @@ def lock_ticket_type(ticket_type_id: int) -> Seats:
 def new_basket() -> Basket:
     """A new, empty basket, for a first basket add (in its transaction).
 
-    SQL of its own: the ORM's INSERT (save() and its compiler) cost ~5 times the CPU of this one, in every first
-    basket add of a rush."""
+    SQL of its own, with `hold`: written by the ORM (create(), update()) these two made a basket add 18 % dearer in
+    CPU (15 % more Python calls; docs/performance.md), and a first basket add is most of an on-sale rush."""
     token, now = new_basket_token(), timezone.now()
     sql = f"INSERT INTO {_table(Basket)} (token, created_at, updated_at) VALUES (%s, %s, %s) RETURNING id"  # noqa: S608 - model metadata
     stamp = connection.ops.adapt_datetimefield_value(now)
@@ -172,7 +172,7 @@ def hold(*, basket: Basket, ticket_type_id: int, held: Hold | None, quantity: in
     sees it before commit: call `free_seats` under the ticket type's lock next, and refuse (roll back) if it went too
     far.
 
-    SQL of its own: the ORM's INSERT or UPDATE cost ~5 times the CPU of these, in every basket add."""
+    SQL of its own: see `new_basket`."""
     until = connection.ops.adapt_datetimefield_value(expires_at)
     if held is not None:
         _write(f"UPDATE {_table(Hold)} SET quantity = %s, expires_at = %s WHERE id = %s", [quantity, until, held.pk])  # noqa: S608 - model metadata
@@ -196,7 +196,7 @@ def take(holds: list[Hold], *, prices: dict[int, Decimal]) -> None:
     Only for seats a live hold reserved, or that `free_seats` found free under the lock, so capacity is never
     exceeded (the CHECK constraint on the row would refuse it anyway).
 
-    SQL of its own: the ORM's UPDATE cost ~5 times the CPU of this one, in every checkout, and it is the statement
+    SQL of its own: the ORM's UPDATE cost ~2.5 times the CPU of this one, in every checkout, and it is the statement
     that takes the hot row's lock."""
     sql = f"UPDATE {_table(TicketType)} SET sold = sold + %s WHERE id = %s AND price = %s"  # noqa: S608 - model metadata
     for held in sorted(holds, key=lambda h: h.ticket_type_id):
@@ -229,8 +229,8 @@ def insert(objs: Sequence[_Model]) -> list[_Model]:
     (Model.from_db): the order, its lines and tickets, as checkout writes them. Each value is prepared as the ORM's
     own insert prepares it (Field.pre_save, then get_db_prep_save). No signal is sent, as with bulk_create.
 
-    SQL of its own: the ORM's create() and bulk_create() of these four rows cost a quarter of a checkout's CPU, more
-    than the statements themselves (docs/performance.md)."""
+    SQL of its own: with bulk_create for these four rows a checkout cost 18 % more CPU (14 % more Python calls;
+    docs/performance.md)."""
     if not objs:
         return []
     sql, fields = _insert_statement(type(objs[0]), len(objs))
@@ -263,7 +263,7 @@ def placed_order(*, key: str | None, fingerprint: str | None) -> Order | None:
     commits in the order's own transaction, so an order is found here exactly when it exists.
 
     SQL of its own for the look-up: every keyed checkout asks, nearly always to find nothing, and the ORM's query
-    cost ~7 times the CPU of this narrow read of the key's index. A replay then reads its order through the ORM."""
+    cost ~5 times the CPU of this narrow read of the key's index. A replay then reads its order through the ORM."""
     if not key:
         return None
     rows = _rows(f'SELECT fingerprint, order_id FROM {_table(IdempotencyRecord)} WHERE "key" = %s', [key])  # noqa: S608 - model metadata

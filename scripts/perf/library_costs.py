@@ -125,9 +125,11 @@ class Measure:
         return rows
 
     def serializers(self) -> list[tuple[str, float, float, str]]:
+        """A basket add's and a checkout's input and output serializers, made per request against reused."""
         from aegistickets.api import ReusedSerializer
-        from orders.apis import BasketAddInput, BasketOutput
-        from orders.selectors import basket_summary
+        from orders.apis import BasketAddInput, BasketOutput, CheckoutInput, OrderOutput
+        from orders.models import Order
+        from orders.selectors import basket_summary, order_detail
 
         body = json.dumps({"ticket_type_id": self.ticket_type.pk, "quantity": 1})
         tokens = []
@@ -136,117 +138,67 @@ class Measure:
             response = self.client.post("/api/basket", body, content_type="application/json")
             tokens.append(response.json()["token"])
 
-        add_ms = self.ms(add)
+        add_ms, checkout_ms = self.ms(add), self.checkout_ms()
         summary = basket_summary(token=tokens[-1], now=self.event.created_at)
-        data = {"ticket_type_id": self.ticket_type.pk, "quantity": 1, "basket": None}
+        order = order_detail(
+            Order.objects.prefetch_related("lines__ticket_type__event", "tickets__ticket_type__event").latest("pk")
+        )
+        paths = {
+            "a basket add": (
+                BasketAddInput,
+                {"ticket_type_id": self.ticket_type.pk, "quantity": 1},
+                BasketOutput,
+                summary,
+                add_ms,
+            ),
+            "a checkout": (
+                CheckoutInput,
+                {"basket": tokens[-1], "name": "A B", "email": "a@example.com", "payment_method": "test"},
+                OrderOutput,
+                order,
+                checkout_ms,
+            ),
+        }
+        rows = []
+        for path, (given, data, output, shown, path_ms) in paths.items():
+            if not issubclass(output, ReusedSerializer):
+                raise TypeError(f"{output.__name__} is not a ReusedSerializer any more: this measures nothing")
 
-        def fresh() -> None:
-            serializer = BasketAddInput(data=data)
-            serializer.is_valid(raise_exception=True)
-            _ = BasketOutput(summary).data
+            def fresh(given: Any = given, data: Any = data, output: Any = output, shown: Any = shown) -> None:
+                serializer = given(data=data)
+                serializer.is_valid(raise_exception=True)
+                _ = output(shown).data
 
-        def reused() -> None:
-            BasketAddInput.validated(data)
-            BasketOutput.represent(summary)
+            def reused(given: Any = given, data: Any = data, output: Any = output, shown: Any = shown) -> None:
+                given.validated(data)
+                output.represent(shown)
 
-        library, ours = self.ms(fresh), self.ms(reused)
-        if not issubclass(BasketOutput, ReusedSerializer):
-            raise TypeError("BasketOutput is not a ReusedSerializer any more: this measures nothing")
-        return [("DRF serializers made per request", library, ours, f"{(library - ours) / add_ms:.0%} of a basket add")]
+            library, ours = self.ms(fresh), self.ms(reused)
+            rows.append(
+                (
+                    f"DRF serializers made per request, {path}",
+                    library,
+                    ours,
+                    f"{(library - ours) / path_ms:.0%} of {path}",
+                )
+            )
+        return rows
 
     def statements(self) -> list[tuple[str, float, float, str]]:
         from django.db import transaction
-        from django.db.models import F, Sum
-        from django.db.models.functions import Coalesce
         from django.utils import timezone
 
-        from events.models import TicketType
         from orders import seats
-        from orders.models import Basket, Hold, IdempotencyRecord, Order, OrderLine, Ticket
+        from orders.models import Order
 
         now = timezone.now()
-        tt = self.ticket_type
-        pairs: dict[str, tuple[Callable[[], Any], Callable[[], Any]]] = {}
         with transaction.atomic():
             basket = seats.new_basket()
-            seats.hold(basket=basket, ticket_type_id=tt.pk, held=None, quantity=1, expires_at=now)
+            seats.hold(basket=basket, ticket_type_id=self.ticket_type.pk, held=None, quantity=1, expires_at=now)
             order = Order.objects.create(
                 name="A", email="a@example.com", total=1, currency="EUR", payment_method="test", created_at=now
             )
-            pairs = {
-                "lock the basket": (
-                    lambda: Basket.objects.select_for_update(no_key=True).filter(token=basket.token).first(),
-                    lambda: seats.lock_basket(token=basket.token),
-                ),
-                "lock the ticket type": (
-                    lambda: list(TicketType.objects.select_for_update(no_key=True).filter(pk=tt.pk)),
-                    lambda: seats.lock_ticket_type(tt.pk),
-                ),
-                "count other baskets' holds": (
-                    lambda: (
-                        Hold.objects.filter(ticket_type_id=tt.pk, expires_at__gt=now)
-                        .exclude(basket_id=0)
-                        .aggregate(n=Coalesce(Sum("quantity"), 0))
-                    ),
-                    lambda: seats.held_by_others(ticket_type_id=tt.pk, basket_id=0, now=now),
-                ),
-                "a basket's holds with their events": (
-                    lambda: list(
-                        Hold.objects.filter(basket__token=basket.token).select_related("basket", "ticket_type__event")
-                    ),
-                    lambda: seats.basket_holds(token=basket.token),
-                ),
-                "take the seats": (
-                    lambda: TicketType.objects.filter(pk=tt.pk, price=tt.price).update(sold=F("sold") + 0),
-                    lambda: seats.take([Hold(ticket_type_id=tt.pk, quantity=0)], prices={tt.pk: tt.price}),
-                ),
-                "write a new basket and its hold": (
-                    lambda: Hold.objects.create(
-                        basket=Basket.objects.create(), ticket_type=tt, quantity=1, expires_at=now
-                    ),
-                    lambda: seats.hold(
-                        basket=seats.new_basket(), ticket_type_id=tt.pk, held=None, quantity=1, expires_at=now
-                    ),
-                ),
-                "write an order's line and ticket": (
-                    lambda: Ticket.objects.bulk_create(
-                        [
-                            Ticket(
-                                order=order,
-                                line=OrderLine.objects.create(order=order, ticket_type=tt, quantity=1, unit_price=1),
-                                ticket_type=tt,
-                            )
-                        ]
-                    ),
-                    lambda: seats.insert(
-                        [
-                            Ticket(
-                                order=order,
-                                line=seats.insert([OrderLine(order=order, ticket_type=tt, quantity=1, unit_price=1)])[
-                                    0
-                                ],
-                                ticket_type=tt,
-                            )
-                        ]
-                    ),
-                ),
-                "a basket's quantities and prices": (
-                    lambda: list(
-                        Hold.objects.filter(basket_id=basket.pk).values_list(
-                            "ticket_type_id", "quantity", "ticket_type__price"
-                        )
-                    ),
-                    lambda: seats.basket_lines(basket.pk),
-                ),
-                "delete a basket's holds": (
-                    lambda: Hold.objects.filter(basket_id=0).delete(),
-                    lambda: seats.release_holds(0),
-                ),
-                "look up an Idempotency-Key": (
-                    lambda: IdempotencyRecord.objects.filter(key="none").select_related("order").first(),
-                    lambda: seats.placed_order(key="none", fingerprint=None),
-                ),
-            }
+            pairs = seat_statements(self.ticket_type, basket=basket, order=order, now=now)
             rows = [(name, self.ms(library), self.ms(ours)) for name, (library, ours) in pairs.items()]
             transaction.set_rollback(True)
         saved = sum(library - ours for _, library, ours in rows)
@@ -277,6 +229,69 @@ class Measure:
                 raise RuntimeError(response.content)
 
         return self.ms(checkout)
+
+
+def seat_statements(tt: Any, *, basket: Any, order: Any, now: Any) -> dict[str, tuple[Callable[[], Any], ...]]:
+    """Each statement of orders/seats.py's own SQL beside the ORM statement it stands for: (ORM, ours)."""
+    from django.db.models import F, Sum
+    from django.db.models.functions import Coalesce
+
+    from events.models import TicketType
+    from orders import seats
+    from orders.models import Basket, Hold, IdempotencyRecord, OrderLine, Ticket
+
+    def orm_line_and_ticket() -> Any:
+        line = OrderLine.objects.create(order=order, ticket_type=tt, quantity=1, unit_price=1)
+        return Ticket.objects.bulk_create([Ticket(order=order, line=line, ticket_type=tt)])
+
+    def our_line_and_ticket() -> Any:
+        line = seats.insert([OrderLine(order=order, ticket_type=tt, quantity=1, unit_price=1)])[0]
+        return seats.insert([Ticket(order=order, line=line, ticket_type=tt)])
+
+    others = Hold.objects.filter(ticket_type_id=tt.pk, expires_at__gt=now).exclude(basket_id=0)
+    return {
+        "lock the basket": (
+            lambda: Basket.objects.select_for_update(no_key=True).filter(token=basket.token).first(),
+            lambda: seats.lock_basket(token=basket.token),
+        ),
+        "lock the ticket type": (
+            lambda: list(TicketType.objects.select_for_update(no_key=True).filter(pk=tt.pk)),
+            lambda: seats.lock_ticket_type(tt.pk),
+        ),
+        "count other baskets' holds": (
+            lambda: others.aggregate(n=Coalesce(Sum("quantity"), 0)),
+            lambda: seats.held_by_others(ticket_type_id=tt.pk, basket_id=0, now=now),
+        ),
+        "a basket's holds with their events": (
+            lambda: list(
+                Hold.objects.filter(basket__token=basket.token).select_related("basket", "ticket_type__event")
+            ),
+            lambda: seats.basket_holds(token=basket.token),
+        ),
+        "take the seats": (
+            lambda: TicketType.objects.filter(pk=tt.pk, price=tt.price).update(sold=F("sold") + 0),
+            lambda: seats.take([Hold(ticket_type_id=tt.pk, quantity=0)], prices={tt.pk: tt.price}),
+        ),
+        "write a new basket and its hold": (
+            lambda: Hold.objects.create(basket=Basket.objects.create(), ticket_type=tt, quantity=1, expires_at=now),
+            lambda: seats.hold(basket=seats.new_basket(), ticket_type_id=tt.pk, held=None, quantity=1, expires_at=now),
+        ),
+        "write an order's line and ticket": (orm_line_and_ticket, our_line_and_ticket),
+        "a basket's quantities and prices": (
+            lambda: list(
+                Hold.objects.filter(basket_id=basket.pk).values_list("ticket_type_id", "quantity", "ticket_type__price")
+            ),
+            lambda: seats.basket_lines(basket.pk),
+        ),
+        "delete a basket's holds": (
+            lambda: Hold.objects.filter(basket_id=0).delete(),
+            lambda: seats.release_holds(0),
+        ),
+        "look up an Idempotency-Key": (
+            lambda: IdempotencyRecord.objects.filter(key="none").select_related("order").first(),
+            lambda: seats.placed_order(key="none", fingerprint=None),
+        ),
+    }
 
 
 def stock_prometheus_after_middleware() -> type:
