@@ -13,7 +13,7 @@ if os.environ.get("CHECKOUT_PORT"):
     bind.append(f"{_host}:{os.environ['CHECKOUT_PORT']}")
 # WEB_CONCURRENCY: worker processes. Default: four per core. In an on-sale rush a worker spends about half its time
 # waiting on PostgreSQL (the hot row's lock, round trips), so more sync workers than cores keep the cores busy;
-# threaded workers share one interpreter lock and sold less (docs/performance.md). Each worker is ~75 MB.
+# threaded workers share one interpreter lock and sold less (docs/performance.md). Each worker holds up to ~125 MB.
 workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count() * 4))
 worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "sync")
 threads = int(os.environ.get("GUNICORN_THREADS", "1"))

@@ -17,21 +17,15 @@ from __future__ import annotations
 import argparse
 import cProfile
 import json
-import os
 import pstats
 import re
-import secrets
 import statistics
-import tempfile
 import time
 import uuid
 from collections.abc import Callable
-from datetime import timedelta
 from typing import Any
 
-from scripts.lib import postgres
-from scripts.lib.serve import app_env, prepare_database
-from scripts.lib.source import CURRENT
+from scripts.perf.in_process import event_on_sale, set_up_django
 
 # --profile's choices: the kinds below by a short name
 PROFILED = {
@@ -50,22 +44,6 @@ def expect(response: Any, status: int) -> Any:
     return response
 
 
-def set_up_django() -> None:
-    """Production settings on a fresh PostgreSQL database, prometheus_client in multiprocess mode as under
-    gunicorn (gunicorn.conf.py: each update a write to a file), which must be set before it is first imported."""
-    env = app_env(postgres.url("aegistickets_cpu"))
-    prepare_database(CURRENT, env, seed=False)  # collectstatic too: the pages name their files through its manifest
-    os.environ.update(env)
-    os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="aegis-cpu-metrics-"))
-
-    import django
-
-    django.setup()
-    from django.conf import settings
-
-    settings.ALLOWED_HOSTS = ["testserver"]
-
-
 class Shop:
     """An event with a ticket type of plenty and one sold out, and the requests measured against it."""
 
@@ -74,20 +52,10 @@ class Shop:
 
     def __init__(self) -> None:
         from django.test import Client
-        from django.utils import timezone
 
-        from events.models import Event, TicketType
+        from events.models import TicketType
 
-        starts = timezone.now() + timedelta(days=30)
-        self.event = Event.objects.create(
-            name="CPU",
-            slug=f"cpu-{secrets.token_hex(4)}",
-            venue="Hall",
-            city="Town",
-            starts_at=starts,
-            ends_at=starts + timedelta(hours=3),
-            is_published=True,
-        )
+        self.event = event_on_sale("CPU")
         self.plenty = TicketType.objects.create(
             event=self.event, name="Plenty", price="10.00", capacity=10**6, max_per_order=4
         )
@@ -204,7 +172,7 @@ def main() -> None:
     parser.add_argument("--profile", choices=list(PROFILED), help="cProfile one kind (CPU clock)")
     parser.add_argument("--dump", help="with --profile: also write the raw profile here (pstats, snakeviz)")
     args = parser.parse_args()
-    set_up_django()
+    set_up_django("aegistickets_cpu")
     shop = Shop()
     kinds = shop.kinds()
     measured = measure(shop, kinds, n=args.requests, rounds=args.rounds)

@@ -18,17 +18,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import secrets
-import tempfile
 import time
 from collections.abc import Callable
-from datetime import timedelta
 from typing import Any
 
-from scripts.lib import postgres
-from scripts.lib.serve import app_env, prepare_database
-from scripts.lib.source import CURRENT
+from scripts.perf.in_process import event_on_sale, set_up_django
 
 
 def best_ms(work: Callable[[], Any], *, requests: int, rounds: int) -> float:
@@ -49,16 +44,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
-    env = app_env(postgres.url("aegistickets_library_costs"))
-    prepare_database(CURRENT, env, seed=False)
-    os.environ.update(env)
-    os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="aegis-library-costs-"))
-    import django
-
-    django.setup()
-    from django.conf import settings
-
-    settings.ALLOWED_HOSTS = ["testserver"]
+    set_up_django("aegistickets_library_costs")
     measure = Measure(requests=args.requests, rounds=args.rounds)
     rows = [*measure.middlewares(), *measure.serializers(), *measure.statements()]
     width = max(len(name) for name, *_ in rows)
@@ -70,22 +56,12 @@ def main() -> None:
 class Measure:
     def __init__(self, *, requests: int, rounds: int) -> None:
         from django.test import Client
-        from django.utils import timezone
 
-        from events.models import Event, TicketType
+        from events.models import TicketType
 
         self.requests, self.rounds = requests, rounds
         self.client = Client()
-        starts = timezone.now() + timedelta(days=30)
-        self.event = Event.objects.create(
-            name="Costs",
-            slug=f"costs-{secrets.token_hex(4)}",
-            venue="Hall",
-            city="Town",
-            starts_at=starts,
-            ends_at=starts + timedelta(hours=3),
-            is_published=True,
-        )
+        self.event = event_on_sale("Costs")
         self.ticket_type = TicketType.objects.create(event=self.event, name="Any", price="10.00", capacity=10**6)
 
     def ms(self, work: Callable[[], Any]) -> float:
