@@ -117,7 +117,13 @@ def _json_type_error(field: Field, value: Any) -> str | None:
         # Documented, and answered, as a string: a JSON number would pass through a binary float first.
         return None if isinstance(value, str) else 'Must be a string such as "12.50".'
     if isinstance(field, serializers.CharField | serializers.DateTimeField | serializers.ChoiceField):
-        return None if isinstance(value, str) else "Must be a string."
+        if not isinstance(value, str):
+            return "Must be a string."
+        # The schema's maxLength is of the value sent; DRF counts after trimming whitespace, and would take a value
+        # one blank too long that the schema forbids.
+        limit = getattr(field, "max_length", None)
+        if limit is not None and len(value) > limit:
+            return f"Ensure this field has no more than {limit} characters."
     return None
 
 

@@ -267,6 +267,16 @@ def test_update_event_refuses_values_of_the_wrong_json_type(staff_api, event, bo
     assert Event.objects.values().get(pk=event.pk) == before
 
 
+@pytest.mark.parametrize("padding", ["\u0085", " ", "\t", "\n"])
+def test_update_event_counts_a_text_length_before_trimming_whitespace(staff_api, event, padding):
+    """The schema's maxLength is of the value sent: one character too long is refused even when DRF would trim it
+    away (U+0085, NEL, is whitespace to str.strip)."""
+    before = Event.objects.values().get(pk=event.pk)
+    response = staff_api.patch(f"/api/events/{event.pk}", {"venue": padding + "x" * 200}, format="json")
+    assert list(assert_problem(response, 400, "validation_error")["errors"]) == ["venue"]
+    assert Event.objects.values().get(pk=event.pk) == before
+
+
 def test_update_event_cannot_end_before_it_starts(staff_api, event):
     response = staff_api.patch(f"/api/events/{event.pk}", {"ends_at": event.starts_at.isoformat()}, format="json")
     assert_problem(response, 400, "validation_error")
