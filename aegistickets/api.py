@@ -135,15 +135,23 @@ class JsonInput(ReusedSerializer):
     """
 
     def to_internal_value(self, data: Any) -> Any:
-        if isinstance(data, Mapping):
-            errors = {}
-            for field in (field for field in self.fields.values() if not field.read_only):
-                value = data.get(field.field_name, empty)
-                if value is not empty and value is not None and (error := _json_type_error(field, value)):
-                    errors[field.field_name] = [error]
-            if errors:
-                raise serializers.ValidationError(errors)
-        return super().to_internal_value(data)
+        if not isinstance(data, Mapping):
+            return super().to_internal_value(data)
+        errors = {}
+        for field in (field for field in self.fields.values() if not field.read_only):
+            value = data.get(field.field_name, empty)
+            if value is not empty and value is not None and (error := _json_type_error(field, value)):
+                errors[field.field_name] = [error]
+        try:
+            validated = super().to_internal_value(data)
+        except serializers.ValidationError as refused:
+            if not isinstance(refused.detail, Mapping):
+                raise
+            # Every field's error in one answer: DRF's for the others, ours where DRF would have coerced or trimmed.
+            raise serializers.ValidationError({**refused.detail, **errors}) from None
+        if errors:
+            raise serializers.ValidationError(errors)
+        return validated
 
 
 URI_TOO_LONG = {
