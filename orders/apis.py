@@ -28,7 +28,7 @@ from aegistickets.api import (
     validated_query,
 )
 from aegistickets.errors import ValidationFailedError
-from orders import exports, selectors, services
+from orders import checkout, exports, selectors, services
 from orders.models import Order
 from orders.selectors import BasketSummary, OrderDetail
 
@@ -190,14 +190,14 @@ class CheckoutApi(APIView):
             raise ValidationFailedError(
                 errors={"Idempotency-Key": ["1 to 255 printable ASCII characters without spaces."]}
             )
-        result = services.order_place(
+        result = checkout.order_place(
             token=data["basket"],
             name=data["name"],
             email=data["email"],
             payment_method=data["payment_method"],
             now=timezone.now(),
             idempotency_key=key,
-            fingerprint=services.checkout_fingerprint(**data),
+            fingerprint=checkout.checkout_fingerprint(**data),
         )
         return Response(_order_body(result.detail), status=status.HTTP_201_CREATED)
 

@@ -61,9 +61,24 @@ def order_cancellation_message(order: Order) -> EmailMultiAlternatives:
     return message
 
 
+def order_not_completed_message(order: Order) -> EmailMultiAlternatives:
+    """Tells the buyer a payment came too late or failed for good: no tickets, and the reserved amount released."""
+    events = _events(order)
+    context = {"order": order, "events": events, "order_url": order_page_url(order)}
+    message = EmailMultiAlternatives(
+        subject=" ".join(f"Not completed: {', '.join(events)} - order {order.code}".split())[:200],
+        body=render_to_string("orders/email/not_completed.txt", context),
+        from_email=settings.DEFAULT_FROM_EMAIL,
+        to=[order.email],
+    )
+    message.attach_alternative(render_to_string("orders/email/not_completed.html", context), "text/html")
+    return message
+
+
 MESSAGES: dict[str, Callable[[Order], EmailMultiAlternatives]] = {
     OutboundEmail.Kind.ORDER_CONFIRMATION: order_confirmation_message,
     OutboundEmail.Kind.ORDER_CANCELLATION: order_cancellation_message,
+    OutboundEmail.Kind.ORDER_NOT_COMPLETED: order_not_completed_message,
 }
 
 

@@ -25,7 +25,7 @@ from aegistickets.errors import ApplicationError
 from aegistickets.metrics import CachedCollector, bounded_read
 from events.models import TicketType
 from events.selectors import ticket_types_with_availability
-from orders.models import Hold, OutboundEmail
+from orders.models import Hold, OrderLine, OutboundEmail
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -36,6 +36,17 @@ CHECKOUT_OUTCOMES = Counter(
     "aegistickets_checkout_outcomes",
     "How each basket/checkout step ended: held or paid (committed), replayed, or the refusal's error code.",
     ["step", "outcome"],
+)
+
+PAYMENT_OUTCOMES = Counter(
+    "aegistickets_payment_outcomes",
+    "What became of payments, by provider: declined, captured, voided, and pending orders that expired or failed.",
+    ["provider", "outcome"],
+)
+WEBHOOKS = Counter(
+    "aegistickets_payment_webhooks",
+    "Payment webhooks received, by provider and result: handled, duplicate, rejected (bad signature or payload).",
+    ["provider", "result"],
 )
 
 # Exported at 0 from the start, so that rate() sees the first occurrence of each outcome.
@@ -52,8 +63,10 @@ KNOWN_OUTCOMES = {
     ),
     "checkout": (
         "paid",
+        "pending",
         "replayed",
         "payment_declined",
+        "payment_unavailable",
         "hold_expired",
         "not_on_sale",
         "price_changed",
@@ -67,6 +80,18 @@ KNOWN_OUTCOMES = {
 for _step, _outcomes in KNOWN_OUTCOMES.items():
     for _outcome in _outcomes:
         CHECKOUT_OUTCOMES.labels(_step, _outcome)
+for _outcome in ("declined", "captured", "voided", "expired", "failed"):
+    PAYMENT_OUTCOMES.labels("test", _outcome)
+for _result in ("handled", "duplicate", "rejected"):
+    WEBHOOKS.labels("stripe", _result)
+
+
+def payment_outcome(*, provider: str, outcome: str) -> None:
+    PAYMENT_OUTCOMES.labels(provider, outcome).inc()
+
+
+def webhook_received(*, provider: str, result: str) -> None:
+    WEBHOOKS.labels(provider, result).inc()
 
 
 def checkout_outcome(step: str, outcome: str) -> None:
@@ -96,12 +121,13 @@ def records_outcome(step: str, success: Callable[[Any], str]) -> Callable[[Calla
     return decorate
 
 
-def order_committed(*, holds: Iterable[Hold]) -> None:
-    """on_commit callback of a placed order: its holds (each with its ticket type and event) became tickets."""
+def order_committed(*, lines: Iterable[Hold | OrderLine]) -> None:
+    """on_commit callback of an order that became paid: its lines (or the holds they were made from, each with its
+    ticket type and event) became tickets."""
     ORDERS_PLACED.inc()
     sold = Tally[str]()
-    for hold in holds:
-        sold[hold.ticket_type.event.slug] += hold.quantity
+    for line in lines:
+        sold[line.ticket_type.event.slug] += line.quantity
     for event, quantity in sold.items():
         TICKETS_SOLD.labels(event).inc(quantity)
 

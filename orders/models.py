@@ -68,13 +68,24 @@ class Hold(models.Model):
 
 
 class Order(models.Model):
+    """A buyer's order. Born `paid` when the payment was authorized before it committed (immediate methods), or
+    `pending` while the buyer pays (Stripe: card entry, 3-D Secure); a pending order's seats stay taken until
+    `payment_deadline` by the holds of its own basket, so availability needs no job to give them back."""
+
     class Status(models.TextChoices):
+        PENDING = "pending", "Awaiting payment"
         PAID = "paid", "Paid"
+        EXPIRED = "expired", "Expired"
+        FAILED = "failed", "Payment failed"
         CANCELLED = "cancelled", "Cancelled"
         REFUNDED = "refunded", "Refunded"
 
-    # The only moves an order's status may make.
+    # The only moves an order's status may make; a trigger (migration 0005) refuses any other in the database.
+    # expired → paid: a payment confirmed after the window, while its seats were still free.
     TRANSITIONS: dict[str, frozenset[str]] = {
+        Status.PENDING: frozenset({Status.PAID, Status.EXPIRED, Status.FAILED}),
+        Status.EXPIRED: frozenset({Status.PAID}),
+        Status.FAILED: frozenset(),
         Status.PAID: frozenset({Status.CANCELLED, Status.REFUNDED}),
         Status.CANCELLED: frozenset({Status.REFUNDED}),
         Status.REFUNDED: frozenset(),
@@ -89,20 +100,34 @@ class Order(models.Model):
     total = models.DecimalField(max_digits=12, decimal_places=2)
     currency = models.CharField(max_length=3)
     payment_method = models.CharField(max_length=20)
-    payment_reference = models.CharField(max_length=100, blank=True)
+    payment_reference = models.CharField(max_length=255, blank=True)
     created_at = models.DateTimeField()
     cancelled_at = models.DateTimeField(null=True, blank=True)
+    # A pending order: when its seats return to sale, and the basket whose holds keep them until then (a basket of
+    # its own, whose token nobody has).
+    payment_deadline = models.DateTimeField(null=True, blank=True)
+    basket = models.ForeignKey(Basket, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    # Set by a dispute (chargeback) for staff to look at.
+    flagged = models.BooleanField(default=False)
+    # What happened to the payment beyond the status: a late payment refunded, a dispute, a provider's message.
+    payment_note = models.CharField(max_length=500, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
         indexes = [
             models.Index(fields=["status", "created_at"], name="order_status_created_idx"),
             models.Index(fields=["email"], name="order_email_idx"),
+            models.Index(fields=["payment_reference"], name="order_payment_ref_idx"),
         ]
         constraints = [
             models.CheckConstraint(condition=Q(total__gte=0), name="order_total_not_negative"),
             models.CheckConstraint(
-                condition=Q(status__in=["paid", "cancelled", "refunded"]), name="order_status_valid"
+                condition=Q(status__in=["pending", "paid", "expired", "failed", "cancelled", "refunded"]),
+                name="order_status_valid",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status="pending") | Q(payment_deadline__isnull=False),
+                name="order_pending_has_deadline",
             ),
         ]
 
@@ -220,6 +245,93 @@ class Refund(models.Model):
         return f"Refund of {self.order_id}: {self.status}"
 
 
+class Payment(models.Model):
+    """The shop's record of one payment with a provider. Written before the provider is asked, so no authorization
+    exists without a row that `reconcile_payments` can settle, whatever happens to the process in between.
+
+    `reference` identifies the attempt to the provider (its idempotency key): asked again with it, the provider
+    answers with the same payment."""
+
+    class Status(models.TextChoices):
+        STARTED = "started", "Started"  # the provider is being asked, or was and its answer never got recorded
+        REQUIRES_ACTION = "requires_action", "Awaiting the buyer"
+        AUTHORIZED = "authorized", "Authorized"
+        CAPTURED = "captured", "Captured"
+        VOIDED = "voided", "Voided"
+        FAILED = "failed", "Failed"
+
+    reference = models.CharField(max_length=64, unique=True)
+    provider = models.CharField(max_length=20)
+    payment_id = models.CharField(max_length=255, blank=True)
+    # What the buyer's browser needs to confirm the payment (Stripe's PaymentIntent client secret); shown only on the
+    # buyer's own checkout answer and private order page.
+    client_secret = models.CharField(max_length=255, blank=True)
+    order = models.ForeignKey(Order, null=True, blank=True, on_delete=models.PROTECT, related_name="payments")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.STARTED)
+    amount = models.DecimalField(max_digits=12, decimal_places=2)
+    currency = models.CharField(max_length=3)
+    message = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField()
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gte=0), name="payment_amount_not_negative"),
+            models.CheckConstraint(
+                condition=Q(status__in=["started", "requires_action", "authorized", "captured", "voided", "failed"]),
+                name="payment_status_valid",
+            ),
+            # Captured money always belongs to an order.
+            models.CheckConstraint(
+                condition=~Q(status="captured") | Q(order__isnull=False), name="payment_captured_has_order"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["status", "updated_at"], name="payment_status_updated_idx"),
+            models.Index(fields=["provider", "payment_id"], name="payment_provider_id_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.provider} {self.payment_id or self.reference}: {self.status}"
+
+
+class WebhookDelivery(models.Model):
+    """A provider's webhook event, handled once: the unique event id refuses a second handling of a duplicate."""
+
+    provider = models.CharField(max_length=20)
+    event_id = models.CharField(max_length=255)
+    type = models.CharField(max_length=100)
+    payment_id = models.CharField(max_length=255, blank=True)
+    received_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["provider", "event_id"], name="webhook_delivery_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.provider} {self.type} {self.event_id}"
+
+
+class TestProviderPayment(models.Model):
+    """The `test` payment provider's own books (orders/payments.py), standing in for a real provider's: what it
+    authorized, captured and refunded. Never written in the shop's transactions."""
+
+    __test__ = False  # not a pytest test class
+
+    payment_id = models.CharField(max_length=100, unique=True)
+    state = models.CharField(max_length=16, default="authorized")
+    amount = models.DecimalField(max_digits=12, decimal_places=2)
+    currency = models.CharField(max_length=3)
+    captured = models.DecimalField(max_digits=12, decimal_places=2, default=0)
+    refunded = models.DecimalField(max_digits=12, decimal_places=2, default=0)
+
+    def __str__(self) -> str:
+        return f"{self.payment_id}: {self.state}"
+
+
 class OutboundEmail(models.Model):
     """An email to a buyer, queued in the same transaction as the change it reports (the outbox).
 
@@ -232,6 +344,7 @@ class OutboundEmail(models.Model):
     class Kind(models.TextChoices):
         ORDER_CONFIRMATION = "order_confirmation", "Order confirmation"
         ORDER_CANCELLATION = "order_cancellation", "Order cancellation"
+        ORDER_NOT_COMPLETED = "order_not_completed", "Order not completed"
 
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"
@@ -255,7 +368,8 @@ class OutboundEmail(models.Model):
         ordering = ["-id"]
         constraints = [
             models.CheckConstraint(
-                condition=Q(kind__in=["order_confirmation", "order_cancellation"]), name="outbound_email_kind_valid"
+                condition=Q(kind__in=["order_confirmation", "order_cancellation", "order_not_completed"]),
+                name="outbound_email_kind_valid",
             ),
             models.CheckConstraint(
                 condition=Q(status__in=["pending", "sent", "failed"]), name="outbound_email_status_valid"

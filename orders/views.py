@@ -17,6 +17,7 @@ from events import views as catalog_views
 from events.cache import catalog_cached
 from events.forms import TicketQuantityForm
 from orders import seats, selectors, services
+from orders.checkout import checkout_fingerprint, order_place
 from orders.forms import CheckInForm, CheckoutForm
 from orders.selectors import BasketSummary
 from orders.tickets import tickets_pdf
@@ -114,14 +115,14 @@ def checkout(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
-            result = services.order_place(
+            result = order_place(
                 token=basket.token,
                 name=data["name"],
                 email=data["email"],
                 payment_method=data["payment_method"],
                 now=timezone.now(),
                 idempotency_key=_form_key(data["idempotency_key"]),
-                fingerprint=services.checkout_fingerprint(
+                fingerprint=checkout_fingerprint(
                     basket=basket.token, name=data["name"], email=data["email"], payment_method=data["payment_method"]
                 ),
             )

@@ -326,9 +326,35 @@ CURRENCY = env.str("CURRENCY", default="EUR")
 HOLD_MINUTES = env.int("HOLD_MINUTES", default=10)
 if HOLD_MINUTES < 1:
     raise ImproperlyConfigured("HOLD_MINUTES must be at least 1.")
-# Payment methods shoppers may choose. `test` approves every payment except the documented decline address; `free`
-# takes only zero totals. A real provider is added to orders/payments.py and named here.
+# Payment providers installed (orders/payments.py: each a class with the provider interface), and the methods
+# shoppers may choose among them. `test` approves every payment except the documented decline address; `free` takes
+# only zero totals; `stripe` needs the STRIPE_* keys (docs/payments.md).
+PAYMENT_PROVIDERS = env.list(
+    "PAYMENT_PROVIDERS",
+    default=[
+        "orders.payments.TestPaymentProvider",
+        "orders.payments.FreePaymentProvider",
+        "orders.stripe_provider.StripePaymentProvider",
+    ],
+)
 PAYMENT_METHODS = env.list("PAYMENT_METHODS", default=["test", "free"])
+# How long a pending order's seats stay taken while the buyer pays (card entry, 3-D Secure).
+PAYMENT_MINUTES = env.int("PAYMENT_MINUTES", default=15)
+if PAYMENT_MINUTES < 1:
+    raise ImproperlyConfigured("PAYMENT_MINUTES must be at least 1.")
+STRIPE_SECRET_KEY = env.str("STRIPE_SECRET_KEY", default="")
+STRIPE_PUBLISHABLE_KEY = env.str("STRIPE_PUBLISHABLE_KEY", default="")
+STRIPE_WEBHOOK_SECRET = env.str("STRIPE_WEBHOOK_SECRET", default="")
+# Where the SDK sends its calls: Stripe's own API unless a Stripe-compatible server stands in (the tests' localstripe).
+STRIPE_API_BASE = env.str("STRIPE_API_BASE", default="https://api.stripe.com")
+# Where the checkout page loads stripe.js from; with localstripe, its fake at <STRIPE_API_BASE>/js.stripe.com/v3/.
+STRIPE_JS_URL = env.str("STRIPE_JS_URL", default="https://js.stripe.com/v3/")
+# Seconds the SDK waits for Stripe before the checkout answers a retryable 503.
+STRIPE_TIMEOUT_SECONDS = env.float("STRIPE_TIMEOUT_SECONDS", default=10.0)
+if "stripe" in PAYMENT_METHODS and not (STRIPE_SECRET_KEY and STRIPE_PUBLISHABLE_KEY and STRIPE_WEBHOOK_SECRET):
+    raise ImproperlyConfigured(
+        "PAYMENT_METHODS offers stripe: set STRIPE_SECRET_KEY, STRIPE_PUBLISHABLE_KEY and STRIPE_WEBHOOK_SECRET."
+    )
 EVENTS_PAGE_SIZE = env.int("EVENTS_PAGE_SIZE", default=20)
 # How old availability on listings may be (events/cache.py). 0 turns the catalog cache off.
 CATALOG_CACHE_SECONDS = env.float("CATALOG_CACHE_SECONDS", default=2.0)

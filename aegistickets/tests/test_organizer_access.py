@@ -28,7 +28,7 @@ from rest_framework.test import APIClient, APIRequestFactory
 from aegistickets.errors import PROBLEM_CONTENT_TYPE
 from events.models import Event, TicketType
 from events.tests.factories import EventFactory, TicketTypeFactory, UserFactory
-from orders import selectors, services
+from orders import checkout, selectors, services
 from orders.models import Basket, Hold, Order
 
 # Operations anyone may call, and why. Keys are "METHOD /api/path" as the OpenAPI schema writes them.
@@ -185,7 +185,7 @@ def shop(db: None) -> Shop:
     event = EventFactory()
     ticket_type = TicketTypeFactory(event=event, capacity=50)
     token = services.basket_add(token=None, ticket_type_id=ticket_type.pk, quantity=2, now=now).token
-    order = services.order_place(
+    order = checkout.order_place(
         token=token, name="Ada Lovelace", email="ada@example.com", payment_method="test", now=now
     ).order
     basket = services.basket_add(token=None, ticket_type_id=ticket_type.pk, quantity=1, now=now)

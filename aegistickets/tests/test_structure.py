@@ -178,7 +178,8 @@ LONGEST_SERVICE = 40
 
 
 def test_services_and_selectors_read_as_short_named_steps():
-    modules = [name for name in tracked_python_files() if name.endswith(("/services.py", "/selectors.py", "/seats.py"))]
+    steps = ("/services.py", "/selectors.py", "/seats.py", "/checkout.py")
+    modules = [name for name in tracked_python_files() if name.endswith(steps)]
     assert len(modules) >= 5
     too_long = [
         f"{name}:{node.lineno} {node.name} ({node.end_lineno - node.lineno + 1} lines)"

@@ -15,7 +15,7 @@ from django.utils import timezone
 from events.admin import TicketTypeAdminForm
 from events.models import Event, TicketType
 from events.tests.factories import EventFactory, TicketTypeFactory
-from orders import services
+from orders import checkout, services
 from orders.models import Hold
 
 pytestmark = pytest.mark.django_db
@@ -24,7 +24,7 @@ pytestmark = pytest.mark.django_db
 def sell(ticket_type: TicketType, quantity: int, *, now=None):  # type: ignore[no-untyped-def]
     now = now or timezone.now()
     basket = services.basket_add(token=None, ticket_type_id=ticket_type.pk, quantity=quantity, now=now)
-    return services.order_place(
+    return checkout.order_place(
         token=basket.token, name="Ada Lovelace", email="ada@example.com", payment_method="test", now=now
     ).order
 

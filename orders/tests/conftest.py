@@ -1,30 +1,68 @@
 """Fixtures shared by the orders tests."""
 
+import secrets
+
 import pytest
 
-from orders import services
-from orders.payments import TestPaymentProvider
+from orders import payments
+from orders.payments import FreePaymentProvider, TestPaymentProvider
+from scripts.lib import localstripe
+from scripts.lib.localstripe import running_localstripe
 
 
 class RecordingProvider(TestPaymentProvider):
-    """The test provider, remembering what it charged and refunded."""
+    """The test provider, remembering each step it took: (amount, payment id) per authorization, capture and refund;
+    the payment id per void."""
 
     def __init__(self):
-        self.charges, self.refunds = [], []
+        self.authorized, self.captured, self.voided, self.refunds = [], [], [], []
 
-    def charge(self, **kwargs):
-        result = super().charge(**kwargs)
-        self.charges.append((kwargs["amount"], result.reference))
+    def authorize(self, **kwargs):
+        answer = super().authorize(**kwargs)
+        if answer.state == "authorized":
+            self.authorized.append((kwargs["amount"], answer.payment_id))
+        return answer
+
+    def capture(self, **kwargs):
+        result = super().capture(**kwargs)
+        if result.approved:
+            self.captured.append((kwargs["amount"], kwargs["payment_id"]))
+        return result
+
+    def void(self, **kwargs):
+        result = super().void(**kwargs)
+        if result.approved:
+            self.voided.append(kwargs["payment_id"])
         return result
 
     def refund(self, **kwargs):
-        self.refunds.append((kwargs["amount"], kwargs["reference"]))
+        self.refunds.append((kwargs["amount"], kwargs["payment_id"]))
         return super().refund(**kwargs)
 
 
 @pytest.fixture
 def provider(monkeypatch):
-    """The checkout's payment provider, recording what it charged and refunded."""
+    """The payment provider behind `test`, recording each step."""
     recording = RecordingProvider()
-    monkeypatch.setattr(services, "payment_provider_for", lambda **kwargs: recording)
+    installed = {"test": recording, "free": FreePaymentProvider()}
+    monkeypatch.setattr(payments, "providers", lambda: installed)
     return recording
+
+
+@pytest.fixture(scope="session")
+def localstripe_base():
+    """localstripe, Stripe's stand-in, on 127.0.0.1 for the whole run: its base URL."""
+    with running_localstripe() as base:
+        yield base
+
+
+@pytest.fixture
+def stripe_shop(settings, localstripe_base):
+    """The shop offering Stripe, its SDK pointed at localstripe, with a webhook secret of the test's own."""
+    settings.PAYMENT_METHODS = ["stripe", "test", "free"]
+    settings.STRIPE_API_BASE = localstripe_base
+    settings.STRIPE_SECRET_KEY = localstripe.SECRET_KEY
+    settings.STRIPE_PUBLISHABLE_KEY = localstripe.PUBLISHABLE_KEY
+    settings.STRIPE_WEBHOOK_SECRET = "whsec_" + secrets.token_hex(16)  # pragma: allowlist secret
+    settings.STRIPE_TIMEOUT_SECONDS = 5.0
+    return payments.payment_provider_named("stripe")

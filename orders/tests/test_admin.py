@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from events.models import TicketType
 from events.tests.factories import EventFactory, TicketTypeFactory
-from orders import services
+from orders import checkout, services
 from orders.models import Basket, Order
 
 pytestmark = pytest.mark.django_db
@@ -27,7 +27,7 @@ def place_order(*items: tuple[TicketType, int], email: str = "ada@example.com") 
     for ticket_type, quantity in items:
         token = services.basket_add(token=token, ticket_type_id=ticket_type.pk, quantity=quantity, now=now).token
     assert token is not None
-    return services.order_place(token=token, name="Ada Lovelace", email=email, payment_method="test", now=now).order
+    return checkout.order_place(token=token, name="Ada Lovelace", email=email, payment_method="test", now=now).order
 
 
 def result_codes(response) -> list[str]:  # type: ignore[no-untyped-def]

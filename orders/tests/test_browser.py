@@ -260,12 +260,12 @@ def test_door_staff_scan_tickets_and_the_counter_follows_other_doors(browser, li
     from django.contrib.auth.models import Group
 
     from events.tests.factories import UserFactory
-    from orders import services
+    from orders import checkout, services
 
     event, standard = shop
     now = timezone.now()
     token = services.basket_add(token=None, ticket_type_id=standard.pk, quantity=3, now=now).token
-    order = services.order_place(
+    order = checkout.order_place(
         token=token, name="Ada Lovelace", email="ada@example.com", payment_method="test", now=now
     ).order
     first, second, third = order.tickets.all()

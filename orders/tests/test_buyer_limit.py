@@ -10,7 +10,7 @@ from django.db.models import Sum
 
 from aegistickets.errors import BuyerLimitExceededError
 from events.tests.factories import EventFactory, TicketTypeFactory
-from orders import seats, services
+from orders import checkout, seats, services
 from orders.models import Hold, Order, Ticket
 from orders.tests.test_concurrency import run_at_once
 
@@ -19,7 +19,7 @@ def place(ticket_type, quantity, email, now, *, other=None):
     basket = services.basket_add(token=None, ticket_type_id=ticket_type.pk, quantity=quantity, now=now)
     if other is not None:
         services.basket_add(token=basket.token, ticket_type_id=other.pk, quantity=1, now=now)
-    return services.order_place(token=basket.token, name="Buyer", email=email, payment_method="test", now=now)
+    return checkout.order_place(token=basket.token, name="Buyer", email=email, payment_method="test", now=now)
 
 
 @pytest.fixture
@@ -94,7 +94,7 @@ def test_concurrent_orders_of_one_buyer_never_pass_the_limit(monkeypatch, now, l
 
     def buy(i):
         try:
-            services.order_place(
+            checkout.order_place(
                 token=baskets[i], name="Scalper", email="bot@example.com", payment_method="test", now=now
             )
         except BuyerLimitExceededError:

@@ -13,33 +13,36 @@ from django.utils import timezone
 
 from aegistickets.errors import OrderNotCancellableError
 from events.tests.factories import EventFactory, TicketTypeFactory, UserFactory
-from orders import outbox, payments, services
+from orders import checkout, outbox, payments, services
 from orders.models import Order, Refund
-from orders.payments import PaymentResult, TestPaymentProvider
+from orders.payments import FreePaymentProvider, PaymentResult
+from orders.tests.conftest import RecordingProvider
 from orders.tests.test_check_in import token_client
 from orders.tests.test_concurrency import run_at_once
 
 
-class RecordingProvider(TestPaymentProvider):
-    """The test provider, remembering refunds; `fail` makes it decline or raise like a real one can."""
+class FailingProvider(RecordingProvider):
+    """The recording test provider; `fail` makes its refunds decline or raise like a real one's can."""
 
     def __init__(self) -> None:
-        self.refunds: list[tuple[Decimal, str]] = []
+        super().__init__()
         self.fail: str | None = None
 
     def refund(self, **kwargs):  # type: ignore[no-untyped-def]
-        self.refunds.append((kwargs["amount"], kwargs["reference"]))
         if self.fail == "decline":
+            self.refunds.append((kwargs["amount"], kwargs["payment_id"]))
             return PaymentResult(approved=False, reference="", message="Refund window closed (test).")
         if self.fail == "raise":
+            self.refunds.append((kwargs["amount"], kwargs["payment_id"]))
             raise TimeoutError("provider timed out")
         return super().refund(**kwargs)
 
 
 @pytest.fixture
 def provider(monkeypatch):  # type: ignore[no-untyped-def]
-    recording = RecordingProvider()
-    monkeypatch.setitem(payments._PROVIDERS, "test", recording)
+    recording = FailingProvider()
+    installed = {"test": recording, "free": FreePaymentProvider()}
+    monkeypatch.setattr(payments, "providers", lambda: installed)
     return recording
 
 
@@ -51,7 +54,7 @@ def send_queued_emails() -> None:
 def paid_order(ticket_type, quantity: int = 2, email: str = "ada@example.com") -> Order:
     now = timezone.now()
     token = services.basket_add(token=None, ticket_type_id=ticket_type.pk, quantity=quantity, now=now).token
-    return services.order_place(token=token, name="Ada Lovelace", email=email, payment_method="test", now=now).order
+    return checkout.order_place(token=token, name="Ada Lovelace", email=email, payment_method="test", now=now).order
 
 
 @pytest.mark.django_db

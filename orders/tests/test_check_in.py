@@ -14,7 +14,7 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from events.tests.factories import EventFactory, TicketTypeFactory, UserFactory
-from orders import selectors, services
+from orders import checkout, selectors, services
 from orders.models import CheckIn, Order, Ticket
 from orders.tests.test_concurrency import run_at_once
 
@@ -25,7 +25,7 @@ DESK = "/check-in/"
 def paid_order(ticket_type, quantity: int = 1) -> Order:
     now = timezone.now()
     token = services.basket_add(token=None, ticket_type_id=ticket_type.pk, quantity=quantity, now=now).token
-    return services.order_place(
+    return checkout.order_place(
         token=token, name="Ada Lovelace", email="ada@example.com", payment_method="test", now=now
     ).order
 

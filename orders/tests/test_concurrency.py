@@ -21,8 +21,8 @@ from rest_framework.test import APIClient
 from aegistickets.errors import HoldExpiredError, SoldOutError
 from events.models import TicketType
 from events.tests.factories import TicketTypeFactory
+from orders import checkout, services
 from orders import seats as seat_protocol
-from orders import services
 from orders.models import Hold, Order, Ticket
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -111,16 +111,16 @@ def test_checkouts_racing_to_renew_expired_holds_never_oversell(now):
         Hold.objects.filter(basket=basket).update(expires_at=long_ago)  # old enough to free the seat
         baskets.append(basket)
 
-    def checkout(i):
+    def check_out(i):
         try:
-            services.order_place(
+            checkout.order_place(
                 token=baskets[i].token, name="Late", email="late@example.com", payment_method="test", now=now
             )
         except HoldExpiredError as error:
             return error.code
         return "paid"
 
-    outcomes = Counter(run_at_once(THREADS, checkout))
+    outcomes = Counter(run_at_once(THREADS, check_out))
     assert outcomes == {"paid": seats, "hold_expired": THREADS - seats}
     ticket_type.refresh_from_db()
     assert ticket_type.sold == seats
@@ -136,7 +136,7 @@ def test_baskets_locking_two_ticket_types_in_opposite_orders_do_not_deadlock(now
         first, second = (a, b) if i % 2 else (b, a)
         basket = services.basket_add(token=None, ticket_type_id=first.pk, quantity=1, now=now)
         services.basket_add(token=basket.token, ticket_type_id=second.pk, quantity=1, now=now)
-        return services.order_place(
+        return checkout.order_place(
             token=basket.token, name="Both", email="both@example.com", payment_method="test", now=now
         ).created
 

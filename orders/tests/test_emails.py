@@ -17,7 +17,7 @@ from django.utils import timezone
 from pypdf import PdfReader
 
 from events.tests.factories import EventFactory, TicketTypeFactory
-from orders import outbox, services
+from orders import checkout, outbox, services
 from orders.models import Order, OutboundEmail
 
 pytestmark = pytest.mark.django_db
@@ -34,7 +34,7 @@ def place(now, *quantities: int, email_address: str = "ada@example.com") -> Orde
             event=EventFactory(name=f"Aurora Quartet {number}", venue="Pierre Boulez Saal"), name="Standard"
         )
         token = services.basket_add(token=token, ticket_type_id=ticket_type.pk, quantity=quantity, now=now).token
-    return services.order_place(
+    return checkout.order_place(
         token=token, name="Ada Lovelace", email=email_address, payment_method="test", now=now
     ).order
 

@@ -10,7 +10,7 @@ from django.http import StreamingHttpResponse
 from django.utils import timezone
 
 from events.tests.factories import EventFactory, TicketTypeFactory, UserFactory
-from orders import services
+from orders import checkout, services
 from orders.models import Order, Ticket
 from orders.tests.test_check_in import door_user, token_client
 
@@ -22,7 +22,7 @@ def buy(*items, name: str = "Ada Lovelace", email: str = "ada@example.com") -> O
     token = None
     for ticket_type, quantity in items:
         token = services.basket_add(token=token, ticket_type_id=ticket_type.pk, quantity=quantity, now=now).token
-    return services.order_place(token=token, name=name, email=email, payment_method="test", now=now).order
+    return checkout.order_place(token=token, name=name, email=email, payment_method="test", now=now).order
 
 
 def rows(response) -> list[dict[str, str]]:  # type: ignore[no-untyped-def]

@@ -19,7 +19,7 @@ from aegistickets.errors import (
     ValidationFailedError,
 )
 from events.tests.factories import EventFactory, TicketTypeFactory
-from orders import outbox, services
+from orders import checkout, outbox, services
 from orders.metrics import EmailOutboxCollector, ShopStateCollector
 from orders.models import Order
 from orders.payments import TEST_DECLINE_EMAIL
@@ -65,7 +65,7 @@ def add(ticket_type, quantity, now, token=None):
 
 def place(basket, now, **kwargs):
     defaults = {"name": "Ada Lovelace", "email": "ada@example.com", "payment_method": "test"}
-    return services.order_place(token=basket.token, now=now, **{**defaults, **kwargs})
+    return checkout.order_place(token=basket.token, now=now, **{**defaults, **kwargs})
 
 
 def test_a_committed_checkout_counts_its_tickets_by_event_and_one_order(ticket_type, now):

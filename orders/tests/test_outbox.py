@@ -28,8 +28,8 @@ from django.utils import timezone
 
 from aegistickets.errors import NotOnSaleError
 from events.tests.factories import EventFactory, TicketTypeFactory
-from orders import outbox, services
-from orders.models import Order, OutboundEmail
+from orders import checkout, outbox, services
+from orders.models import Order, OutboundEmail, Payment
 from orders.tests.test_concurrency import run_at_once
 from orders.tests.test_emails import pdf_text
 
@@ -45,7 +45,7 @@ BROKEN_MAIL_SERVER = {
 def place(now, quantity: int = 1, email: str = "ada@example.com", ticket_type=None) -> Order:
     ticket_type = ticket_type or TicketTypeFactory(event=EventFactory(name="Aurora Quartet"), capacity=50)
     token = services.basket_add(token=None, ticket_type_id=ticket_type.pk, quantity=quantity, now=now).token
-    return services.order_place(token=token, name="Ada Lovelace", email=email, payment_method="test", now=now).order
+    return checkout.order_place(token=token, name="Ada Lovelace", email=email, payment_method="test", now=now).order
 
 
 def row(order: Order, kind: str = OutboundEmail.Kind.ORDER_CONFIRMATION) -> OutboundEmail:
@@ -76,7 +76,7 @@ class TestQueuedWithTheOrder:
         ticket_type.event.save(update_fields=["is_published"])
 
         with pytest.raises(NotOnSaleError):
-            services.order_place(token=token, name="A", email="a@example.com", payment_method="test", now=now)
+            checkout.order_place(token=token, name="A", email="a@example.com", payment_method="test", now=now)
 
         assert not Order.objects.exists()
         assert not OutboundEmail.objects.exists()
@@ -84,14 +84,16 @@ class TestQueuedWithTheOrder:
     def test_the_queue_costs_checkout_one_insert(self, now, ticket_type):
         token = services.basket_add(token=None, ticket_type_id=ticket_type.pk, quantity=2, now=now).token
         with CaptureQueriesContext(connection) as queries:
-            services.order_place(token=token, name="A", email="a@example.com", payment_method="test", now=now)
+            checkout.order_place(token=token, name="A", email="a@example.com", payment_method="test", now=now)
 
         statements = [q["sql"] for q in queries.captured_queries]
         assert sum(s.startswith('INSERT INTO "orders_outboundemail"') for s in statements) == 1
-        # 10 before the outbox (the holds, the basket lock, the holds again, order, lines, tickets, hold delete,
-        # seat update; and here, inside the test's transaction, a savepoint and its release instead of BEGIN and
-        # COMMIT). On PostgreSQL the basket read is a SELECT … FOR UPDATE, the count is the same.
-        assert len(statements) == 11, statements
+        # The order's transaction: the basket lock, the holds again, order, payment link, lines, tickets, the email,
+        # hold delete, seat update (and here, inside the test's transaction, a savepoint and its release instead of
+        # BEGIN and COMMIT). Around it: the holds read, the payment record, the provider's authorization (its own
+        # savepoint), the capture and its record. On PostgreSQL the basket read is a SELECT … FOR NO KEY UPDATE, the
+        # count is the same.
+        assert len(statements) == 18, statements
 
     def test_a_cancellation_queues_its_notice_in_the_cancel_transaction(self, now, django_capture_on_commit_callbacks):
         order = place(now)
@@ -286,6 +288,7 @@ class TestWorker:
 
     def test_an_order_deleted_meanwhile_takes_its_queued_email_along(self, now):
         order = place(now)
+        Payment.objects.filter(order=order).delete()  # money records protect their order
         Order.objects.filter(pk=order.pk).delete()
 
         assert outbox.outbox_send_due(now=now, limit=10) == outbox.OutboxRun()

@@ -24,7 +24,7 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from events.tests.factories import UserFactory
-from orders import models, selectors, services
+from orders import checkout, models, selectors, services
 from orders.models import Basket, IdempotencyRecord, Order, Ticket
 
 pytestmark = pytest.mark.django_db
@@ -36,14 +36,14 @@ UNKNOWN_CODE = "AT-XXXXXX"
 def paid_order(ticket_type, *, idempotency_key: str | None = None) -> Order:
     now = timezone.now()
     token = services.basket_add(token=None, ticket_type_id=ticket_type.pk, quantity=2, now=now).token
-    return services.order_place(
+    return checkout.order_place(
         token=token,
         name="Ada Lovelace",
         email="ada@example.com",
         payment_method="test",
         now=now,
         idempotency_key=idempotency_key,
-        fingerprint=services.checkout_fingerprint(
+        fingerprint=checkout.checkout_fingerprint(
             basket=token, name="Ada Lovelace", email="ada@example.com", payment_method="test"
         ),
     ).order

@@ -24,8 +24,8 @@ from aegistickets.errors import (
 )
 from events.models import TicketType
 from events.tests.factories import EventFactory, TicketTypeFactory
-from orders import seats, services
-from orders.models import Basket, Hold, IdempotencyRecord, Order, Ticket
+from orders import checkout, seats, services
+from orders.models import Basket, Hold, IdempotencyRecord, Order, Payment, Ticket
 from orders.payments import TEST_DECLINE_EMAIL
 
 pytestmark = pytest.mark.django_db
@@ -39,7 +39,7 @@ def add(ticket_type, quantity, now, token=None):
 
 def place(basket, now, **kwargs):
     defaults = {"name": "Ada Lovelace", "email": "ada@example.com", "payment_method": "test"}
-    return services.order_place(token=basket.token, now=now, **{**defaults, **kwargs})
+    return checkout.order_place(token=basket.token, now=now, **{**defaults, **kwargs})
 
 
 def available(ticket_type, now):
@@ -276,27 +276,29 @@ def test_unknown_payment_method_is_a_validation_error(ticket_type, now):
 
 def test_unknown_basket_is_not_found(now):
     with pytest.raises(NotFoundError):
-        services.order_place(token="nope", name="A", email="a@example.com", payment_method="test", now=now)
+        checkout.order_place(token="nope", name="A", email="a@example.com", payment_method="test", now=now)
 
 
 def test_price_change_between_quote_and_lock_refunds_and_refuses(ticket_type, now, monkeypatch, provider):
     basket = add(ticket_type, 1, now)
-    real_take = services._take_seats
+    real_take = checkout._take_seats
 
     def organizer_changes_price_meanwhile(*args, **kwargs):
         TicketType.objects.filter(pk=ticket_type.pk).update(price=F("price") + 1)
         return real_take(*args, **kwargs)
 
-    monkeypatch.setattr(services, "_take_seats", organizer_changes_price_meanwhile)
+    monkeypatch.setattr(checkout, "_take_seats", organizer_changes_price_meanwhile)
     with pytest.raises(PriceChangedError):
         place(basket, now)
     assert not Order.objects.exists()
-    assert provider.refunds == provider.charges == [(Decimal("25.00"), provider.charges[0][1])]
+    assert provider.authorized == [(Decimal("25.00"), provider.voided[0])]
+    assert provider.captured == []
     assert Hold.objects.filter(basket=basket).exists()
 
 
-def test_seats_gone_after_payment_are_refunded(ticket_type, now, monkeypatch, provider):
-    """A paid shopper is never left without either tickets or their money."""
+def test_seats_gone_after_authorization_release_the_payment(ticket_type, now, monkeypatch, provider):
+    """A buyer is never left without either tickets or their money: nothing was captured, the authorization is
+    voided."""
     basket = add(ticket_type, 4, now)
     later = now + HOLD + timedelta(seconds=1)
     real_lock = seats.lock_ticket_type
@@ -309,25 +311,28 @@ def test_seats_gone_after_payment_are_refunded(ticket_type, now, monkeypatch, pr
     with pytest.raises(HoldExpiredError):
         place(basket, later)
     assert not Order.objects.exists()
-    assert len(provider.refunds) == 1
-    assert provider.refunds[0] == provider.charges[0]
+    assert [payment_id for _, payment_id in provider.authorized] == provider.voided
+    assert provider.captured == []
+    assert Payment.objects.get().status == Payment.Status.VOIDED
 
 
-def test_successful_checkout_is_charged_once_and_never_refunded(ticket_type, now, provider):
-    place(add(ticket_type, 2, now), now)
-    assert [amount for amount, _ in provider.charges] == [Decimal("50.00")]
-    assert provider.refunds == []
+def test_successful_checkout_is_captured_once_after_the_commit(ticket_type, now, provider):
+    order = place(add(ticket_type, 2, now), now).order
+    assert provider.authorized == provider.captured == [(Decimal("50.00"), order.payment_reference)]
+    assert provider.voided == provider.refunds == []
+    payment = Payment.objects.get()
+    assert (payment.order, payment.status, payment.amount) == (order, Payment.Status.CAPTURED, Decimal("50.00"))
 
 
 def test_an_order_code_clash_is_retried_with_a_new_code(ticket_type, now, monkeypatch, provider):
     taken = place(add(ticket_type, 1, now), now).order.code
     codes = iter([taken, "AT-NEW777"])
-    monkeypatch.setattr(services, "new_order_code", lambda: next(codes))
+    monkeypatch.setattr(checkout, "new_order_code", lambda: next(codes))
     order = place(add(ticket_type, 1, now), now).order
     assert order.code == "AT-NEW777"
     assert Order.objects.count() == 2
-    assert len(provider.charges) == 2
-    assert provider.refunds == []
+    assert len(provider.captured) == 2
+    assert provider.voided == []
 
 
 def test_a_fresh_order_is_shown_without_another_query(ticket_type, now, django_assert_num_queries):
@@ -372,9 +377,9 @@ def test_failed_checkout_leaves_the_key_free_for_a_retry(ticket_type, now):
 
 def test_fingerprint_is_stable_and_sensitive_to_every_field():
     base = {"basket": "b", "name": "n", "email": "e@example.com", "payment_method": "test"}
-    assert services.checkout_fingerprint(**base) == services.checkout_fingerprint(**dict(reversed(base.items())))
+    assert checkout.checkout_fingerprint(**base) == checkout.checkout_fingerprint(**dict(reversed(base.items())))
     for field in base:
-        assert services.checkout_fingerprint(**{**base, field: "other"}) != services.checkout_fingerprint(**base)
+        assert checkout.checkout_fingerprint(**{**base, field: "other"}) != checkout.checkout_fingerprint(**base)
 
 
 # --- cancellation and housekeeping --------------------------------------------------------------------

@@ -11,7 +11,7 @@ from PIL import Image
 from pypdf import PdfReader
 
 from events.tests.factories import EventFactory, TicketTypeFactory
-from orders import services
+from orders import checkout, services
 from orders.models import Order
 from orders.tickets import qr_code
 
@@ -24,7 +24,7 @@ def paid_order(now, *quantities: int, name: str = "Ada Lovelace") -> Order:
     for quantity in quantities:
         ticket_type = TicketTypeFactory(event=EventFactory(name="Jazz — Night", venue="Blue Hall"), capacity=20)
         token = services.basket_add(token=token, ticket_type_id=ticket_type.pk, quantity=quantity, now=now).token
-    result = services.order_place(token=token, name=name, email="ada@example.com", payment_method="test", now=now)
+    result = checkout.order_place(token=token, name=name, email="ada@example.com", payment_method="test", now=now)
     return Order.objects.get(pk=result.order.pk)
 
 

@@ -22,10 +22,11 @@ from django.utils import timezone
 from aegistickets.errors import ApplicationError, ValidationFailedError
 from events.models import Event, TicketType
 from events.services import event_create, ticket_type_create
+from orders.checkout import order_place
 from orders.models import Order
 from orders.outbox import outbox_discard
 from orders.payments import payment_methods
-from orders.services import basket_add, order_place
+from orders.services import basket_add
 
 ADMIN_USERNAME = "admin"
 DEMO_PAYMENT_METHOD = "test"

@@ -1,0 +1,716 @@
+"""Checkout: a basket becomes an order, and the order's payment is settled, each step at most once.
+
+The lifecycle, for every payment provider (orders/payments.py):
+1. The basket is priced from the database, and the shop's record of the payment (`Payment`) is written.
+2. The provider **authorizes** the total, with no lock held. Nothing is taken from the buyer yet.
+3. One transaction commits the order: `paid` with its tickets when the authorization is already there (immediate
+   methods), or `pending` when the buyer still has to act (Stripe: card entry, 3-D Secure). A pending order's seats
+   stay taken until its `payment_deadline` by the holds of a basket of its own; after that they count for nothing,
+   as any expired hold, and no job has to run.
+4. After the commit, the payment is **captured**; if the order did not commit, the authorization is **voided**.
+   So money is captured only for a committed order; if the commit's fate cannot be known (the database went away
+   during it), neither is done and `reconcile_payments` settles it from what the database then says.
+
+A pending order is settled by `payment_settle` when the provider says the payment is authorized (its webhook, the
+buyer's return page, or reconciliation, in any order and any number of times): it takes the seats under the seat
+lock and captures, or, when the seats went to someone else after the deadline, voids and tells the buyer.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import secrets
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import DatabaseError, IntegrityError, InterfaceError, OperationalError, connection, transaction
+
+from aegistickets.errors import (
+    ApplicationError,
+    BasketEmptyError,
+    BasketNotFoundError,
+    BuyerLimitExceededError,
+    HoldExpiredError,
+    NotFoundError,
+    NotOnSaleError,
+    PaymentDeclinedError,
+    PriceChangedError,
+)
+from events.selectors import ticket_type_is_on_sale
+from orders import metrics, outbox, seats, selectors
+from orders.models import (
+    Basket,
+    Hold,
+    IdempotencyRecord,
+    Order,
+    OrderLine,
+    OutboundEmail,
+    Payment,
+    Ticket,
+    new_order_code,
+)
+from orders.payments import Authorization, PaymentProvider, payment_provider_for, payment_provider_named
+from orders.selectors import OrderDetail
+
+ORDER_CODE_ATTEMPTS = 5
+
+
+def payment_window() -> timedelta:
+    return timedelta(minutes=settings.PAYMENT_MINUTES)
+
+
+def checkout_fingerprint(**fields: object) -> str:
+    """What a checkout request asked for; a replayed Idempotency-Key must ask for the same."""
+    canonical = json.dumps(fields, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class CheckoutResult:
+    detail: OrderDetail
+    created: bool
+    payment: Payment | None = None
+
+    @property
+    def order(self) -> Order:
+        return self.detail.order
+
+
+@dataclass(frozen=True)
+class Checkout:
+    """What a checkout asks for."""
+
+    token: str
+    name: str
+    email: str
+    payment_method: str
+    idempotency_key: str | None
+    fingerprint: str
+    # An API client's payment method to confirm with at once (Stripe: a PaymentMethod id), and where the provider
+    # sends the buyer back after 3-D Secure.
+    payment_token: str = ""
+    return_url: str = ""
+
+
+@dataclass(frozen=True)
+class Quote:
+    """A basket's holds as priced for the authorization: the commit sells exactly these, at these prices, or
+    nothing."""
+
+    basket_id: int
+    holds: list[Hold]  # oldest first, each with its ticket type and event
+    total: Decimal
+
+    @property
+    def prices(self) -> dict[int, Decimal]:
+        return {hold.ticket_type_id: hold.ticket_type.price for hold in self.holds}
+
+    @property
+    def lines(self) -> dict[int, tuple[int, Decimal]]:
+        return {hold.ticket_type_id: (hold.quantity, hold.ticket_type.price) for hold in self.holds}
+
+
+@dataclass(frozen=True)
+class Authorized:
+    """A payment the provider answered: the shop's record and the provider's answer."""
+
+    provider: PaymentProvider
+    payment: Payment
+    answer: Authorization
+
+    @property
+    def paid(self) -> bool:
+        return self.answer.state == "authorized"
+
+
+class _AlreadyPlaced(Exception):  # noqa: N818 - control flow inside order_place, never escapes
+    def __init__(self, order: Order) -> None:
+        self.order = order
+
+
+@metrics.records_outcome("checkout", lambda result: result.order.status if result.created else "replayed")
+def order_place(
+    *,
+    token: str,
+    name: str,
+    email: str,
+    payment_method: str,
+    now: datetime,
+    idempotency_key: str | None = None,
+    fingerprint: str = "",
+    payment_token: str = "",
+    return_url: str = "",
+) -> CheckoutResult:
+    """Sells a basket's seats exactly once, priced from the database; a repeated key returns the first order."""
+    checkout = Checkout(token, name, email, payment_method, idempotency_key, fingerprint, payment_token, return_url)
+    try:
+        _replay_if_placed(checkout)
+        quote = _price(_validate(checkout, now=now))
+        authorized = _authorize(quote, checkout=checkout, now=now)
+        detail = _commit_or_void(quote, checkout=checkout, authorized=authorized, now=now)
+    except _AlreadyPlaced as placed:
+        replayed = selectors.order_for_staff_by_id(order_id=placed.order.pk)
+        return CheckoutResult(detail=selectors.order_detail(replayed), created=False, payment=_payment_of(replayed))
+    if authorized.paid:
+        payment_capture(authorized.payment, now=now)
+    return CheckoutResult(detail=detail, created=True, payment=authorized.payment)
+
+
+def _payment_of(order: Order) -> Payment | None:
+    return order.payments.order_by("-id").first()
+
+
+def _replay_if_placed(checkout: Checkout) -> None:
+    """An Idempotency-Key that already placed an order answers with that order."""
+    placed = seats.placed_order(key=checkout.idempotency_key, fingerprint=checkout.fingerprint)
+    if placed is not None:
+        raise _AlreadyPlaced(placed)
+
+
+def _validate(checkout: Checkout, *, now: datetime) -> list[Hold]:
+    """The basket's holds, if it can be checked out: not empty, and an expired hold renewable (checked again under
+    the lock at commit; here it spares an authorization that would be voided)."""
+    holds = seats.basket_holds(token=checkout.token)
+    if not holds:
+        # A concurrent request with this key may have checked this basket out since the first look.
+        _replay_if_placed(checkout)
+        if not Basket.objects.filter(token=checkout.token).exists():
+            raise BasketNotFoundError()
+        raise BasketEmptyError()
+    for hold in holds:
+        if hold.expires_at <= now:
+            ticket_type = hold.ticket_type
+            counted = seats.Seats(ticket_type.pk, ticket_type.capacity, ticket_type.sold, ticket_type.price)
+            _check_expired_hold(hold, seats_now=counted, now=now)
+    return holds
+
+
+def _check_expired_hold(hold: Hold, *, seats_now: seats.Seats, now: datetime) -> None:
+    """An expired hold is renewed at checkout only if its seats are still free."""
+    ticket_type = hold.ticket_type
+    if not ticket_type_is_on_sale(ticket_type, now=now):
+        raise HoldExpiredError(f"Your reservation for {ticket_type.name} expired and it is no longer on sale.")
+    free = seats.free_seats(seats=seats_now, basket_id=hold.basket_id, now=now)
+    if hold.quantity > free:
+        raise HoldExpiredError(
+            f"Your reservation for {ticket_type.name} expired and only {max(free, 0)} are left.",
+            extra={"ticket_type_id": ticket_type.pk, "available": max(free, 0)},
+        )
+
+
+def _price(holds: list[Hold]) -> Quote:
+    """The total from the database's prices, never the client's."""
+    total = sum((hold.ticket_type.price * hold.quantity for hold in holds), Decimal("0.00"))
+    return Quote(basket_id=holds[0].basket_id, holds=holds, total=total)
+
+
+# --- authorize, commit, capture or void -----------------------------------------------------------------------
+
+
+def _authorize(quote: Quote, *, checkout: Checkout, now: datetime) -> Authorized:
+    """Records the payment, then asks the provider to authorize the total, with no lock held (a network call)."""
+    provider = payment_provider_for(method=checkout.payment_method, amount=quote.total)
+    payment = Payment.objects.create(
+        reference=secrets.token_hex(16),
+        provider=provider.name,
+        amount=quote.total,
+        currency=settings.CURRENCY,
+        created_at=now,
+        updated_at=now,
+    )
+    answer = provider.authorize(
+        amount=quote.total,
+        currency=settings.CURRENCY,
+        email=checkout.email,
+        description=f"Basket {quote.basket_id}",
+        reference=payment.reference,
+        payment_method=checkout.payment_token,
+        return_url=checkout.return_url,
+    )
+    payment.payment_id = answer.payment_id
+    payment.client_secret = answer.client_secret
+    if answer.state == "declined":
+        _record(payment, Payment.Status.FAILED, now=now, message=answer.message)
+        metrics.payment_outcome(provider=provider.name, outcome="declined")
+        raise PaymentDeclinedError(" ".join(filter(None, [answer.message, PaymentDeclinedError.default_detail])))
+    return Authorized(provider=provider, payment=payment, answer=answer)
+
+
+def _record(payment: Payment, status: str, *, now: datetime, message: str = "") -> None:
+    payment.status = status
+    payment.updated_at = now
+    payment.message = message[:500]
+    payment.save(update_fields=["payment_id", "client_secret", "status", "updated_at", "message"])
+
+
+def _commit_or_void(quote: Quote, *, checkout: Checkout, authorized: Authorized, now: datetime) -> OrderDetail:
+    """Commits the order, or releases the authorization: a buyer never ends up with money reserved and no order,
+    whatever ends this function (an error, a replay, the worker being stopped). When the commit's fate is unknown
+    (the connection broke and the order cannot be read back), the authorization is left for reconciliation."""
+    attempt = _Attempt()
+    settled = False
+    try:
+        detail = _commit_with_fresh_code(quote, checkout=checkout, authorized=authorized, now=now, attempt=attempt)
+        settled = True
+    except (OperationalError, InterfaceError):
+        # The connection broke during the order's transaction. If it broke after PostgreSQL committed but before
+        # the acknowledgement arrived, the order exists: look on a new connection.
+        found = _committed_anyway(code=attempt.code, payment_id=authorized.payment.payment_id)
+        # Unknowable (False): neither capture nor void; reconciliation settles it once the database answers again.
+        settled = found is False
+        if not isinstance(found, OrderDetail):
+            raise
+        settled = True
+        # Django ran no on-commit callbacks for a commit it saw fail: count the sale here.
+        metrics.order_committed(lines=quote.holds)
+        detail = found
+    finally:
+        if not settled:
+            _void(authorized.payment, provider=authorized.provider, now=now)
+    return detail
+
+
+@dataclass
+class _Attempt:
+    code: str = ""  # the order code of the last commit tried
+
+
+def _commit_with_fresh_code(
+    quote: Quote, *, checkout: Checkout, authorized: Authorized, now: datetime, attempt: _Attempt
+) -> OrderDetail:
+    """`_commit`, again with a new order code when another order took the code first (1 in 387 million)."""
+    for remaining in range(ORDER_CODE_ATTEMPTS - 1, -1, -1):
+        attempt.code = new_order_code()
+        try:
+            return _commit(quote, checkout=checkout, authorized=authorized, now=now, code=attempt.code)
+        except IntegrityError:
+            # The same key may have been committed meanwhile by a request for another basket (a different body:
+            # IdempotencyConflictError) or for this one (replay its order).
+            _replay_if_placed(checkout)
+            if not remaining or not Order.objects.filter(code=attempt.code).exists():
+                raise
+    raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+def _commit(quote: Quote, *, checkout: Checkout, authorized: Authorized, now: datetime, code: str) -> OrderDetail:
+    """The one transaction that turns the quoted holds into an order: paid, with its tickets and its confirmation
+    queued, or pending, with its seats held for the payment window. No savepoints: a unique-key clash (order code,
+    idempotency key) aborts it, for the caller to sort out. Returns the order with its lines (and tickets), to show."""
+    with transaction.atomic():
+        seats.lock_basket(pk=quote.basket_id)
+        holds = _quoted_holds(quote, checkout=checkout)
+        _check_buyer_limits(holds=holds, email=checkout.email)
+        order = _new_order(quote, checkout=checkout, authorized=authorized, now=now, code=code)
+        if checkout.idempotency_key:
+            seats.insert(
+                [IdempotencyRecord(key=checkout.idempotency_key, fingerprint=checkout.fingerprint, order=order)]
+            )
+        _attach(authorized, order=order, now=now)
+        if authorized.paid:
+            detail = _sell(order, holds, now=now)
+            seats.release_holds(quote.basket_id)  # invisible to others until commit: no lock needed for them
+            _take_seats(holds, prices=quote.prices, now=now)
+        else:
+            detail = OrderDetail(order=order, lines=_order_lines(order, holds), tickets=[])
+            _hold_for_payment(order, holds, quote=quote, now=now)
+    return detail
+
+
+def _new_order(quote: Quote, *, checkout: Checkout, authorized: Authorized, now: datetime, code: str) -> Order:
+    (order,) = seats.insert(
+        [
+            Order(
+                code=code,
+                status=Order.Status.PAID if authorized.paid else Order.Status.PENDING,
+                name=checkout.name,
+                email=checkout.email,
+                total=quote.total,
+                currency=settings.CURRENCY,
+                payment_method=authorized.provider.name,
+                payment_reference=authorized.payment.payment_id,
+                created_at=now,
+                payment_deadline=None if authorized.paid else now + payment_window(),
+            )
+        ]
+    )
+    return order
+
+
+def _attach(authorized: Authorized, *, order: Order, now: datetime) -> None:
+    """The payment belongs to the order from the order's own commit: a payment row without an order after that is
+    an authorization whose order never committed."""
+    payment = authorized.payment
+    payment.order = order
+    payment.status = Payment.Status.AUTHORIZED if authorized.paid else Payment.Status.REQUIRES_ACTION
+    payment.updated_at = now
+    payment.save(update_fields=["order", "payment_id", "client_secret", "status", "updated_at"])
+
+
+def _quoted_holds(quote: Quote, *, checkout: Checkout) -> list[Hold]:
+    """Under the basket lock: the holds are still what was authorized (the quote's, with their events)."""
+    lines = seats.basket_lines(quote.basket_id)
+    if not lines:
+        # A concurrent duplicate waited for the basket lock; now it sees the first one's order.
+        _replay_if_placed(checkout)
+        raise BasketEmptyError("This basket has already been checked out or emptied.")
+    if lines != quote.lines:
+        raise PriceChangedError()
+    return quote.holds
+
+
+def _order_lines(order: Order, holds: list[Hold]) -> list[OrderLine]:
+    """One line per hold at the quoted price, each with its ticket type and event, to show."""
+    ticket_types = {hold.ticket_type_id: hold.ticket_type for hold in holds}
+    lines = seats.insert(
+        [
+            OrderLine(order=order, ticket_type_id=h.ticket_type_id, quantity=h.quantity, unit_price=h.ticket_type.price)
+            for h in holds
+        ]
+    )
+    for line in lines:
+        line.ticket_type = ticket_types[line.ticket_type_id]
+    return lines
+
+
+def _sell(order: Order, holds: list[Hold], *, now: datetime) -> OrderDetail:
+    """A paid order's lines and tickets (one per seat), its confirmation queued, the sale counted after commit."""
+    lines = _order_lines(order, holds)
+    return _issue_tickets(order, lines, now=now)
+
+
+def _issue_tickets(order: Order, lines: list[OrderLine], *, now: datetime) -> OrderDetail:
+    tickets = seats.insert(
+        [
+            Ticket(order=order, line=line, ticket_type_id=line.ticket_type_id)
+            for line in lines
+            for _ in range(line.quantity)
+        ]
+    )
+    ticket_types = {line.ticket_type_id: line.ticket_type for line in lines}
+    for ticket in tickets:
+        ticket.ticket_type = ticket_types[ticket.ticket_type_id]
+    # The buyer's confirmation (tickets PDF attached) is queued with the order: it exists exactly when the order
+    # does, and the worker (orders/outbox.py) builds and sends it, not this request.
+    outbox.outbox_enqueue(kind=OutboundEmail.Kind.ORDER_CONFIRMATION, order_id=order.pk, now=now)
+    # Counted only if this commits; the callback runs after commit, never under the seat locks.
+    transaction.on_commit(functools.partial(metrics.order_committed, lines=lines), robust=True)
+    return OrderDetail(order=order, lines=lines, tickets=tickets)
+
+
+def _take_seats(holds: list[Hold], *, prices: dict[int, Decimal] | None, now: datetime) -> None:
+    """Sells the held seats; the seat rows are locked last, in ticket-type order."""
+    for hold in holds:
+        event = hold.ticket_type.event
+        if not event.is_published:
+            raise NotOnSaleError(f"{event.name} has been withdrawn from sale.")
+        if hold.expires_at <= now:
+            # Its seats were free for others: count them again under the lock before taking them.
+            _check_expired_hold(hold, seats_now=seats.lock_ticket_type(hold.ticket_type_id), now=now)
+    seats.take(holds, prices=prices)
+
+
+def _hold_for_payment(order: Order, holds: list[Hold], *, quote: Quote, now: datetime) -> None:
+    """Moves the holds to a basket of the order's own until its payment deadline: the buyer's basket is empty, as
+    after any checkout, and nobody can change what the pending order will buy."""
+    for hold in holds:
+        if hold.expires_at <= now:
+            _check_expired_hold(hold, seats_now=seats.lock_ticket_type(hold.ticket_type_id), now=now)
+    own = seats.new_basket()
+    seats.move_holds(from_basket_id=quote.basket_id, to_basket_id=own.pk, until=order.payment_deadline)
+    order.basket = own
+    order.save(update_fields=["basket"])
+
+
+def _check_buyer_limits(*, holds: list[Hold], email: str) -> None:
+    """Never lets one buyer email own more paid tickets of an event than its max_tickets_per_buyer."""
+    limits = {
+        hold.ticket_type.event_id: hold.ticket_type.event.max_tickets_per_buyer
+        for hold in holds
+        if hold.ticket_type.event.max_tickets_per_buyer is not None
+    }
+    if not limits:
+        return
+    # The events' row locks order this buyer's concurrent orders (and everyone's, for these events) until commit.
+    seats.lock_events(limits)
+    wanted = Counter[int]()
+    for hold in holds:
+        if hold.ticket_type.event_id in limits:
+            wanted[hold.ticket_type.event_id] += hold.quantity
+    owned = selectors.tickets_per_event_of_buyer(email=email, event_ids=list(limits))
+    for event_id, quantity in wanted.items():
+        already = owned.get(event_id, 0)
+        if already + quantity > limits[event_id]:
+            raise BuyerLimitExceededError(
+                f"At most {limits[event_id]} tickets per buyer for this event; this email already has {already}.",
+                extra={"max_tickets_per_buyer": limits[event_id], "already": already},
+            )
+
+
+def _committed_anyway(*, code: str, payment_id: str) -> OrderDetail | None | bool:
+    """After a connection error in the order's transaction: the order, if its commit went through anyway; None if it
+    certainly did not; False when that cannot be known (the database is still unreachable), in which case the
+    authorization is left as it is for `reconcile_payments`. A caller's transaction enclosing ours means nothing of
+    ours committed."""
+    if not code or connection.in_atomic_block:
+        return None
+    for attempt in (1, 2):
+        try:
+            order = selectors.order_for_staff(code=code)
+            return selectors.order_detail(order) if order.payment_reference == payment_id else None
+        except NotFoundError:
+            return None
+        except DatabaseError:
+            if attempt == 2:
+                return False
+            connection.close()  # broken: the second read opens a new connection
+    return False
+
+
+# --- capture and void -----------------------------------------------------------------------------------------
+
+
+def payment_capture(payment: Payment, *, now: datetime) -> Payment:
+    """Captures an authorized payment whose order committed as paid. A failure leaves it authorized, for
+    `reconcile_payments` to capture later (providers hold an authorization for days)."""
+    provider = payment_provider_named(payment.provider)
+    try:
+        result = provider.capture(payment_id=payment.payment_id, amount=payment.amount, currency=payment.currency)
+    except ApplicationError as error:  # the provider is unreachable: reconciliation captures it later
+        result_message, approved = error.detail, False
+    else:
+        result_message, approved = result.message, result.approved
+    updated = Payment.objects.filter(pk=payment.pk, status=Payment.Status.AUTHORIZED).update(
+        status=Payment.Status.CAPTURED if approved else Payment.Status.AUTHORIZED,
+        message=result_message[:500],
+        updated_at=now,
+    )
+    if approved and updated:
+        payment.status = Payment.Status.CAPTURED
+        metrics.payment_outcome(provider=payment.provider, outcome="captured")
+    return payment
+
+
+def _void(payment: Payment, *, provider: PaymentProvider, now: datetime) -> None:
+    """Releases an authorization whose order will not be (the provider says whether there was one)."""
+    try:
+        result = provider.void(payment_id=payment.payment_id) if payment.payment_id else None
+    except ApplicationError:
+        return  # unreachable: the row stays as it is and reconciliation voids it
+    Payment.objects.filter(pk=payment.pk, order__isnull=True).update(
+        status=Payment.Status.VOIDED, message=(result.message if result else "")[:500], updated_at=now
+    )
+    metrics.payment_outcome(provider=payment.provider, outcome="voided")
+
+
+# --- settling a pending order ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Settlement:
+    order: Order | None
+    outcome: str  # paid, not_completed, failed, waiting, expired, unchanged
+
+
+def payment_settle(*, payment: Payment, now: datetime) -> Settlement:
+    """Brings an order in line with what the provider says of its payment. Safe to call any number of times, from
+    a webhook, the buyer's return page or reconciliation, in any order: each decision is taken under the order's
+    lock from the order's state, and capture and void are idempotent at the provider."""
+    provider = payment_provider_named(payment.provider)
+    state = provider.status(payment_id=payment.payment_id)
+    if payment.order_id is None:
+        return _settle_orphan(payment, provider=provider, state=state.state, now=now)
+    if state.state == "authorized":
+        return _complete(payment, now=now)
+    if state.state == "captured":
+        Payment.objects.filter(pk=payment.pk).update(status=Payment.Status.CAPTURED, updated_at=now)
+        return Settlement(order=payment.order, outcome="unchanged")
+    if state.state in ("canceled", "failed"):
+        return _end_pending(
+            payment, status=Order.Status.FAILED, note=state.message or "The payment was cancelled.", now=now
+        )
+    return _expire_if_late(payment, provider=provider, note=state.message, now=now)
+
+
+def _order_of(payment: Payment) -> Order:
+    """The order of a payment known to have one, read afresh (its state is what the caller decides on)."""
+    if payment.order_id is None:
+        raise AssertionError("settling needs a payment attached to an order")
+    return Order.objects.get(pk=payment.order_id)
+
+
+def _order_id(payment: Payment) -> int:
+    if payment.order_id is None:
+        raise AssertionError("only a payment attached to an order is settled through its order")
+    return payment.order_id
+
+
+def _settle_orphan(payment: Payment, *, provider: PaymentProvider, state: str, now: datetime) -> Settlement:
+    """A payment whose order never committed: release whatever the provider reserved."""
+    if state in ("authorized", "requires_action"):
+        _void(payment, provider=provider, now=now)
+    else:
+        Payment.objects.filter(pk=payment.pk, order__isnull=True).update(status=Payment.Status.VOIDED, updated_at=now)
+    return Settlement(order=None, outcome="voided")
+
+
+def _complete(payment: Payment, *, now: datetime) -> Settlement:
+    """An authorized payment: the pending (or expired) order takes its seats and becomes paid, then the payment is
+    captured; if the seats went to others after the deadline, the order ends `expired`, the buyer is told, and the
+    authorization is voided. A paid order's authorization is simply captured (again: idempotent)."""
+    try:
+        outcome = _take_for_payment(payment, now=now)
+    except (HoldExpiredError, NotOnSaleError, BuyerLimitExceededError, PriceChangedError) as refusal:
+        outcome = _not_completed(payment, note=refusal.detail, now=now)
+    order = Order.objects.get(pk=_order_id(payment))
+    if order.status == Order.Status.PAID:
+        Payment.objects.filter(pk=payment.pk, status=Payment.Status.REQUIRES_ACTION).update(
+            status=Payment.Status.AUTHORIZED, updated_at=now
+        )
+        payment.refresh_from_db()
+        payment_capture(payment, now=now)
+    elif outcome == "not_completed":
+        _void(payment, provider=payment_provider_named(payment.provider), now=now)
+    return Settlement(order=order, outcome=outcome)
+
+
+def _take_for_payment(payment: Payment, *, now: datetime) -> str:
+    """Under the order basket's and the order's locks: a pending or expired order becomes paid."""
+    with transaction.atomic():
+        order = Order.objects.get(pk=_order_id(payment))
+        if order.basket_id is not None:
+            seats.lock_basket(pk=order.basket_id)
+        order = seats.lock_order(order.pk)
+        if order.status not in (Order.Status.PENDING, Order.Status.EXPIRED):
+            return "unchanged"
+        lines = list(order.lines.select_related("ticket_type__event"))
+        holds = _holds_for(order, lines, now=now)
+        _check_buyer_limits(holds=holds, email=order.email)
+        _issue_tickets(order, lines, now=now)
+        if order.basket_id is not None:
+            seats.release_holds(order.basket_id)
+        _take_seats(holds, prices=None, now=now)
+        order.status, order.basket = Order.Status.PAID, None
+        order.save(update_fields=["status", "basket"])
+    return "paid"
+
+
+def _holds_for(order: Order, lines: list[OrderLine], *, now: datetime) -> list[Hold]:
+    """The order's lines as holds to sell: the order basket's own (expired ones are counted again under the lock by
+    `_take_seats`)."""
+    own = Hold.objects.filter(basket_id=order.basket_id) if order.basket_id is not None else Hold.objects.none()
+    held = {hold.ticket_type_id: hold for hold in own}
+    holds = []
+    for line in lines:
+        hold = held.get(line.ticket_type_id)
+        if hold is None or hold.quantity != line.quantity:  # tidied away since the deadline: a hold that expired
+            hold = Hold(
+                basket_id=order.basket_id or 0,
+                ticket_type_id=line.ticket_type_id,
+                quantity=line.quantity,
+                expires_at=now - timedelta(microseconds=1),
+            )
+        hold.ticket_type = line.ticket_type
+        holds.append(hold)
+    return holds
+
+
+def _not_completed(payment: Payment, *, note: str, now: datetime) -> str:
+    """The payment came after the deadline and the seats went to others: the order ends expired, the buyer is told."""
+    with transaction.atomic():
+        order = seats.lock_order(_order_id(payment))
+        if order.status not in (Order.Status.PENDING, Order.Status.EXPIRED):
+            return "unchanged"
+        order.payment_note = f"Your payment arrived after your seats were released, and they have been sold: {note}"[
+            :500
+        ]
+        order.status = Order.Status.EXPIRED
+        order.save(update_fields=["status", "payment_note"])
+        outbox.outbox_enqueue(kind=OutboundEmail.Kind.ORDER_NOT_COMPLETED, order_id=order.pk, now=now)
+    return "not_completed"
+
+
+def _end_pending(payment: Payment, *, status: str, note: str, now: datetime) -> Settlement:
+    """A pending order whose payment will not come (cancelled or failed for good at the provider, or too late):
+    it ends `status`, its holds go, and the payment record says so."""
+    with transaction.atomic():
+        order = Order.objects.get(pk=_order_id(payment))
+        if order.basket_id is not None:
+            seats.lock_basket(pk=order.basket_id)
+        order = seats.lock_order(order.pk)
+        if order.status != Order.Status.PENDING:
+            return Settlement(order=order, outcome="unchanged")
+        if order.basket_id is not None:
+            seats.release_holds(order.basket_id)
+        order.status, order.basket, order.payment_note = status, None, note[:500]
+        order.save(update_fields=["status", "basket", "payment_note"])
+        Payment.objects.filter(pk=payment.pk).exclude(status=Payment.Status.CAPTURED).update(
+            status=Payment.Status.VOIDED if status == Order.Status.EXPIRED else Payment.Status.FAILED,
+            message=note[:500],
+            updated_at=now,
+        )
+    metrics.payment_outcome(provider=payment.provider, outcome=status)
+    return Settlement(order=order, outcome=status)
+
+
+def _expire_if_late(payment: Payment, *, provider: PaymentProvider, note: str, now: datetime) -> Settlement:
+    """Still waiting for the buyer: past the deadline the order expires and the payment is cancelled at the
+    provider, so a late confirmation cannot authorize it any more."""
+    order = Order.objects.get(pk=_order_id(payment))
+    if order.status != Order.Status.PENDING or (order.payment_deadline and order.payment_deadline > now):
+        if note and order.status == Order.Status.PENDING and order.payment_note != note[:500]:
+            Order.objects.filter(pk=order.pk, status=Order.Status.PENDING).update(payment_note=note[:500])
+        return Settlement(order=order, outcome="waiting" if order.status == Order.Status.PENDING else "unchanged")
+    try:
+        provider.void(payment_id=payment.payment_id)
+    except ApplicationError:
+        return Settlement(order=order, outcome="waiting")  # asked again at the next reconciliation
+    if provider.status(payment_id=payment.payment_id).state == "authorized":
+        return _complete(payment, now=now)  # the buyer confirmed just before the cancel: sell if the seats are free
+    return _end_pending(payment, status=Order.Status.EXPIRED, note="The payment window closed.", now=now)
+
+
+# --- reconciliation -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Reconciliation:
+    settled: Counter[str]
+    errors: int
+
+
+def payments_reconcile(
+    *, now: datetime, older_than: timedelta = timedelta(minutes=2), limit: int = 500
+) -> Reconciliation:
+    """Settles, by asking the provider, every payment a webhook or a lost process left unsettled: started or
+    authorized without a capture, awaiting the buyer past the order's deadline. `older_than` leaves the requests in
+    flight alone."""
+    unsettled = Payment.objects.filter(
+        status__in=[Payment.Status.STARTED, Payment.Status.REQUIRES_ACTION, Payment.Status.AUTHORIZED],
+        updated_at__lte=now - older_than,
+    ).order_by("updated_at")[:limit]
+    settled: Counter[str] = Counter()
+    errors = 0
+    for payment in unsettled:
+        try:
+            settled[_reconcile_one(payment, now=now)] += 1
+        except ApplicationError:
+            errors += 1  # the provider did not answer: the next run asks again
+    return Reconciliation(settled=settled, errors=errors)
+
+
+def _reconcile_one(payment: Payment, *, now: datetime) -> str:
+    if payment.status == Payment.Status.STARTED and not payment.payment_id:
+        # The process was lost between recording and the provider's answer: ask again with the same reference,
+        # which the provider answers with the same payment, then release it (it has no order).
+        provider = payment_provider_named(payment.provider)
+        answer = provider.authorize(
+            amount=payment.amount, currency=payment.currency, email="", description="", reference=payment.reference
+        )
+        payment.payment_id = answer.payment_id
+        Payment.objects.filter(pk=payment.pk).update(payment_id=answer.payment_id)
+    return payment_settle(payment=payment, now=now).outcome

@@ -1,0 +1,38 @@
+"""localstripe, the stateful Stripe stand-in the tests, the browser journey and the fault runs pay through.
+
+It speaks Stripe's HTTP API (PaymentIntents with manual capture, refunds, 3-D Secure's `requires_action`), signs
+webhooks it is told to send, and serves a fake stripe.js at `<base>/js.stripe.com/v3/`. What it lacks is listed in
+docs/payments.md.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+from scripts.lib.processes import free_port, running
+from scripts.lib.wait import wait_for
+
+# Keys of the stand-in's own: localstripe accepts any key shaped like Stripe's test keys.
+SECRET_KEY = "sk_test_localstripe"  # noqa: S105 - the stand-in's, no account's  # pragma: allowlist secret
+PUBLISHABLE_KEY = "pk_test_localstripe"  # pragma: allowlist secret
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+@contextlib.contextmanager
+def running_localstripe(port: int | None = None) -> Iterator[str]:
+    """localstripe on 127.0.0.1 for the block; yields its base URL (STRIPE_API_BASE)."""
+    port = port or free_port(18400, 18499)
+    argv = [sys.executable, "-m", "localstripe", "--port", str(port)]
+    with running(argv, cwd=Path.cwd(), env=dict(os.environ), output=subprocess.DEVNULL, grace=5):
+        wait_for(f"localstripe on port {port}", lambda: _listening(port), timeout=30)
+        yield f"http://127.0.0.1:{port}"
