@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import Any
 
 from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse
@@ -38,6 +39,11 @@ class ServiceUnavailableError(ApplicationError):
     default_detail = "The shop cannot reach its database right now. Nothing was saved; please retry shortly."
     retry_after = 5
 
+    def __init__(self, detail: str | None = None, **kwargs: Any) -> None:
+        super().__init__(detail, **kwargs)
+        # Every 503 tells the client when to come back (the Retry-After header and the problem's retry_after).
+        self.extra.setdefault("retry_after", self.retry_after)
+
 
 class DatabaseBusyError(ServiceUnavailableError):
     code = "database_busy"
@@ -57,7 +63,6 @@ def database_error(exc: BaseException) -> ServiceUnavailableError | None:
         error: ServiceUnavailableError = DatabaseBusyError()
     else:
         error = ServiceUnavailableError()
-    error.extra["retry_after"] = error.retry_after
     return error
 
 

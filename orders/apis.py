@@ -9,7 +9,7 @@ from typing import Any
 from django.http import HttpRequest, StreamingHttpResponse
 from django.urls import reverse
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.permissions import BasePermission
 from rest_framework.renderers import BaseRenderer, JSONRenderer
@@ -29,7 +29,7 @@ from aegistickets.api import (
 )
 from aegistickets.errors import ValidationFailedError
 from orders import checkout, exports, selectors, services
-from orders.models import Order
+from orders.models import Order, Payment
 from orders.selectors import BasketSummary, OrderDetail
 
 MAX_ID = 2**63 - 1
@@ -134,6 +134,25 @@ class TicketOutput(serializers.Serializer):
     ticket_type_name = serializers.CharField(source="ticket_type.name")
 
 
+class PaymentOutput(serializers.Serializer):
+    """The order's latest payment as the shop last heard of it (the provider's own id, to look it up there)."""
+
+    provider = serializers.CharField()
+    id = serializers.CharField(source="payment_id")
+    status = serializers.ChoiceField(choices=Payment.Status.choices)
+    amount = serializers.DecimalField(max_digits=12, decimal_places=2)
+    currency = serializers.CharField()
+    message = serializers.CharField()
+
+
+class CheckoutPaymentOutput(PaymentOutput):
+    """What the buyer's client needs to finish paying: Stripe's client secret for stripe.js, and the next action
+    as the provider answered it (a 3-D Secure redirect for a client without stripe.js)."""
+
+    client_secret = serializers.CharField()
+    next_action = serializers.JSONField(allow_null=True)
+
+
 class OrderOutput(ReusedSerializer):
     """An order with its lines and tickets (selectors.OrderDetail)."""
 
@@ -144,6 +163,12 @@ class OrderOutput(ReusedSerializer):
     total = serializers.DecimalField(source="order.total", max_digits=12, decimal_places=2)
     currency = serializers.CharField(source="order.currency")
     created_at = serializers.DateTimeField(source="order.created_at")
+    payment_deadline = serializers.DateTimeField(
+        source="order.payment_deadline", allow_null=True, help_text="Until when a pending order's seats are held."
+    )
+    payment_note = serializers.CharField(source="order.payment_note", help_text="What happened to the payment.")
+    flagged = serializers.BooleanField(source="order.flagged", help_text="Needs staff attention (a dispute).")
+    payment = PaymentOutput(allow_null=True)
     lines = OrderLineOutput(many=True)
     tickets = TicketOutput(many=True)
     url = serializers.SerializerMethodField()
@@ -156,6 +181,14 @@ class OrderEnvelope(ReusedSerializer):
     order = OrderOutput()
 
 
+class CheckoutOrderOutput(OrderOutput):
+    payment = CheckoutPaymentOutput(allow_null=True)
+
+
+class CheckoutEnvelope(ReusedSerializer):
+    order = CheckoutOrderOutput()
+
+
 def _order_body(detail: OrderDetail) -> dict[str, Any]:
     return {"order": OrderOutput.represent(detail)}
 
@@ -165,6 +198,19 @@ class CheckoutInput(JsonInput):
     name = serializers.CharField(max_length=200)
     email = serializers.EmailField(max_length=254)
     payment_method = serializers.CharField(max_length=20)
+    payment_token = serializers.RegexField(
+        r"^[A-Za-z0-9_]{1,255}$",
+        required=False,
+        default="",
+        help_text="Stripe: a PaymentMethod id (pm_…) to confirm with at once; without it the order waits for the "
+        "buyer to pay with the returned client_secret.",
+    )
+    return_url = serializers.URLField(
+        max_length=2000,
+        required=False,
+        default="",
+        help_text="Stripe: where the buyer comes back to after 3-D Secure, when payment_token is given.",
+    )
 
 
 class CheckoutApi(APIView):
@@ -181,7 +227,16 @@ class CheckoutApi(APIView):
                 description="Retry-safe: the same key and body return the same order, never a second one.",
             )
         ],
-        responses={201: OrderEnvelope, **problems(400, 402, 404, 409, 422)},
+        responses={
+            201: OpenApiResponse(CheckoutEnvelope, description="Paid: the order with its tickets."),
+            202: OpenApiResponse(
+                CheckoutEnvelope,
+                description="Pending: the order's seats are held until payment_deadline while the buyer pays with "
+                "order.payment (Stripe: confirm with client_secret in stripe.js). Poll GET /api/orders/{code} or wait "
+                "for the confirmation email.",
+            ),
+            **problems(400, 402, 404, 409, 422, 503),
+        },
     )
     def post(self, request: Request) -> Response:
         data = validated_input(CheckoutInput, request.data)
@@ -198,8 +253,12 @@ class CheckoutApi(APIView):
             now=timezone.now(),
             idempotency_key=key,
             fingerprint=checkout.checkout_fingerprint(**data),
+            payment_token=data["payment_token"],
+            return_url=data["return_url"],
         )
-        return Response(_order_body(result.detail), status=status.HTTP_201_CREATED)
+        paid = result.order.status == Order.Status.PAID
+        body = {"order": CheckoutOrderOutput.represent(result.detail)}
+        return Response(body, status=status.HTTP_201_CREATED if paid else status.HTTP_202_ACCEPTED)
 
 
 class OrderPagination(NamedPagePagination):

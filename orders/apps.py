@@ -10,8 +10,9 @@ class OrdersConfig(AppConfig):
         from aegistickets.metrics import register_collector
         from events.availability import register_held_seats
         from orders import seats
-        from orders.metrics import EmailOutboxCollector, ShopStateCollector
+        from orders.metrics import EmailOutboxCollector, PaymentsCollector, ShopStateCollector
 
         register_held_seats(seats.held_seats)
         register_collector(ShopStateCollector())
         register_collector(EmailOutboxCollector())
+        register_collector(PaymentsCollector())

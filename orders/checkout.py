@@ -18,6 +18,7 @@ lock and captures, or, when the seats went to someone else after the deadline, v
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import json
@@ -29,6 +30,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, InterfaceError, OperationalError, connection, transaction
+from django.db.models import Q
 
 from aegistickets.errors import (
     ApplicationError,
@@ -158,6 +160,7 @@ def order_place(
         return CheckoutResult(detail=selectors.order_detail(replayed), created=False, payment=_payment_of(replayed))
     if authorized.paid:
         payment_capture(authorized.payment, now=now)
+    detail = dataclasses.replace(detail, payment=authorized.payment)
     return CheckoutResult(detail=detail, created=True, payment=authorized.payment)
 
 
@@ -234,6 +237,7 @@ def _authorize(quote: Quote, *, checkout: Checkout, now: datetime) -> Authorized
     )
     payment.payment_id = answer.payment_id
     payment.client_secret = answer.client_secret
+    payment.next_action = answer.next_action
     if answer.state == "declined":
         _record(payment, Payment.Status.FAILED, now=now, message=answer.message)
         metrics.payment_outcome(provider=provider.name, outcome="declined")
@@ -348,7 +352,7 @@ def _attach(authorized: Authorized, *, order: Order, now: datetime) -> None:
     payment.order = order
     payment.status = Payment.Status.AUTHORIZED if authorized.paid else Payment.Status.REQUIRES_ACTION
     payment.updated_at = now
-    payment.save(update_fields=["order", "payment_id", "client_secret", "status", "updated_at"])
+    payment.save(update_fields=["order", "payment_id", "client_secret", "next_action", "status", "updated_at"])
 
 
 def _quoted_holds(quote: Quote, *, checkout: Checkout) -> list[Hold]:
@@ -496,14 +500,15 @@ def payment_capture(payment: Payment, *, now: datetime) -> Payment:
 
 
 def _void(payment: Payment, *, provider: PaymentProvider, now: datetime) -> None:
-    """Releases an authorization whose order will not be (the provider says whether there was one)."""
+    """Releases an authorization whose order did not commit, or did not get its seats (the provider says whether
+    there was one). A payment of a paid order is never marked voided."""
     try:
         result = provider.void(payment_id=payment.payment_id) if payment.payment_id else None
     except ApplicationError:
         return  # unreachable: the row stays as it is and reconciliation voids it
-    Payment.objects.filter(pk=payment.pk, order__isnull=True).update(
-        status=Payment.Status.VOIDED, message=(result.message if result else "")[:500], updated_at=now
-    )
+    Payment.objects.filter(pk=payment.pk).exclude(status=Payment.Status.CAPTURED).exclude(
+        order__status=Order.Status.PAID
+    ).update(status=Payment.Status.VOIDED, message=(result.message if result else "")[:500], updated_at=now)
     metrics.payment_outcome(provider=payment.provider, outcome="voided")
 
 
@@ -687,12 +692,17 @@ def payments_reconcile(
     *, now: datetime, older_than: timedelta = timedelta(minutes=2), limit: int = 500
 ) -> Reconciliation:
     """Settles, by asking the provider, every payment a webhook or a lost process left unsettled: started or
-    authorized without a capture, awaiting the buyer past the order's deadline. `older_than` leaves the requests in
-    flight alone."""
-    unsettled = Payment.objects.filter(
-        status__in=[Payment.Status.STARTED, Payment.Status.REQUIRES_ACTION, Payment.Status.AUTHORIZED],
-        updated_at__lte=now - older_than,
-    ).order_by("updated_at")[:limit]
+    authorized without a capture, or awaiting the buyer past the order's deadline (within it, the webhook and the
+    buyer's return page settle it; asking the provider about every waiting order every run would not scale).
+    `older_than` leaves the requests in flight alone."""
+    waiting_too_long = Q(status=Payment.Status.REQUIRES_ACTION) & (
+        Q(order__payment_deadline__lte=now) | Q(order__isnull=True) | ~Q(order__status=Order.Status.PENDING)
+    )
+    unsettled = (
+        Payment.objects.filter(Q(status__in=[Payment.Status.STARTED, Payment.Status.AUTHORIZED]) | waiting_too_long)
+        .filter(updated_at__lte=now - older_than)
+        .order_by("updated_at")[:limit]
+    )
     settled: Counter[str] = Counter()
     errors = 0
     for payment in unsettled:

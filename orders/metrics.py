@@ -4,7 +4,7 @@ Counters that must match committed data (tickets sold, orders placed, successful
 `transaction.on_commit` callbacks registered by the services: a rolled-back checkout counts nothing.
 A refused step (sold out, payment declined, …) committed nothing; it is counted when it leaves the service.
 Gauges (seats remaining, active holds; the email outbox) are read from the database at scrape time
-(`ShopStateCollector`, `EmailOutboxCollector`).
+(`ShopStateCollector`, `EmailOutboxCollector`, `PaymentsCollector`).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from aegistickets.errors import ApplicationError
 from aegistickets.metrics import CachedCollector, bounded_read
 from events.models import TicketType
 from events.selectors import ticket_types_with_availability
-from orders.models import Hold, OrderLine, OutboundEmail
+from orders.models import Hold, Order, OrderLine, OutboundEmail, Payment
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -212,3 +212,47 @@ class EmailOutboxCollector(CachedCollector):
             )
         )
         return families
+
+
+class PaymentsCollector(CachedCollector):
+    """Orders waiting for their payment and payments waiting to be settled (orders/checkout.py).
+
+    Two aggregate queries per scrape at most (cached), over pending orders and unsettled payments only (both
+    indexed by status). A pending order past its deadline, or an authorization not captured, means that neither a
+    webhook nor `reconcile_payments` has settled it: the reconciliation CronJob is not running, or the provider is
+    not answering it.
+    """
+
+    name = "payments"
+
+    def read(self) -> list[Metric]:
+        now = timezone.now()
+        with bounded_read():
+            pending = Order.objects.filter(status=Order.Status.PENDING).aggregate(
+                open=Count("pk", filter=Q(payment_deadline__gt=now)),
+                closed=Count("pk", filter=Q(payment_deadline__lte=now)),
+                oldest_deadline=Min("payment_deadline"),
+            )
+            unsettled = Payment.objects.filter(
+                status__in=[Payment.Status.STARTED, Payment.Status.AUTHORIZED]
+            ).aggregate(oldest=Min("updated_at"))
+        orders = GaugeMetricFamily(
+            "aegistickets_orders_pending",
+            "Orders awaiting payment, by whether their payment window is still open.",
+            labels=["window"],
+        )
+        orders.add_metric(["open"], pending["open"])
+        orders.add_metric(["closed"], pending["closed"])
+        deadline, oldest = pending["oldest_deadline"], unsettled["oldest"]
+        overdue = GaugeMetricFamily(
+            "aegistickets_orders_pending_overdue_seconds",
+            "Seconds the oldest pending order is past its payment deadline; 0 when none is.",
+            value=max((now - deadline).total_seconds(), 0.0) if deadline else 0.0,
+        )
+        lag = GaugeMetricFamily(
+            "aegistickets_payments_unsettled_oldest_seconds",
+            "Seconds since the oldest payment started or authorized without being settled (captured, voided) last "
+            "changed: the reconciliation lag. Requests in flight make it a few seconds; 0 when none.",
+            value=max((now - oldest).total_seconds(), 0.0) if oldest else 0.0,
+        )
+        return [orders, overdue, lag]

@@ -266,6 +266,8 @@ class Payment(models.Model):
     # What the buyer's browser needs to confirm the payment (Stripe's PaymentIntent client secret); shown only on the
     # buyer's own checkout answer and private order page.
     client_secret = models.CharField(max_length=255, blank=True)
+    # What the buyer must do next, as the provider answered (Stripe: a 3-D Secure redirect), for API clients.
+    next_action = models.JSONField(null=True, blank=True)
     order = models.ForeignKey(Order, null=True, blank=True, on_delete=models.PROTECT, related_name="payments")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.STARTED)
     amount = models.DecimalField(max_digits=12, decimal_places=2)

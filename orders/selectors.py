@@ -26,7 +26,7 @@ from django.db.models.functions import Coalesce
 from aegistickets.errors import BasketNotFoundError, NotFoundError
 from events.models import Event, TicketType
 from orders import seats
-from orders.models import Basket, CheckIn, Hold, Order, OrderLine, Refund, Ticket
+from orders.models import Basket, CheckIn, Hold, Order, OrderLine, Payment, Refund, Ticket
 
 
 @dataclass(frozen=True)
@@ -107,17 +107,25 @@ class OrderDetail:
     order: Order
     lines: list[OrderLine]
     tickets: list[Ticket]
+    payment: Payment | None = None  # the latest attempt to pay for it
 
 
 def order_detail(order: Order) -> OrderDetail:
-    """An order read by the selectors below, which prefetch its lines and tickets: no query."""
-    return OrderDetail(order=order, lines=list(order.lines.all()), tickets=list(order.tickets.all()))
+    """An order read by the selectors below, which prefetch its lines, tickets and payments: no query."""
+    payments = list(order.payments.all())
+    return OrderDetail(
+        order=order,
+        lines=list(order.lines.all()),
+        tickets=list(order.tickets.all()),
+        payment=payments[0] if payments else None,
+    )
 
 
 def _order_details() -> tuple[Prefetch[Any, Any, Any], ...]:
     return (
         Prefetch("lines", queryset=OrderLine.objects.select_related("ticket_type__event")),
         Prefetch("tickets", queryset=Ticket.objects.select_related("ticket_type__event")),
+        Prefetch("payments", queryset=Payment.objects.order_by("-id")),
     )
 
 
@@ -148,7 +156,7 @@ def order_for_staff(*, code: str) -> Order:
 
 
 def order_for_staff_by_id(*, order_id: int) -> Order:
-    """One order with its lines and tickets (three queries), for emails and staff actions."""
+    """One order with its lines, tickets and payments (four queries), for emails and staff actions."""
     order = _orders_with_details().filter(pk=order_id).first()
     if order is None:
         raise NotFoundError("No such order.")
@@ -163,7 +171,7 @@ def order_refund(*, order_id: int) -> Refund:
 
 
 def orders_list(*, event_id: int | None = None, status: str | None = None) -> QuerySet[Order]:
-    """Orders newest first, optionally of one event and/or one status (three queries a page)."""
+    """Orders newest first, optionally of one event and/or one status (four queries a page)."""
     queryset = _orders_with_details()
     if status:
         queryset = queryset.filter(status=status)

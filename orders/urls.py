@@ -15,4 +15,5 @@ urlpatterns = [
     path("check-in/", views.check_in_desk, name="check-in"),
     path("check-in/login/", views.check_in_login, name="check-in-login"),
     path("check-in/count/", views.check_in_count, name="check-in-count"),
+    path("payments/<slug:provider>/webhook", views.payment_webhook, name="payment-webhook"),
 ]

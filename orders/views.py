@@ -7,16 +7,17 @@ from django.contrib.auth.views import LoginView
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST
 
-from aegistickets.errors import ApplicationError, BasketNotFoundError, NotFoundError
+from aegistickets.errors import ApplicationError, BasketNotFoundError, NotFoundError, problem_json_response
 from aegistickets.http import client_ip
 from aegistickets.throttling import rate_limited
 from events import selectors as catalog
 from events import views as catalog_views
 from events.cache import catalog_cached
 from events.forms import TicketQuantityForm
-from orders import seats, selectors, services
+from orders import seats, selectors, services, webhooks
 from orders.checkout import checkout_fingerprint, order_place
 from orders.forms import CheckInForm, CheckoutForm
 from orders.selectors import BasketSummary
@@ -232,3 +233,17 @@ def _form_key(value: str) -> str:
     from API keys (`Idempotency-Key` allows none): a repeated submit opens the order behind a form key, so no key an
     API client chose (perhaps guessable) may ever be one."""
     return f"form {value[:64]}"
+
+
+@csrf_exempt  # the provider cannot send our CSRF token; its signature (checked first) authenticates it
+@require_POST
+def payment_webhook(request: HttpRequest, provider: str) -> JsonResponse:
+    """A payment provider's webhook: 200 once handled (or already handled), a problem otherwise, for the provider
+    to retry (a 503 when the provider could not be asked about the payment) or to stop (400: not signed by it)."""
+    try:
+        outcome = webhooks.webhook_receive(
+            provider_name=provider, body=request.body, headers=request.headers, now=timezone.now()
+        )
+    except ApplicationError as error:
+        return problem_json_response(error)
+    return JsonResponse({"received": True, "result": outcome.result})

@@ -19,6 +19,7 @@ class Migration(migrations.Migration):
                 ('provider', models.CharField(max_length=20)),
                 ('payment_id', models.CharField(blank=True, max_length=255)),
                 ('client_secret', models.CharField(blank=True, max_length=255)),
+                ('next_action', models.JSONField(blank=True, null=True)),
                 ('status', models.CharField(choices=[('started', 'Started'), ('requires_action', 'Awaiting the buyer'), ('authorized', 'Authorized'), ('captured', 'Captured'), ('voided', 'Voided'), ('failed', 'Failed')], default='started', max_length=16)),
                 ('amount', models.DecimalField(decimal_places=2, max_digits=12)),
                 ('currency', models.CharField(max_length=3)),

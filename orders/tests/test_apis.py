@@ -212,8 +212,14 @@ def test_checkout_creates_the_order(api, ticket_type):
     order = response.json()["order"]
     assert set(order) == {
         "code", "status", "name", "email", "total", "currency", "created_at", "lines", "tickets", "url",
+        "payment_deadline", "payment_note", "flagged", "payment",
     }  # fmt: skip
     assert order["status"] == "paid"
+    assert order["payment_deadline"] is None
+    assert order["payment"] == {
+        "provider": "test", "id": order["payment"]["id"], "status": "captured", "amount": order["total"],
+        "currency": "EUR", "message": "", "client_secret": "", "next_action": None,
+    }  # fmt: skip
     assert (order["name"], order["email"], order["total"], order["currency"]) == (
         "Grace Hopper",
         "grace@example.com",
@@ -415,5 +421,8 @@ def test_order_detail_for_staff(api, staff_api, ticket_type):
     order = _buy(api, ticket_type, 2)
     response = staff_api.get(f"/api/orders/{order['code']}")
     assert response.status_code == 200
+    # The buyer's client was told how to finish paying; staff see the payment without its client secret.
+    buyer_only = {key: order["payment"].pop(key) for key in ("client_secret", "next_action")}
+    assert buyer_only == {"client_secret": "", "next_action": None}
     assert response.json() == {"order": order}
     assert_problem(staff_api.get("/api/orders/AT-NOPE00"), 404, "not_found")
