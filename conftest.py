@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 import pytest
+from django.contrib.auth.models import Permission
 from django.db import connection
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
@@ -38,6 +39,16 @@ def api() -> APIClient:
 @pytest.fixture
 def staff_api(db: None) -> APIClient:
     user = UserFactory(is_staff=True)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+    return client
+
+
+@pytest.fixture
+def refunding_api(db: None) -> APIClient:
+    """Staff holding the permission to cancel and refund orders."""
+    user = UserFactory(is_staff=True)
+    user.user_permissions.add(Permission.objects.get(codename="refund_order"))
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
     return client

@@ -123,6 +123,20 @@ class PriceChangedError(ApplicationError):
     )
 
 
+class OrderNotRefundableError(ApplicationError):
+    code = "order_not_refundable"
+    status = 409
+    title = "Order cannot be refunded"
+    default_detail = "Only a paid order can be refunded."
+
+
+class RefundTooLargeError(ApplicationError):
+    code = "refund_too_large"
+    status = 422
+    title = "Refund too large"
+    default_detail = "The refunds of an order cannot add up to more than its total."
+
+
 class OrderNotCancellableError(ApplicationError):
     code = "order_not_cancellable"
     status = 409

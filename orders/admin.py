@@ -20,7 +20,7 @@ from aegistickets.errors import ApplicationError
 from events.admin import EventAdmin
 from events.models import Event
 from orders import exports
-from orders.models import Basket, Hold, Order, OrderLine, OutboundEmail, Refund, Ticket
+from orders.models import Basket, Hold, Order, OrderLine, OutboundEmail, Payment, Refund, Ticket
 from orders.outbox import outbox_enqueue, outbox_retry_now
 from orders.services import order_cancel, refund_process
 
@@ -62,6 +62,8 @@ class TicketInline(ReadOnlyInline):
 class RefundInline(ReadOnlyInline):
     model = Refund
     fields = readonly_fields = (
+        "reason",
+        "note",
         "status",
         "amount",
         "currency",
@@ -72,6 +74,12 @@ class RefundInline(ReadOnlyInline):
         "created_at",
         "completed_at",
     )
+
+
+class PaymentInline(ReadOnlyInline):
+    model = Payment
+    fields = readonly_fields = ("provider", "payment_id", "status", "amount", "currency", "message", "updated_at")
+    verbose_name_plural = "payments (the provider's id looks the payment up in its dashboard)"
 
 
 class OutboundEmailInline(ReadOnlyInline):
@@ -104,8 +112,8 @@ class OrderEventFilter(admin.SimpleListFilter):
 
 @admin.register(Order)
 class OrderAdmin(admin.ModelAdmin):
-    list_display = ("code", "status", "name", "email", "total", "created_at")
-    list_filter = ("status", OrderEventFilter)
+    list_display = ("code", "status", "flagged", "name", "email", "total", "created_at")
+    list_filter = ("status", "flagged", OrderEventFilter)
     search_fields = ("code", "email")
     ordering = ("-created_at", "-id")
     fields = readonly_fields = (
@@ -117,10 +125,13 @@ class OrderAdmin(admin.ModelAdmin):
         "currency",
         "payment_method",
         "payment_reference",
+        "payment_deadline",
+        "payment_note",
+        "flagged",
         "created_at",
         "cancelled_at",
     )
-    inlines = (OrderLineInline, TicketInline, RefundInline, OutboundEmailInline)
+    inlines = (OrderLineInline, TicketInline, PaymentInline, RefundInline, OutboundEmailInline)
     actions = ("cancel_orders", "resend_confirmation", "retry_refunds")
 
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -134,7 +145,11 @@ class OrderAdmin(admin.ModelAdmin):
         # view-only, since saving its form would write back a status read a moment earlier.
         return obj is None and super().has_change_permission(request)
 
-    @admin.action(description="Cancel selected orders (seats return to sale)", permissions=["change"])
+    def has_refund_permission(self, request: HttpRequest) -> bool:
+        """Cancelling and refunding move money: the permission of its own the API checks too."""
+        return request.user.has_perm("orders.refund_order")
+
+    @admin.action(description="Cancel selected orders (seats return to sale)", permissions=["refund"])
     def cancel_orders(self, request: HttpRequest, queryset: QuerySet[Order]) -> None:
         now = timezone.now()
         cancelled: list[str] = []
@@ -174,7 +189,7 @@ class OrderAdmin(admin.ModelAdmin):
         if skipped:
             self.message_user(request, f"Not sent, not paid: {'; '.join(skipped)}.", messages.WARNING)
 
-    @admin.action(description="Retry pending or failed refunds", permissions=["change"])
+    @admin.action(description="Retry pending or failed refunds", permissions=["refund"])
     def retry_refunds(self, request: HttpRequest, queryset: QuerySet[Order]) -> None:
         now = timezone.now()
         results = [

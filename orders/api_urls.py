@@ -23,6 +23,7 @@ urlpatterns = [
     path("orders", apis.OrderListApi.as_view(), name="orders"),
     path("orders/<order_code:code>", apis.OrderApi.as_view(), name="order"),
     path("orders/<order_code:code>/cancel", apis.OrderCancelApi.as_view(), name="order-cancel"),
+    path("orders/<order_code:code>/refunds", apis.OrderRefundApi.as_view(), name="order-refunds"),
     path("check-ins", apis.CheckInApi.as_view(), name="check-ins"),
     path("events/<id:event_id>/orders.csv", apis.EventOrdersCsvApi.as_view(), name="event-orders-csv"),
     path("events/<id:event_id>/attendees.csv", apis.EventAttendeesCsvApi.as_view(), name="event-attendees-csv"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from decimal import Decimal
 from typing import Any
 
 from django.http import HttpRequest, StreamingHttpResponse
@@ -29,7 +30,7 @@ from aegistickets.api import (
 )
 from aegistickets.errors import ValidationFailedError
 from orders import checkout, exports, selectors, services
-from orders.models import Order, Payment
+from orders.models import Order, Payment, Refund
 from orders.selectors import BasketSummary, OrderDetail
 
 MAX_ID = 2**63 - 1
@@ -298,7 +299,9 @@ class OrderApi(APIView):
 
 
 class RefundOutput(serializers.Serializer):
-    status = serializers.CharField()
+    reason = serializers.ChoiceField(choices=Refund.Reason.choices)
+    note = serializers.CharField()
+    status = serializers.ChoiceField(choices=Refund.Status.choices)
     amount = serializers.DecimalField(max_digits=12, decimal_places=2)
     currency = serializers.CharField()
     reference = serializers.CharField()
@@ -311,10 +314,17 @@ class OrderCancelOutput(serializers.Serializer):
     refund = RefundOutput()
 
 
+class CanRefund(BasePermission):
+    """Staff holding the admin's own "Can cancel and refund orders" permission (a superuser holds every one)."""
+
+    def has_permission(self, request: Request, view: APIView) -> bool:
+        return bool(request.user.is_staff and request.user.has_perm("orders.refund_order"))
+
+
 class OrderCancelApi(APIView):
     """Cancels a paid order: tickets void, seats back on sale, one refund, an email to the buyer."""
 
-    permission_classes = [IsStaff]
+    permission_classes = [IsStaff, CanRefund]
 
     @extend_schema(
         operation_id="orders_cancel", request=None, responses={200: OrderCancelOutput, **problems(401, 403, 404, 409)}
@@ -326,6 +336,35 @@ class OrderCancelApi(APIView):
         refund = selectors.order_refund(order_id=order.pk)
         body = {"order": selectors.order_detail(order), "refund": refund}
         return Response(OrderCancelOutput(body).data)
+
+
+class RefundInput(JsonInput):
+    amount = serializers.DecimalField(max_digits=12, decimal_places=2, min_value=Decimal("0.01"))
+    note = serializers.CharField(max_length=500, required=False, default="", help_text="Why, for the records.")
+
+
+class RefundEnvelope(serializers.Serializer):
+    order = OrderOutput()
+    refund = RefundOutput()
+
+
+class OrderRefundApi(APIView):
+    """Refunds part of a paid order's money; its tickets stay valid. Refunding what is left makes it `refunded`."""
+
+    permission_classes = [IsStaff, CanRefund]
+
+    @extend_schema(
+        operation_id="orders_refund",
+        request=RefundInput,
+        responses={201: RefundEnvelope, **problems(400, 401, 403, 404, 409, 422)},
+    )
+    def post(self, request: Request, code: str) -> Response:
+        data = validated_input(RefundInput, request.data)
+        order = selectors.order_for_staff(code=code)
+        refund = services.refund_part(order_id=order.pk, amount=data["amount"], note=data["note"], now=timezone.now())
+        refund.refresh_from_db()  # the provider has been asked after the commit
+        body = {"order": selectors.order_detail(selectors.order_for_staff(code=code)), "refund": refund}
+        return Response(RefundEnvelope(body).data, status=status.HTTP_201_CREATED)
 
 
 # --- organizer exports --------------------------------------------------------------------------------

@@ -114,6 +114,9 @@ class Order(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        # Money leaves the shop only through staff who hold this, in the admin and the API alike; the change
+        # permission alone (a support role) does not give it.
+        permissions = [("refund_order", "Can cancel and refund orders")]
         indexes = [
             models.Index(fields=["status", "created_at"], name="order_status_created_idx"),
             models.Index(fields=["email"], name="order_email_idx"),
@@ -209,12 +212,18 @@ class CheckIn(models.Model):
 
 
 class Refund(models.Model):
-    """The money side of a cancellation: at most one per order (the database refuses a second).
+    """Money returned to the buyer: the rest of the order on its cancellation (at most one per order: the database
+    refuses a second), or a part of it on staff's word, never more in all than the order's total (checked under the
+    order's lock).
 
-    Created `pending` in the transaction that cancels the order; the provider is called after that commits,
-    never under its locks. Whoever moves it pending/failed → processing calls the provider, so two workers
-    never refund the same row twice; the answer is recorded as succeeded or failed (failed may be retried).
+    Created `pending` in the transaction that decides it; the provider is called after that commits, never under
+    its locks. Whoever moves it pending/failed → processing calls the provider, so two workers never refund the
+    same row twice; the answer is recorded as succeeded or failed (failed may be retried).
     """
+
+    class Reason(models.TextChoices):
+        CANCELLATION = "cancellation", "Cancellation"
+        PARTIAL = "partial", "Partial refund"
 
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"
@@ -223,6 +232,8 @@ class Refund(models.Model):
         FAILED = "failed", "Failed"
 
     order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="refunds")
+    reason = models.CharField(max_length=16, choices=Reason.choices, default=Reason.CANCELLATION)
+    note = models.CharField(max_length=500, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     amount = models.DecimalField(max_digits=12, decimal_places=2)
     currency = models.CharField(max_length=3)
@@ -236,7 +247,9 @@ class Refund(models.Model):
     class Meta:
         ordering = ["-created_at", "-id"]
         constraints = [
-            models.UniqueConstraint(fields=["order"], name="refund_one_per_order"),
+            models.UniqueConstraint(
+                fields=["order"], condition=Q(reason="cancellation"), name="refund_one_cancellation_per_order"
+            ),
             models.CheckConstraint(condition=Q(amount__gte=0), name="refund_amount_not_negative"),
         ]
         indexes = [models.Index(fields=["status", "created_at"], name="refund_status_created_idx")]

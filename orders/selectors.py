@@ -164,7 +164,8 @@ def order_for_staff_by_id(*, order_id: int) -> Order:
 
 
 def order_refund(*, order_id: int) -> Refund:
-    refund = Refund.objects.filter(order_id=order_id).first()
+    """The refund of the order's cancellation."""
+    refund = Refund.objects.filter(order_id=order_id, reason=Refund.Reason.CANCELLATION).first()
     if refund is None:
         raise NotFoundError("This order has no refund.")
     return refund

@@ -10,11 +10,12 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Exists, F, OuterRef
+from django.db.models import Exists, F, OuterRef, Sum
 from django.utils import timezone
 
 from aegistickets.errors import (
@@ -24,6 +25,8 @@ from aegistickets.errors import (
     NotFoundError,
     NotOnSaleError,
     OrderNotCancellableError,
+    OrderNotRefundableError,
+    RefundTooLargeError,
     SoldOutError,
     TicketCancelledError,
     TicketNotFoundError,
@@ -165,11 +168,50 @@ def order_cancel(*, order_id: int, now: datetime) -> Order:
         order.cancelled_at = now
         order.save(update_fields=["status", "cancelled_at"])
         refund = Refund.objects.create(
-            order=order, amount=order.total, currency=order.currency, provider=order.payment_method, created_at=now
+            order=order,
+            amount=order.total - _refunded(order),
+            currency=order.currency,
+            provider=order.payment_method,
+            created_at=now,
         )
         # After commit, outside every lock: the money.
         transaction.on_commit(functools.partial(_after_cancel, refund_id=refund.pk), robust=True)
     return order
+
+
+def _refunded(order: Order) -> Decimal:
+    """What the order's refunds return in all, done or still to do (a failed one is retried, so it counts)."""
+    return order.refunds.aggregate(total=Sum("amount"))["total"] or Decimal("0.00")
+
+
+def refund_part(*, order_id: int, amount: Decimal, note: str, now: datetime) -> Refund:
+    """Returns part of a paid order's money (a goodwill gesture, a price cut); its tickets stay valid. Never more in
+    all than the order's total: decided under the order's lock, against every refund on record. Refunding the
+    last of it makes the order `refunded` (its tickets stop admitting); the provider is asked after commit."""
+    with transaction.atomic():
+        order = seats.lock_order(order_id)
+        if order.status != Order.Status.PAID:
+            raise OrderNotRefundableError(f"Order {order.code} is {order.status}; only paid orders can be refunded.")
+        left = order.total - _refunded(order)
+        if amount > left:
+            raise RefundTooLargeError(
+                f"At most {left} {order.currency} of this order is left to refund.", extra={"refundable": str(left)}
+            )
+        refund = Refund.objects.create(
+            order=order,
+            reason=Refund.Reason.PARTIAL,
+            note=note[:500],
+            amount=amount,
+            currency=order.currency,
+            provider=order.payment_method,
+            created_at=now,
+        )
+        if amount == left:
+            order.status = Order.Status.REFUNDED
+            order.save(update_fields=["status"])
+            seats.release(order.lines.all())
+        transaction.on_commit(functools.partial(_after_cancel, refund_id=refund.pk), robust=True)
+    return refund
 
 
 def _after_cancel(*, refund_id: int) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 from django.apps import apps
-from django.contrib.auth.models import Group
+from django.contrib.auth.models import Group, Permission
 from django.urls import URLPattern, URLResolver, get_resolver, resolve
 from django.utils import timezone
 from drf_spectacular.generators import SchemaGenerator
@@ -50,6 +50,8 @@ NOT_IN_SCHEMA = {
 DOOR_STAFF_OPERATIONS = {
     "POST /api/check-ins": "door staff scan tickets at the entrance; every other organizer operation refuses them",
 }
+# Operations that move money: staff also need the admin's "Can cancel and refund orders" permission.
+REFUND_OPERATIONS = {"POST /api/orders/{code}/cancel", "POST /api/orders/{code}/refunds"}
 # At least this many protected operations exist (11 when this was written): the enumeration must not shrink.
 MIN_ORGANIZER_OPERATIONS = 11
 
@@ -224,6 +226,7 @@ WRITE_BODIES: dict[str, Callable[[Shop], dict[str, Any] | None]] = {
     "ticket_types_create": lambda shop: {"name": "VIP", "price": "90.00", "capacity": 5},
     "ticket_types_update": lambda shop: {"price": "1.00", "capacity": 1000},
     "orders_cancel": lambda shop: None,
+    "orders_refund": lambda shop: {"amount": "1.00", "note": "goodwill"},
     "check_ins_create": lambda shop: {"secret": shop.order.tickets.first().code, "event_id": shop.event.pk},
 }
 
@@ -352,7 +355,7 @@ def test_organizer_operations_answer_403_to_a_token_without_the_rights(op, who, 
 def test_the_same_request_with_a_staff_token_is_served(op, shop):
     """Shows the refusals above come from the missing rights, not from a broken URL or body, and that the
     database comparison would see a write."""
-    client = token_client(UserFactory(is_staff=True))
+    client = token_client(refunding_staff() if str(op) in REFUND_OPERATIONS else UserFactory(is_staff=True))
     before = database_state()
 
     response = call(client, op, shop)
@@ -360,6 +363,32 @@ def test_the_same_request_with_a_staff_token_is_served(op, shop):
     assert 200 <= response.status_code < 300, (response.status_code, response.content)
     changed = database_state() != before
     assert changed == (op.method != "GET")
+
+
+def refunding_staff() -> Any:
+    user = UserFactory(is_staff=True)
+    user.user_permissions.add(Permission.objects.get(codename="refund_order"))
+    return user
+
+
+def staff_with(*codenames: str) -> Any:
+    user = UserFactory(is_staff=True)
+    user.save()  # the factory's password, stored: an admin session checks it
+    user.user_permissions.add(*Permission.objects.filter(content_type__app_label="orders", codename__in=codenames))
+    return user
+
+
+@pytest.mark.parametrize("perms", [(), ("view_order",), ("view_order", "change_order")], ids=str)
+@pytest.mark.parametrize("op", [op for op in ORGANIZER if str(op) in REFUND_OPERATIONS], ids=str)
+def test_moving_money_needs_the_refund_permission_not_just_staff(op, perms, shop):
+    """A support role that may look at (or even change) orders in the admin may not refund them."""
+    client = token_client(staff_with(*perms))
+    before = database_state()
+
+    response = call(client, op, shop)
+
+    assert_problem(response, 403, "permission_denied")
+    assert database_state() == before
 
 
 @pytest.mark.parametrize("op", [op for op in ORGANIZER if str(op) in DOOR_STAFF_OPERATIONS], ids=str)

@@ -21,6 +21,7 @@ EXPECTED_OPERATIONS = {
     ("/api/orders/{code}", "get"),
     # After the purchase
     ("/api/orders/{code}/cancel", "post"),
+    ("/api/orders/{code}/refunds", "post"),
     ("/api/check-ins", "post"),
     ("/api/events/{event_id}/orders.csv", "get"),
     ("/api/events/{event_id}/attendees.csv", "get"),

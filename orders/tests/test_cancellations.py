@@ -159,10 +159,10 @@ class TestOrderCancel:
 
 @pytest.mark.django_db
 class TestCancelApi:
-    def test_cancels_and_answers_with_the_order_and_its_refund(self, staff_api, ticket_type, provider):
+    def test_cancels_and_answers_with_the_order_and_its_refund(self, refunding_api, ticket_type, provider):
         order = paid_order(ticket_type, 2)
 
-        response = staff_api.post(f"/api/orders/{order.code}/cancel")
+        response = refunding_api.post(f"/api/orders/{order.code}/cancel")
 
         assert response.status_code == 200
         body = response.json()
@@ -173,11 +173,11 @@ class TestCancelApi:
         ticket_type.refresh_from_db()
         assert ticket_type.sold == 0
 
-    def test_a_second_cancel_is_409_order_not_cancellable(self, staff_api, ticket_type, provider):
+    def test_a_second_cancel_is_409_order_not_cancellable(self, refunding_api, ticket_type, provider):
         order = paid_order(ticket_type)
-        staff_api.post(f"/api/orders/{order.code}/cancel")
+        refunding_api.post(f"/api/orders/{order.code}/cancel")
 
-        response = staff_api.post(f"/api/orders/{order.code}/cancel")
+        response = refunding_api.post(f"/api/orders/{order.code}/cancel")
 
         assert response.status_code == 409
         assert response.json()["code"] == "order_not_cancellable"
@@ -190,8 +190,8 @@ class TestCancelApi:
         assert api.post(f"/api/orders/{order.code}/cancel").status_code == 401
         assert Order.objects.get().status == Order.Status.PAID
 
-    def test_unknown_code_is_404(self, staff_api):
-        assert staff_api.post("/api/orders/AT-XXXXXX/cancel").status_code == 404
+    def test_unknown_code_is_404(self, refunding_api):
+        assert refunding_api.post("/api/orders/AT-XXXXXX/cancel").status_code == 404
 
 
 @pytest.mark.postgres
