@@ -534,6 +534,8 @@ def payment_settle(*, payment: Payment, now: datetime) -> Settlement:
     if state.state == "captured":
         Payment.objects.filter(pk=payment.pk).update(status=Payment.Status.CAPTURED, updated_at=now)
         return Settlement(order=payment.order, outcome="unchanged")
+    if state.state in ("canceled", "failed") and payment.status == Payment.Status.AUTHORIZED:
+        return _authorization_lost(payment, note=state.message, now=now)
     if state.state in ("canceled", "failed"):
         return _end_pending(
             payment, status=Order.Status.FAILED, note=state.message or "The payment was cancelled.", now=now
@@ -546,6 +548,22 @@ def _order_of(payment: Payment) -> Order:
     if payment.order_id is None:
         raise AssertionError("settling needs a payment attached to an order")
     return Order.objects.get(pk=payment.order_id)
+
+
+def _authorization_lost(payment: Payment, *, note: str, now: datetime) -> Settlement:
+    """A paid order's authorization was cancelled at the provider before the capture (it expired, or someone
+    cancelled it there): the buyer holds tickets nobody paid for. Staff decide; the order is flagged for them."""
+    with transaction.atomic():
+        order = seats.lock_order(_order_id(payment))
+        Payment.objects.filter(pk=payment.pk, status=Payment.Status.AUTHORIZED).update(
+            status=Payment.Status.FAILED, message=note[:500], updated_at=now
+        )
+        lost = "The payment was cancelled at the provider before it was captured: these tickets are not paid for."
+        order.payment_note = " ".join(filter(None, [order.payment_note, lost]))[:500]
+        order.flagged = True
+        order.save(update_fields=["payment_note", "flagged"])
+    metrics.payment_outcome(provider=payment.provider, outcome="failed")
+    return Settlement(order=order, outcome="flagged")
 
 
 def _order_id(payment: Payment) -> int:

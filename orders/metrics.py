@@ -14,6 +14,7 @@ from collections import Counter as Tally
 from collections.abc import Callable, Iterable
 from typing import Any, ParamSpec, TypeVar
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Count, Min, Q, Sum
 from django.db.models.functions import Coalesce
@@ -80,10 +81,11 @@ KNOWN_OUTCOMES = {
 for _step, _outcomes in KNOWN_OUTCOMES.items():
     for _outcome in _outcomes:
         CHECKOUT_OUTCOMES.labels(_step, _outcome)
-for _outcome in ("declined", "captured", "voided", "expired", "failed"):
-    PAYMENT_OUTCOMES.labels("test", _outcome)
-for _result in ("handled", "duplicate", "rejected"):
-    WEBHOOKS.labels("stripe", _result)
+for _provider in settings.PAYMENT_METHODS:
+    for _outcome in ("declined", "captured", "voided", "expired", "failed"):
+        PAYMENT_OUTCOMES.labels(_provider, _outcome)
+    for _result in ("handled", "duplicate", "rejected", "ignored"):
+        WEBHOOKS.labels(_provider, _result)
 
 
 def payment_outcome(*, provider: str, outcome: str) -> None:

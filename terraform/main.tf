@@ -101,12 +101,18 @@ module "lb_controller_irsa" {
   attach_lb_controller_policy = true
 }
 
-# External Secrets may read the app's two secrets (database, DJANGO_SECRET_KEY) and nothing else.
+# External Secrets may read the app's secrets (database, DJANGO_SECRET_KEY, and the Stripe keys an operator stores
+# by hand so that they never pass through Terraform state: docs/deploy.md) and nothing else. Secrets Manager appends
+# "-" and six characters to a secret's name in its ARN.
 data "aws_iam_policy_document" "external_secrets" {
   statement {
-    sid       = "ReadAppSecrets"
-    actions   = ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret", "secretsmanager:ListSecretVersionIds"]
-    resources = [module.db_secret.secret_arn, module.db_secret.django_secret_key_arn]
+    sid     = "ReadAppSecrets"
+    actions = ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret", "secretsmanager:ListSecretVersionIds"]
+    resources = [
+      module.db_secret.secret_arn,
+      module.db_secret.django_secret_key_arn,
+      "arn:aws:secretsmanager:${var.region}:${data.aws_caller_identity.current.account_id}:secret:aegistickets/${var.environment}/stripe-??????",
+    ]
   }
 
   statement {

@@ -143,6 +143,15 @@ def test_promtool_checks_the_rules_and_their_unit_tests_pass():
             'aegistickets_emails_oldest_due_age_seconds{job="aegistickets"}) > 6000',
         ),
         ('aegistickets_emails_failed{job="aegistickets"}) > 0', 'aegistickets_emails_failed{job="aegistickets"}) > 1'),
+        (
+            'aegistickets_orders_pending_overdue_seconds{job="aegistickets"}) > 600',
+            'aegistickets_orders_pending_overdue_seconds{job="aegistickets"}) > 6000',
+        ),
+        (
+            'aegistickets_payments_unsettled_oldest_seconds{job="aegistickets"}) > 900',
+            'aegistickets_payments_unsettled_oldest_seconds{job="aegistickets"}) > 90',
+        ),
+        ('result="rejected"}[10m]', 'result=~"rejected|ignored"}[10m]'),
     ],
     ids=[
         "burn-factor",
@@ -152,6 +161,9 @@ def test_promtool_checks_the_rules_and_their_unit_tests_pass():
         "down-when-all-fail",
         "emails-delayed-threshold",
         "emails-failed-threshold",
+        "pending-overdue-threshold",
+        "payments-unsettled-threshold",
+        "ignored-webhooks-as-rejected",
     ],
 )
 def test_the_unit_tests_catch_a_planted_defect(tmp_path, original, planted):

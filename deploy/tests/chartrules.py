@@ -337,6 +337,103 @@ def email_worker_problems(docs: list[dict]) -> list[str]:
     return problems
 
 
+# ---- payments: reconciliation CronJob, Stripe keys ----
+
+STRIPE_KEYS = ("STRIPE_SECRET_KEY", "STRIPE_PUBLISHABLE_KEY", "STRIPE_WEBHOOK_SECRET")
+
+
+def reconcile_cronjobs(docs: list[dict]) -> list[dict]:
+    return [
+        d
+        for d in find(docs, "CronJob")
+        if d["metadata"]["labels"]["app.kubernetes.io/component"] == "reconcile-payments"
+    ]
+
+
+def reconcile_problems(docs: list[dict]) -> list[str]:
+    """`reconcile_payments` on a schedule: never two runs at once, a run that hangs ended, a missed one skipped; the
+    web pods' image, settings, secrets and ServiceAccount; its pods under the release's NetworkPolicy (HTTPS to the
+    provider) but never selected by the web Service or PDB."""
+    jobs = reconcile_cronjobs(docs)
+    if len(jobs) != 1:
+        return [f"want one reconcile_payments CronJob, found {len(jobs)}"]
+    cron, problems = jobs[0], []
+    spec, job_spec = cron["spec"], cron["spec"]["jobTemplate"]["spec"]
+    if spec.get("concurrencyPolicy") != "Forbid":
+        problems.append(f"concurrencyPolicy is {spec.get('concurrencyPolicy')!r}, want Forbid")
+    if not job_spec.get("activeDeadlineSeconds"):
+        problems.append("the Job has no activeDeadlineSeconds: a hung run blocks every later one")
+    if not spec.get("startingDeadlineSeconds"):
+        problems.append("no startingDeadlineSeconds: after a long controller outage the CronJob may never start again")
+    pod, web_pod = pod_spec(cron), pod_spec(web_deployment(docs))
+    c, web_c = pod["containers"][0], web_pod["containers"][0]
+    command = c.get("command", []) + c.get("args", [])
+    if command[:3] != ["python", "manage.py", "reconcile_payments"]:
+        problems.append(f"the CronJob runs {command}")
+    if pod.get("restartPolicy") != "Never":
+        problems.append(f"restartPolicy {pod.get('restartPolicy')!r}")
+    if c["image"] != web_c["image"]:
+        problems.append("the CronJob runs another image than the web Deployment")
+    if c.get("envFrom") != web_c.get("envFrom"):
+        problems.append("the CronJob does not read the web pods' ConfigMap")
+    own = {"PORT", "CHECKOUT_PORT"}
+    missing = {e["name"] for e in web_c.get("env", [])} - own - {e["name"] for e in c.get("env", [])}
+    if missing:
+        problems.append(f"the CronJob lacks the web pods' env {sorted(missing)}")
+    if pod.get("serviceAccountName") != web_pod.get("serviceAccountName"):
+        problems.append(f"ServiceAccount {pod.get('serviceAccountName')!r}, not the app's")
+    multiproc = next((e.get("value") for e in c.get("env", []) if e["name"] == "PROMETHEUS_MULTIPROC_DIR"), None)
+    if multiproc not in {m["mountPath"] for m in c.get("volumeMounts", [])}:
+        problems.append(f"PROMETHEUS_MULTIPROC_DIR {multiproc!r} is not a mounted directory")
+    labels = cron["spec"]["jobTemplate"]["spec"]["template"]["metadata"]["labels"]
+    for pol in find(docs, "NetworkPolicy"):
+        if not set(pol["spec"]["podSelector"]["matchLabels"].items()) <= set(labels.items()):
+            problems.append("the NetworkPolicy does not select the CronJob's pods")
+    selectors = [(s["kind"], s["spec"]["selector"]) for s in find(docs, "Service")]
+    selectors += [(p["kind"], p["spec"]["selector"]["matchLabels"]) for p in find(docs, "PodDisruptionBudget")]
+    for kind, selector in selectors:
+        if set(selector.items()) <= set(labels.items()):
+            problems.append(f"the {kind} selects the CronJob's pods")
+    return problems
+
+
+def stripe_problems(docs: list[dict]) -> list[str]:
+    """PAYMENT_METHODS offering stripe: every app container gets the three keys from the app's Secret (the settings
+    refuse to start without them). Once any container reads them, the ExternalSecret (when there is one) writes them
+    and the NetworkPolicy lets HTTPS out."""
+    problems = []
+    (config,) = [d for d in find(docs, "ConfigMap") if "PAYMENT_METHODS" in d.get("data", {})]
+    offered = "stripe" in config["data"]["PAYMENT_METHODS"].split(",")
+    with_keys = set()
+    for name, c, _ in containers(docs):
+        env = {e["name"]: e for e in c.get("env", [])}
+        if "DJANGO_SECRET_KEY" not in env:
+            continue  # not the app (the helm test pod)
+        refs = {k: env[k].get("valueFrom", {}).get("secretKeyRef", {}) for k in STRIPE_KEYS if k in env}
+        if refs:
+            with_keys.add(name)
+        secret = env["DJANGO_SECRET_KEY"]["valueFrom"]["secretKeyRef"]["name"]
+        for key in STRIPE_KEYS:
+            ref = refs.get(key)
+            if offered and not ref:
+                problems.append(f"{name}: PAYMENT_METHODS offers stripe, but {key} is not set")
+            elif ref and (ref.get("name"), ref.get("key")) != (secret, key):
+                problems.append(f"{name}: {key} comes from {ref}, not the app's Secret {secret!r}")
+    if not with_keys:
+        return problems
+    for es in find(docs, "ExternalSecret"):
+        spec = es["spec"]
+        keys = set(spec["target"].get("template", {}).get("data", {})) or {d["secretKey"] for d in spec["data"]}
+        fetched = {d["secretKey"] for d in spec["data"]}
+        for key in STRIPE_KEYS:
+            if key not in keys or key not in fetched:
+                problems.append(f"the ExternalSecret does not write {key}")
+    for pol in find(docs, "NetworkPolicy"):
+        if not any(p["port"] == 443 for r in pol["spec"]["egress"] for p in r["ports"]):
+            problems.append("the NetworkPolicy lets no HTTPS out: Stripe is unreachable")
+    return problems
+
+
 # ---- the checkout lane (values.yaml checkoutLane; gunicorn.conf.py CHECKOUT_PORT) ----
 
 # Request paths the ALB must send to the Service's `checkout` port while the lane is on (the API checkout, the HTML
@@ -354,6 +451,7 @@ MAIN_REQUESTS = (
     "/checkouts",
     "/events/some-event/",
     "/admin/",
+    "/payments/stripe/webhook",
 )
 
 

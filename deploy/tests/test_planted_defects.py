@@ -38,6 +38,19 @@ def worker(docs: list[dict]) -> dict:
     return deployment["spec"]["template"]["spec"]["containers"][0]
 
 
+def reconcile(docs: list[dict]) -> dict:
+    (cron,) = rules.reconcile_cronjobs(docs)
+    return cron
+
+
+def reconcile_container(docs: list[dict]) -> dict:
+    return rules.pod_spec(reconcile(docs))["containers"][0]
+
+
+def without_env(container: dict, name: str) -> None:
+    container["env"] = [e for e in container["env"] if e["name"] != name]
+
+
 # ---- values.schema.json and the templates' own `fail` ----
 
 
@@ -56,6 +69,12 @@ def worker(docs: list[dict]) -> dict:
         ("checkoutLane.containerPort=443", "/checkoutLane/containerPort"),
         ("checkoutLane.enabled=yes", "/checkoutLane/enabled"),
         ("config.extraEnv.CHECKOUT_PORT=8001", "invalid propertyName 'CHECKOUT_PORT'"),
+        ("config.extraEnv.STRIPE_SECRET_KEY=sk_live_x", "invalid propertyName 'STRIPE_SECRET_KEY'"),
+        ("config.extraEnv.PAYMENT_METHODS=test", "invalid propertyName 'PAYMENT_METHODS'"),
+        ("payments.paymentMinutes=0", "/payments/paymentMinutes"),
+        ("payments.stripe.enabled=yes", "/payments/stripe/enabled"),
+        ("reconcilePayments.schedule=every two minutes", "/reconcilePayments/schedule"),
+        ("reconcilePayments.activeDeadlineSeconds=0", "/reconcilePayments/activeDeadlineSeconds"),
     ],
 )
 def test_schema_refuses_bad_values(bad_set, message):
@@ -74,6 +93,21 @@ def test_checkout_lane_on_a_taken_port_is_refused_by_the_template(bad_set, messa
     with pytest.raises(helm_python.HelmError, match=message):
         render_docs(sets=[bad_set])
     render_docs(sets=[bad_set, "checkoutLane.enabled=false"])  # the lane off: nothing clashes
+
+
+@pytest.mark.parametrize(
+    ("bad_sets", "message"),
+    [
+        (["payments.methods={stripe}"], "set payments.stripe.enabled=true"),
+        (
+            ["payments.stripe.enabled=true", "networkPolicy.allowHttpsEgress=false"],
+            "needs networkPolicy.allowHttpsEgress",
+        ),
+    ],
+)
+def test_stripe_without_its_keys_or_a_way_out_is_refused_by_the_template(bad_sets, message):
+    with pytest.raises(helm_python.HelmError, match=message):
+        render_docs(sets=bad_sets)
 
 
 def test_latest_from_app_version_is_refused_by_the_template(chart_copy):
@@ -304,6 +338,67 @@ def test_rendered_rules_pass_on_the_good_render(good_docs):
         (rules.email_worker_problems, lambda d: rules.find(d, "Service")[0]["spec"]["selector"].popitem()),
         (rules.security_problems, lambda d: worker(d)["securityContext"].update(readOnlyRootFilesystem=False)),
         (rules.resource_problems, lambda d: worker(d)["resources"].pop("requests")),
+        # Reconciliation: runs allowed to pile up; no deadline for a hung run; another command; a secret missing;
+        # pods outside the NetworkPolicy (no HTTPS to the provider) or behind the web Service.
+        (rules.reconcile_problems, lambda d: reconcile(d)["spec"].update(concurrencyPolicy="Allow")),
+        (rules.reconcile_problems, lambda d: reconcile(d)["spec"]["jobTemplate"]["spec"].pop("activeDeadlineSeconds")),
+        (rules.reconcile_problems, lambda d: reconcile(d)["spec"].pop("startingDeadlineSeconds")),
+        (rules.reconcile_problems, lambda d: reconcile_container(d).update(command=["python", "manage.py", "migrate"])),
+        (rules.reconcile_problems, lambda d: without_env(reconcile_container(d), "DATABASE_URL")),
+        (rules.reconcile_problems, lambda d: rules.pod_spec(reconcile(d)).update(serviceAccountName="default")),
+        (
+            rules.reconcile_problems,
+            lambda d: reconcile(d)["spec"]["jobTemplate"]["spec"]["template"]["metadata"]["labels"].pop(
+                "app.kubernetes.io/instance"
+            ),
+        ),
+        (
+            rules.reconcile_problems,
+            lambda d: reconcile(d)["spec"]["jobTemplate"]["spec"]["template"]["metadata"]["labels"].update(
+                {"app.kubernetes.io/component": "web"}
+            ),
+        ),
+        (rules.security_problems, lambda d: reconcile_container(d)["securityContext"].update(privileged=True)),
+        (rules.resource_problems, lambda d: reconcile_container(d)["resources"].pop("limits")),
+        # Stripe (values-prod offers it): a container without a key, a key from another Secret, the ExternalSecret
+        # not writing one, HTTPS egress gone.
+        (rules.stripe_problems, lambda d: without_env(reconcile_container(d), "STRIPE_WEBHOOK_SECRET")),
+        (
+            rules.stripe_problems,
+            lambda d: without_env(
+                rules.find(d, "Job")[0]["spec"]["template"]["spec"]["containers"][0], "STRIPE_SECRET_KEY"
+            ),
+        ),
+        (
+            rules.stripe_problems,
+            lambda d: next(e for e in web(d)["env"] if e["name"] == "STRIPE_SECRET_KEY")["valueFrom"][
+                "secretKeyRef"
+            ].update(name="stripe"),
+        ),
+        (
+            rules.stripe_problems,
+            lambda d: rules.find(d, "ExternalSecret")[0]["spec"]["target"]["template"]["data"].pop(
+                "STRIPE_PUBLISHABLE_KEY"
+            ),
+        ),
+        (
+            rules.stripe_problems,
+            lambda d: rules.find(d, "NetworkPolicy")[0]["spec"].update(
+                egress=[r for r in rules.find(d, "NetworkPolicy")[0]["spec"]["egress"] if r["ports"][0]["port"] != 443]
+            ),
+        ),
+        # The webhook endpoint must reach the web pods' main port: a rule sending /payments/ elsewhere.
+        (
+            rules.checkout_lane_problems,
+            lambda d: ingress_paths(d).insert(
+                0,
+                {
+                    "path": "/payments/",
+                    "pathType": "Prefix",
+                    "backend": {"service": {"name": "block-metrics", "port": {"name": "use-annotation"}}},
+                },
+            ),
+        ),
         # The checkout lane: the API checkout back on http; the catch-all listed ahead of the lane (an older
         # controller then gives it the higher priority); the lane without CHECKOUT_PORT (gunicorn never listens)
         # or without its Service port; CHECKOUT_PORT left behind without the lane; Prometheus scraping both ports.

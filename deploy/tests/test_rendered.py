@@ -254,12 +254,81 @@ def test_the_email_worker_can_be_left_out_and_scaled():
 
 
 @pytest.mark.parametrize("env", ENVS)
+def test_payments_are_reconciled_every_two_minutes(rendered, env):
+    assert rules.reconcile_problems(rendered[env]) == []
+    (cron,) = rules.reconcile_cronjobs(rendered[env])
+    assert cron["spec"]["schedule"] == "*/2 * * * *"
+    assert cron["spec"]["concurrencyPolicy"] == "Forbid"
+    # A run ends before the schedule has piled up more than a few skipped ones behind it.
+    assert 0 < cron["spec"]["jobTemplate"]["spec"]["activeDeadlineSeconds"] <= 600
+
+
+def test_reconciliation_can_be_switched_off_and_rescheduled():
+    from conftest import render_docs
+
+    assert rules.reconcile_cronjobs(render_docs(sets=["reconcilePayments.enabled=false"])) == []
+    docs = render_docs(sets=["reconcilePayments.schedule=*/5 * * * *", "reconcilePayments.activeDeadlineSeconds=120"])
+    (cron,) = rules.reconcile_cronjobs(docs)
+    assert cron["spec"]["schedule"] == "*/5 * * * *"
+    assert cron["spec"]["jobTemplate"]["spec"]["activeDeadlineSeconds"] == 120
+
+
+def stripe_env(docs: list[dict]) -> dict[str, set[str]]:
+    """The Stripe keys each app container reads from a Secret, by container."""
+    return {
+        name: {e["name"] for e in c.get("env", []) if e["name"].startswith("STRIPE_") and "valueFrom" in e}
+        for name, c, _ in rules.containers(docs)
+        if any(e["name"] == "DJANGO_SECRET_KEY" for e in c.get("env", []))
+    }
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_stripe_keys_come_from_the_secret_where_stripe_is_offered(rendered, env):
+    docs = rendered[env]
+    assert rules.stripe_problems(docs) == []
+    (cm,) = [d for d in rules.find(docs, "ConfigMap") if "PAYMENT_METHODS" in d.get("data", {})]
+    keys = stripe_env(docs)
+    assert len(keys) == 4  # web, email worker, reconciliation, migration
+    if env == "prod":
+        assert cm["data"]["PAYMENT_METHODS"] == "stripe,free"
+        assert all(found == set(rules.STRIPE_KEYS) for found in keys.values()), keys
+        (es,) = rules.find(docs, "ExternalSecret")
+        stripe = [d for d in es["spec"]["data"] if d["secretKey"].startswith("STRIPE_")]
+        assert {d["remoteRef"]["key"] for d in stripe} == {"aegistickets/prod/stripe"}
+    else:
+        assert cm["data"]["PAYMENT_METHODS"] == "test,free"
+        assert all(found == set() for found in keys.values()), keys
+        (es,) = rules.find(docs, "ExternalSecret")
+        assert not [d for d in es["spec"]["data"] if d["secretKey"].startswith("STRIPE_")]
+    assert cm["data"]["PAYMENT_MINUTES"] == "15"
+
+
+def test_stripe_keys_without_a_secret_template_or_external_secrets():
+    from conftest import render_docs
+
+    on = ["payments.stripe.enabled=true", "payments.methods={stripe}"]
+    docs = render_docs(sets=[*on, "externalSecrets.database.buildUrlFromParts=false"])
+    assert rules.stripe_problems(docs) == []
+    (es,) = rules.find(docs, "ExternalSecret")
+    assert "template" not in es["spec"]["target"]
+    # A Secret made by hand (no External Secrets) must hold the keys itself; the pods still read them from it.
+    docs = render_docs(sets=[*on, "externalSecrets.enabled=false"])
+    assert rules.stripe_problems(docs) == []
+    assert all(found == set(rules.STRIPE_KEYS) for found in stripe_env(docs).values())
+
+
+@pytest.mark.parametrize("env", ENVS)
 def test_config_and_hosts(rendered, env):
     docs = rendered[env]
     (cm,) = [d for d in rules.find(docs, "ConfigMap") if "grafana_dashboard" not in d["metadata"].get("labels", {})]
-    assert {"DJANGO_SECURE_SSL_REDIRECT", "HOLD_MINUTES", "WEB_CONCURRENCY", "METRICS_ALLOWED_NETWORKS"} <= set(
-        cm["data"]
-    )
+    assert {
+        "DJANGO_SECURE_SSL_REDIRECT",
+        "HOLD_MINUTES",
+        "WEB_CONCURRENCY",
+        "METRICS_ALLOWED_NETWORKS",
+        "PAYMENT_METHODS",
+        "PAYMENT_MINUTES",
+    } <= set(cm["data"])
     assert cm["data"]["DJANGO_SECURE_SSL_REDIRECT"] == ("false" if env == "dev" else "true")
     # Every environment sits behind one ALB: X-Forwarded-For is believed for exactly that hop (rate limits).
     assert cm["data"]["TRUSTED_PROXY_HOPS"] == "1"

@@ -241,3 +241,26 @@ def test_payment_gauges_show_overdue_orders_and_unsettled_payments(stripe_shop, 
     assert values[("aegistickets_orders_pending", (("window", "closed"),))] == 1
     assert 600 <= values[("aegistickets_orders_pending_overdue_seconds", ())] < 660
     assert 420 <= values[("aegistickets_payments_unsettled_oldest_seconds", ())] < 480
+
+
+def test_an_authorization_lost_before_its_capture_flags_the_paid_order(ticket_type, now, monkeypatch):
+    from orders import payments
+    from orders.payments import PaymentUnavailableError, TestPaymentProvider
+
+    test = TestPaymentProvider()
+    monkeypatch.setattr(test, "capture", lambda **kwargs: (_ for _ in ()).throw(PaymentUnavailableError()))
+    monkeypatch.setattr(payments, "providers", lambda: {"test": test})
+    basket = services.basket_add(token=None, ticket_type_id=ticket_type.pk, quantity=1, now=now)
+    order = checkout.order_place(token=basket.token, name="Ada", email="a@example.com", payment_method="test", now=now)
+    payment = Payment.objects.get()
+    assert (order.order.status, payment.status) == ("paid", "authorized")  # the capture is left for later
+    test.void(payment_id=payment.payment_id)  # the authorization expired at the provider meanwhile
+
+    settled = checkout.payment_settle(payment=payment, now=now + timedelta(days=8))
+
+    assert settled.outcome == "flagged"
+    flagged = Order.objects.get()
+    assert (flagged.status, flagged.flagged) == ("paid", True)
+    assert "not paid for" in flagged.payment_note
+    assert Payment.objects.get().status == "failed"
+    assert checkout.payments_reconcile(now=now + timedelta(days=9)).settled == Counter()  # settled for good

@@ -10,8 +10,8 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
-import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -33,6 +33,16 @@ def running_localstripe(port: int | None = None) -> Iterator[str]:
     """localstripe on 127.0.0.1 for the block; yields its base URL (STRIPE_API_BASE)."""
     port = port or free_port(18400, 18499)
     argv = [sys.executable, "-m", "localstripe", "--port", str(port)]
-    with running(argv, cwd=Path.cwd(), env=dict(os.environ), output=subprocess.DEVNULL, grace=5):
-        wait_for(f"localstripe on port {port}", lambda: _listening(port), timeout=30)
+    with (
+        tempfile.TemporaryFile() as log,
+        running(argv, cwd=Path(tempfile.gettempdir()), env=dict(os.environ), output=log, grace=5) as process,
+    ):
+        try:
+            wait_for(f"localstripe on port {port}", lambda: _listening(port) or process.poll() is not None, timeout=30)
+            if process.poll() is not None:
+                raise RuntimeError("localstripe did not start")
+        except Exception:
+            log.seek(0)
+            sys.stderr.write(log.read().decode(errors="replace")[-3000:])
+            raise
         yield f"http://127.0.0.1:{port}"

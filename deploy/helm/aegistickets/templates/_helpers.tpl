@@ -59,9 +59,17 @@ app.kubernetes.io/component: web
 
 {{/* ConfigMap data: plain settings (rendered once, used by the ConfigMap and, as env, by the hook Job). */}}
 {{- define "aegistickets.configData" -}}
+{{- if and (has "stripe" .Values.payments.methods) (not .Values.payments.stripe.enabled) -}}
+{{- fail "payments.methods offers stripe: set payments.stripe.enabled=true, so that the pods get the STRIPE_* keys (the app refuses to start without them)" -}}
+{{- end -}}
 DJANGO_CSRF_TRUSTED_ORIGINS: {{ join "," .Values.config.csrfTrustedOrigins | quote }}
 DJANGO_SECURE_SSL_REDIRECT: {{ .Values.config.secureSslRedirect | toString | quote }}
 HOLD_MINUTES: {{ .Values.config.holdMinutes | toString | quote }}
+PAYMENT_METHODS: {{ join "," .Values.payments.methods | quote }}
+PAYMENT_MINUTES: {{ .Values.payments.paymentMinutes | toString | quote }}
+{{- if .Values.payments.stripe.enabled }}
+STRIPE_TIMEOUT_SECONDS: {{ .Values.payments.stripe.timeoutSeconds | toString | quote }}
+{{- end }}
 WEB_CONCURRENCY: {{ .Values.config.webConcurrency | toString | quote }}
 LOG_LEVEL: {{ .Values.config.logLevel | quote }}
 METRICS_ALLOWED_NETWORKS: {{ join "," .Values.config.metricsAllowedNetworks | quote }}
@@ -119,6 +127,23 @@ twice, and the Service exposes the lane under this same number next to service.p
       name: {{ .Values.secrets.name }}
       key: DATABASE_URL
 {{- end }}
+{{- if .Values.payments.stripe.enabled }}
+{{- range include "aegistickets.stripeKeys" . | splitList " " }}
+- name: {{ . }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ $.Values.secrets.name }}
+      key: {{ . }}
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{/*
+The Stripe keys the app containers get with payments.stripe.enabled (the settings refuse to start without them when
+PAYMENT_METHODS offers stripe), under the names the ExternalSecret reads from externalSecrets.stripe.remoteKey.
+*/}}
+{{- define "aegistickets.stripeKeys" -}}
+STRIPE_SECRET_KEY STRIPE_PUBLISHABLE_KEY STRIPE_WEBHOOK_SECRET
 {{- end -}}
 
 {{/* Container securityContext shared by the app, the migration Job and the test Pod. */}}
@@ -149,13 +174,13 @@ checkov skips shared by every workload running the app image, each with its reas
 - CKV_K8S_15 (pullPolicy Always; checkov passes it for an image by digest, so skipped only without one):
   IfNotPresent on purpose; ECR tags are immutable (Terraform), so a tag cannot
   change under a node, and a node restart does not depend on ECR being reachable.
-- CKV_K8S_35 (secrets as files): Django reads DATABASE_URL and DJANGO_SECRET_KEY from its environment
-  (twelve-factor settings, django-environ); the Secret is synced by External Secrets and never logged.
+- CKV_K8S_35 (secrets as files): Django reads DATABASE_URL, DJANGO_SECRET_KEY and the STRIPE_* keys from its
+  environment (twelve-factor settings, django-environ); the Secret is synced by External Secrets and never logged.
 - CKV_K8S_43 (image by digest): only skipped while image.digest is empty; values-prod.yaml pins a digest, where
   the check runs for real. Dev installs use immutable release tags.
 */}}
 {{- define "aegistickets.checkovSkips" -}}
-checkov.io/skip2: CKV_K8S_35=Django reads its database URL and secret key from the environment (django-environ)
+checkov.io/skip2: CKV_K8S_35=Django reads its database URL and secret keys from the environment (django-environ)
 {{- if not .Values.image.digest }}
 checkov.io/skip1: CKV_K8S_15=IfNotPresent on purpose - ECR tags are immutable, see values.yaml image.pullPolicy
 checkov.io/skip3: CKV_K8S_43=image.digest is empty - immutable release tag in use (values-prod.yaml pins a digest)
