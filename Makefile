@@ -168,8 +168,9 @@ fuzz-long: install-dev
 
 .PHONY: chaos
 
-## chaos: faults on a served shop (private PostgreSQL on 55432, never the shared one): slow database, worker SIGKILL
-## mid-checkout, database crash and restart under load, a SOAK-second soak (60; SOAK=600 for the documented
-## 10 minutes); then the books from the database. Prints fault | check | expected | observed | PASS/FAIL (~2 min)
+## chaos: faults on a served shop (private PostgreSQL on 55432, never the shared one; Stripe is localstripe): slow
+## database, worker SIGKILL mid-checkout, database crash and restart under load, Stripe not answering, webhooks
+## duplicated and before the buyer's return, a SOAK-second soak (60; SOAK=600 for the documented 10 minutes); then
+## the books from the database and Stripe. Prints fault | check | expected | observed | PASS/FAIL (~2 min)
 chaos: install-dev
 	$(BIN)/python -m scripts.chaos.run $(if $(SOAK),--soak $(SOAK))

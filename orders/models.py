@@ -87,7 +87,7 @@ class Order(models.Model):
         Status.EXPIRED: frozenset({Status.PAID}),
         Status.FAILED: frozenset(),
         Status.PAID: frozenset({Status.CANCELLED, Status.REFUNDED}),
-        Status.CANCELLED: frozenset({Status.REFUNDED}),
+        Status.CANCELLED: frozenset(),
         Status.REFUNDED: frozenset(),
     }
 

@@ -157,7 +157,6 @@ ALLOWED = (
     ("expired", "paid"),
     ("paid", "cancelled"),
     ("paid", "refunded"),
-    ("cancelled", "refunded"),
 )
 PAIRS = ", ".join(f"'{old}>{new}'" for old, new in ALLOWED)
 

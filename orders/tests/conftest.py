@@ -52,8 +52,8 @@ def provider(monkeypatch):
 @pytest.fixture(scope="session")
 def localstripe_base():
     """localstripe, Stripe's stand-in, on 127.0.0.1 for the whole run: its base URL."""
-    with running_localstripe() as base:
-        yield base
+    with running_localstripe() as stand_in:
+        yield stand_in.base
 
 
 @pytest.fixture

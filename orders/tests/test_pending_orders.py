@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import timedelta
+from decimal import Decimal
 from io import StringIO
 
 import pytest
@@ -264,3 +265,25 @@ def test_an_authorization_lost_before_its_capture_flags_the_paid_order(ticket_ty
     assert "not paid for" in flagged.payment_note
     assert Payment.objects.get().status == "failed"
     assert checkout.payments_reconcile(now=now + timedelta(days=9)).settled == Counter()  # settled for good
+
+
+def test_a_worker_lost_after_the_provider_authorized_leaves_nothing_reserved(now):
+    """The process died between recording the payment and hearing the provider's answer (killed, say): the provider
+    holds an authorization the shop never saw. Reconciliation asks again with the same reference, which the provider
+    answers with the same payment (Stripe: the idempotency key), and voids it: it has no order."""
+    from orders.models import TestProviderPayment
+    from orders.payments import TestPaymentProvider
+
+    reference = "lost-worker"
+    Payment.objects.create(
+        reference=reference, provider="test", amount="25.00", currency="EUR", created_at=now, updated_at=now
+    )
+    TestPaymentProvider().authorize(
+        amount=Decimal("25.00"), currency="EUR", email="a@example.com", description="", reference=reference
+    )
+
+    run = checkout.payments_reconcile(now=now + timedelta(minutes=3))
+
+    assert run.settled == Counter({"voided": 1})
+    assert Payment.objects.get().status == "voided"
+    assert TestProviderPayment.objects.get().state == "canceled"

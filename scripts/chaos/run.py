@@ -10,10 +10,14 @@ Faults, in this order:
    row lock); its gunicorn worker gets SIGKILL: no half-written order; the retry with the same Idempotency-Key
    places exactly one order; the master replaces the worker.
 3. database down (outage.py): PostgreSQL crashes under a load of checkouts, stays down, then restarts.
-4. soak (soak.py): moderate load for SOAK seconds (60; `make chaos SOAK=600` for 10 minutes): no 5xx, RSS flat.
-Then the books (books.py), read straight from the database.
+4. payment provider down (payments.py): Stripe (localstripe, paused) stops answering while buyers pay by card: a
+   retryable 503 payment_unavailable in time, no order, no seat; the retries are paid once it answers again.
+5. webhooks (payments.py): Stripe's webhook for a pending order arrives twice, then a later event, before the
+   buyer's return: paid once, captured once.
+6. soak (soak.py): moderate load for SOAK seconds (60; `make chaos SOAK=600` for 10 minutes): no 5xx, RSS flat.
+Then the books (books.py), read straight from the database, and the payments held against what Stripe says.
 
-    python -m scripts.chaos.run [--soak SECONDS] [--only slow_db,worker_kill,db_down,soak]
+    python -m scripts.chaos.run [--soak SECONDS] [--only slow_db,worker_kill,db_down,stripe_down,webhooks,soak]
 
 Prints `fault | check | expected | observed | PASS/FAIL`, writes reports/chaos/summary.json, exits 1 on a FAIL.
 """
@@ -23,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import secrets
 import sys
 import time
 from collections.abc import Callable
@@ -31,17 +36,20 @@ from dataclasses import asdict
 from scripts.chaos.books import books
 from scripts.chaos.locks import slow_database, worker_kill
 from scripts.chaos.outage import database_down
+from scripts.chaos.payments import STRIPE_TIMEOUT_S, payment_books, provider_down, webhooks
 from scripts.chaos.pg import PrivatePostgres, private_postgres
 from scripts.chaos.report import Report
 from scripts.chaos.shop import CONNECT_TIMEOUT, WORKERS, Shop
 from scripts.chaos.soak import soak
+from scripts.lib.localstripe import PUBLISHABLE_KEY, SECRET_KEY, Localstripe, running_localstripe
 from scripts.lib.serve import served
 from scripts.lib.source import ROOT
 
 PORT = int(os.environ.get("CHAOS_PORT", "18160"))
 PG_PORT = int(os.environ.get("CHAOS_PG_PORT", "55432"))
 DATABASE = "aegistickets_chaos"
-FAULTS = ("slow_db", "worker_kill", "db_down", "soak")
+FAULTS = ("slow_db", "worker_kill", "db_down", "stripe_down", "webhooks", "soak")
+WEBHOOK_SECRET = f"whsec_{secrets.token_hex(16)}"  # pragma: allowlist secret
 APP_ENV = {
     "WEB_CONCURRENCY": str(WORKERS),
     "DATABASE_CONNECT_TIMEOUT": str(CONNECT_TIMEOUT),
@@ -51,16 +59,23 @@ APP_ENV = {
     "EMAIL_OUTBOX_CLAIM_SECONDS": "25",
     "EMAIL_OUTBOX_POLL_SECONDS": "1",
     "LOG_LEVEL": "error",
+    "PAYMENT_METHODS": "test,free,stripe",
+    "STRIPE_SECRET_KEY": SECRET_KEY,
+    "STRIPE_PUBLISHABLE_KEY": PUBLISHABLE_KEY,
+    "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
+    "STRIPE_TIMEOUT_SECONDS": str(STRIPE_TIMEOUT_S),
 }
 
 
 def faults(
-    shop: Shop, pg: PrivatePostgres, report: Report, soak_seconds: float
+    shop: Shop, pg: PrivatePostgres, stand_in: Localstripe, report: Report, soak_seconds: float
 ) -> list[tuple[str, Callable[..., None]]]:
     return [
         ("slow_db", lambda ledger: slow_database(shop, report, ledger)),
         ("worker_kill", lambda ledger: worker_kill(shop, report, ledger)),
         ("db_down", lambda ledger: database_down(shop, pg, report, ledger)),
+        ("stripe_down", lambda ledger: provider_down(shop, stand_in, report, ledger)),
+        ("webhooks", lambda ledger: webhooks(shop, stand_in, WEBHOOK_SECRET, report)),
         ("soak", lambda ledger: soak(shop, report, ledger, soak_seconds)),
     ]
 
@@ -75,15 +90,17 @@ def main() -> int:
     started = time.monotonic()
     with (
         private_postgres(PG_PORT) as pg,
-        served(port=PORT, database_url=pg.url(DATABASE), env=APP_ENV) as app,
+        running_localstripe() as stand_in,
+        served(port=PORT, database_url=pg.url(DATABASE), env=APP_ENV | {"STRIPE_API_BASE": stand_in.base}) as app,
     ):
         shop = Shop(app)
-        for name, fault in faults(shop, pg, report, args.soak):
+        for name, fault in faults(shop, pg, stand_in, report, args.soak):
             if name in only:
                 print(f"\n--- {name} ---", flush=True)
                 fault(ledger)
         print("\n--- the books ---", flush=True)
         books(shop, pg, report, ledger)
+        payment_books(shop, stand_in, report)
     report.figures["seconds"] = round(time.monotonic() - started, 1)
     report.figures["checkouts_attempted"] = len(ledger)
     out = ROOT / "reports" / "chaos"

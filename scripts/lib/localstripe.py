@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import socket
 import sys
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from scripts.lib.processes import free_port, running
@@ -28,11 +30,26 @@ def _listening(port: int) -> bool:
         return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
+@dataclass(frozen=True)
+class Localstripe:
+    base: str  # STRIPE_API_BASE
+    pid: int
+
+    def pause(self) -> None:
+        """Stripe stops answering (connections are accepted and then hang), as in an outage that times calls out."""
+        os.kill(self.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        os.kill(self.pid, signal.SIGCONT)
+
+
 @contextlib.contextmanager
-def running_localstripe(port: int | None = None) -> Iterator[str]:
-    """localstripe on 127.0.0.1 for the block; yields its base URL (STRIPE_API_BASE)."""
+def running_localstripe(port: int | None = None) -> Iterator[Localstripe]:
+    """localstripe on 127.0.0.1 for the block."""
     port = port or free_port(18400, 18499)
-    argv = [sys.executable, "-m", "localstripe", "--port", str(port)]
+    # --from-scratch: localstripe keeps its state in one fixed file (/tmp/localstripe.pickle) and would load what
+    # another instance (a parallel run, a previous one) left there, even half-written.
+    argv = [sys.executable, "-m", "localstripe", "--port", str(port), "--from-scratch"]
     with (
         tempfile.TemporaryFile() as log,
         running(argv, cwd=Path(tempfile.gettempdir()), env=dict(os.environ), output=log, grace=5) as process,
@@ -45,4 +62,8 @@ def running_localstripe(port: int | None = None) -> Iterator[str]:
             log.seek(0)
             sys.stderr.write(log.read().decode(errors="replace")[-3000:])
             raise
-        yield f"http://127.0.0.1:{port}"
+        try:
+            yield Localstripe(base=f"http://127.0.0.1:{port}", pid=process.pid)
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(process.pid, signal.SIGCONT)  # a paused process would not stop on SIGTERM
