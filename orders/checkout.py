@@ -11,9 +11,11 @@ The lifecycle, for every payment provider (orders/payments.py):
    So money is captured only for a committed order; if the commit's fate cannot be known (the database went away
    during it), neither is done and `reconcile_payments` settles it from what the database then says.
 
-A pending order is settled by `payment_settle` when the provider says the payment is authorized (its webhook, the
-buyer's return page, or reconciliation, in any order and any number of times): it takes the seats under the seat
-lock and captures, or, when the seats went to someone else after the deadline, voids and tells the buyer.
+The buyer pays a pending order on its pay page (`payment_confirm`: the provider confirms the payment with the card
+their browser handed over). It is settled by `payment_settle` when the provider says the payment is authorized (that
+confirmation, its webhook, the buyer's return page, or reconciliation, in any order and any number of times): it
+takes the seats under the seat lock and captures, or, when the seats went to someone else after the deadline, voids
+and tells the buyer.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from aegistickets.errors import (
     HoldExpiredError,
     NotFoundError,
     NotOnSaleError,
+    OrderNotPayableError,
     PaymentDeclinedError,
     PriceChangedError,
 )
@@ -76,11 +79,14 @@ def checkout_fingerprint(**fields: object) -> str:
 class CheckoutResult:
     detail: OrderDetail
     created: bool
-    payment: Payment | None = None
 
     @property
     def order(self) -> Order:
         return self.detail.order
+
+    @property
+    def payment(self) -> Payment | None:
+        return self.detail.payment
 
 
 @dataclass(frozen=True)
@@ -157,15 +163,11 @@ def order_place(
         detail = _commit_or_void(quote, checkout=checkout, authorized=authorized, now=now)
     except _AlreadyPlaced as placed:
         replayed = selectors.order_for_staff_by_id(order_id=placed.order.pk)
-        return CheckoutResult(detail=selectors.order_detail(replayed), created=False, payment=_payment_of(replayed))
+        return CheckoutResult(detail=selectors.order_detail(replayed), created=False)
     if authorized.paid:
         payment_capture(authorized.payment, now=now)
     detail = dataclasses.replace(detail, payment=authorized.payment)
-    return CheckoutResult(detail=detail, created=True, payment=authorized.payment)
-
-
-def _payment_of(order: Order) -> Payment | None:
-    return order.payments.order_by("-id").first()
+    return CheckoutResult(detail=detail, created=True)
 
 
 def _replay_if_placed(checkout: Checkout) -> None:
@@ -518,7 +520,7 @@ def _void(payment: Payment, *, provider: PaymentProvider, now: datetime) -> None
 @dataclass(frozen=True)
 class Settlement:
     order: Order | None
-    outcome: str  # paid, not_completed, failed, waiting, expired, unchanged
+    outcome: str  # paid, not_completed, failed, waiting, expired, voided, flagged, unchanged
 
 
 def payment_settle(*, payment: Payment, now: datetime) -> Settlement:
@@ -541,13 +543,6 @@ def payment_settle(*, payment: Payment, now: datetime) -> Settlement:
             payment, status=Order.Status.FAILED, note=state.message or "The payment was cancelled.", now=now
         )
     return _expire_if_late(payment, provider=provider, note=state.message, now=now)
-
-
-def _order_of(payment: Payment) -> Order:
-    """The order of a payment known to have one, read afresh (its state is what the caller decides on)."""
-    if payment.order_id is None:
-        raise AssertionError("settling needs a payment attached to an order")
-    return Order.objects.get(pk=payment.order_id)
 
 
 def _authorization_lost(payment: Payment, *, note: str, now: datetime) -> Settlement:
@@ -695,6 +690,52 @@ def _expire_if_late(payment: Payment, *, provider: PaymentProvider, note: str, n
     if provider.status(payment_id=payment.payment_id).state == "authorized":
         return _complete(payment, now=now)  # the buyer confirmed just before the cancel: sell if the seats are free
     return _end_pending(payment, status=Order.Status.EXPIRED, note="The payment window closed.", now=now)
+
+
+# --- the buyer pays a pending order ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PaymentStep:
+    """Where a buyer's payment stands once they confirmed it: `paid`, or `requires_action` with the secret their
+    browser needs to authenticate them (3-D Secure)."""
+
+    order: Order
+    status: str
+    client_secret: str = ""
+
+
+def payment_confirm(*, order: Order, payment_method: str, now: datetime) -> PaymentStep:
+    """Pays a pending order, within its payment window only, with the payment method the buyer's browser made of their
+    card: the provider confirms it with no lock held, and an authorization settles the order at once. A declined card
+    leaves the order pending, for the buyer to try another until the deadline."""
+    payment = order.payments.order_by("-id").first()
+    if payment is None:
+        raise OrderNotPayableError()
+    if order.status == Order.Status.PENDING and order.payment_deadline is not None and now < order.payment_deadline:
+        provider = payment_provider_named(payment.provider)
+        answer = provider.confirm(payment_id=payment.payment_id, payment_method=payment_method)
+        if answer.state == "declined":
+            Payment.objects.filter(pk=payment.pk).update(message=answer.message[:500], updated_at=now)
+            metrics.payment_outcome(provider=payment.provider, outcome="declined")
+            raise PaymentDeclinedError(f"{answer.message} Your tickets stay reserved until the payment window closes.")
+        if answer.state == "requires_action":
+            return PaymentStep(order=order, status=answer.state, client_secret=payment.client_secret)
+    # Authorized now, or earlier (a second click), or too late: the provider's word settles the order.
+    order = payment_return(order=order, now=now)
+    if order.status != Order.Status.PAID:
+        raise OrderNotPayableError(order.payment_note or None)
+    return PaymentStep(order=order, status=order.status)
+
+
+def payment_return(*, order: Order, now: datetime) -> Order:
+    """The buyer is back from paying (3-D Secure, a provider's redirect): the order as the provider's answer leaves
+    it. Only a pending or expired order can still change."""
+    payment = order.payments.order_by("-id").first()
+    if payment is None or order.status not in (Order.Status.PENDING, Order.Status.EXPIRED):
+        return order
+    payment_settle(payment=payment, now=now)
+    return Order.objects.get(pk=order.pk)
 
 
 # --- reconciliation -------------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 
 from orders import selectors
-from orders.models import Order, OutboundEmail
+from orders.models import Order, OutboundEmail, Refund
 from orders.tickets import tickets_pdf
 
 
@@ -30,49 +30,37 @@ def _events(order: Order) -> list[str]:
     return names
 
 
-def order_confirmation_message(order: Order) -> EmailMultiAlternatives:
-    """Subject with event and order code, plain text + HTML, the private link, the tickets PDF attached."""
+def _message(order: Order, *, subject: str, template: str, **extra: object) -> EmailMultiAlternatives:
+    """Plain text and HTML from `orders/email/<template>.txt|html`, to the buyer, the subject naming the order's
+    events and code."""
     events = _events(order)
-    context = {"order": order, "events": events, "order_url": order_page_url(order)}
-    subject = f"Your tickets for {', '.join(events)} - order {order.code}"
+    context = {"order": order, "events": events, "order_url": order_page_url(order), **extra}
     message = EmailMultiAlternatives(
-        subject=" ".join(subject.split())[:200],
-        body=render_to_string("orders/email/confirmation.txt", context),
+        subject=" ".join(f"{subject} {', '.join(events)} - order {order.code}".split())[:200],
+        body=render_to_string(f"orders/email/{template}.txt", context),
         from_email=settings.DEFAULT_FROM_EMAIL,
         to=[order.email],
     )
-    message.attach_alternative(render_to_string("orders/email/confirmation.html", context), "text/html")
+    message.attach_alternative(render_to_string(f"orders/email/{template}.html", context), "text/html")
+    return message
+
+
+def order_confirmation_message(order: Order) -> EmailMultiAlternatives:
+    """The private link and the tickets PDF attached."""
+    message = _message(order, subject="Your tickets for", template="confirmation")
     message.attach(f"tickets-{order.code}.pdf", tickets_pdf(order, list(order.tickets.all())), "application/pdf")
     return message
 
 
 def order_cancellation_message(order: Order) -> EmailMultiAlternatives:
-    """Tells the buyer the order is cancelled, its tickets void, and where the refund stands."""
-    refund = order.refunds.order_by("-id").first()
-    events = _events(order)
-    context = {"order": order, "events": events, "order_url": order_page_url(order), "refund": refund}
-    message = EmailMultiAlternatives(
-        subject=" ".join(f"Cancelled: {', '.join(events)} - order {order.code}".split())[:200],
-        body=render_to_string("orders/email/cancellation.txt", context),
-        from_email=settings.DEFAULT_FROM_EMAIL,
-        to=[order.email],
-    )
-    message.attach_alternative(render_to_string("orders/email/cancellation.html", context), "text/html")
-    return message
+    """The order is cancelled, its tickets void, and where the refund of what was left stands."""
+    refund = order.refunds.filter(reason=Refund.Reason.CANCELLATION).first()
+    return _message(order, subject="Cancelled:", template="cancellation", refund=refund)
 
 
 def order_not_completed_message(order: Order) -> EmailMultiAlternatives:
-    """Tells the buyer a payment came too late or failed for good: no tickets, and the reserved amount released."""
-    events = _events(order)
-    context = {"order": order, "events": events, "order_url": order_page_url(order)}
-    message = EmailMultiAlternatives(
-        subject=" ".join(f"Not completed: {', '.join(events)} - order {order.code}".split())[:200],
-        body=render_to_string("orders/email/not_completed.txt", context),
-        from_email=settings.DEFAULT_FROM_EMAIL,
-        to=[order.email],
-    )
-    message.attach_alternative(render_to_string("orders/email/not_completed.html", context), "text/html")
-    return message
+    """A payment came too late or failed for good: no tickets, and the reserved amount released."""
+    return _message(order, subject="Not completed:", template="not_completed")
 
 
 MESSAGES: dict[str, Callable[[Order], EmailMultiAlternatives]] = {
