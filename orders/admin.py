@@ -6,12 +6,15 @@ them read-only: a form save would write back a status read a moment earlier.
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Sum
 from django.http import HttpRequest, StreamingHttpResponse
+from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
@@ -22,7 +25,7 @@ from events.models import Event
 from orders import exports
 from orders.models import Basket, Hold, Order, OrderLine, OutboundEmail, Payment, Refund, Ticket
 from orders.outbox import outbox_enqueue, outbox_retry_now
-from orders.services import order_cancel, refund_process
+from orders.services import order_cancel, order_refundable, refund_part, refund_process
 
 
 class ReadOnlyInline(admin.TabularInline):
@@ -110,6 +113,11 @@ class OrderEventFilter(admin.SimpleListFilter):
         return queryset.filter(Exists(OrderLine.objects.filter(order=OuterRef("pk"), ticket_type__event_id=event_id)))
 
 
+class PartialRefundForm(forms.Form):
+    amount = forms.DecimalField(max_digits=12, decimal_places=2, min_value=Decimal("0.01"))
+    note = forms.CharField(max_length=500, required=False, help_text="Why, for the records.")
+
+
 @admin.register(Order)
 class OrderAdmin(admin.ModelAdmin):
     list_display = ("code", "status", "flagged", "name", "email", "total", "created_at")
@@ -132,7 +140,7 @@ class OrderAdmin(admin.ModelAdmin):
         "cancelled_at",
     )
     inlines = (OrderLineInline, TicketInline, PaymentInline, RefundInline, OutboundEmailInline)
-    actions = ("cancel_orders", "resend_confirmation", "retry_refunds")
+    actions = ("cancel_orders", "refund_part", "resend_confirmation", "retry_refunds")
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # orders are created only by checkout
@@ -171,6 +179,37 @@ class OrderAdmin(admin.ModelAdmin):
             self.message_user(
                 request, f"Could not cancel {len(failed)} order(s): {'; '.join(failed)}", messages.WARNING
             )
+
+    @admin.action(description="Refund part of the selected order (tickets stay valid)", permissions=["refund"])
+    def refund_part(self, request: HttpRequest, queryset: QuerySet[Order]) -> TemplateResponse | None:
+        """An intermediate page asks how much; the same service as the API's decides under the order's lock."""
+        orders = list(queryset[:2])
+        if len(orders) != 1:
+            self.message_user(request, "Select exactly one order to refund part of.", messages.WARNING)
+            return None
+        order = orders[0]
+        form = PartialRefundForm(request.POST if "confirmed" in request.POST else None)
+        if form.is_valid():
+            try:
+                refund = refund_part(
+                    order_id=order.pk,
+                    amount=form.cleaned_data["amount"],
+                    note=form.cleaned_data["note"],
+                    now=timezone.now(),
+                )
+            except ApplicationError as error:
+                form.add_error("amount", error.detail)
+            else:
+                refund.refresh_from_db()
+                self.message_user(
+                    request,
+                    f"Refund of {refund.amount} {refund.currency} for {order.code}: {refund.status}.",
+                    messages.SUCCESS,
+                )
+                return None
+        refundable = order_refundable(order)
+        context = {**self.admin_site.each_context(request), "order": order, "form": form, "refundable": refundable}
+        return TemplateResponse(request, "admin/orders/refund_part.html", context)
 
     @admin.action(description="Resend the confirmation email (paid orders)", permissions=["change"])
     def resend_confirmation(self, request: HttpRequest, queryset: QuerySet[Order]) -> None:

@@ -169,7 +169,7 @@ def order_cancel(*, order_id: int, now: datetime) -> Order:
         order.save(update_fields=["status", "cancelled_at"])
         refund = Refund.objects.create(
             order=order,
-            amount=order.total - _refunded(order),
+            amount=order_refundable(order),
             currency=order.currency,
             provider=order.payment_method,
             created_at=now,
@@ -179,9 +179,10 @@ def order_cancel(*, order_id: int, now: datetime) -> Order:
     return order
 
 
-def _refunded(order: Order) -> Decimal:
-    """What the order's refunds return in all, done or still to do (a failed one is retried, so it counts)."""
-    return order.refunds.aggregate(total=Sum("amount"))["total"] or Decimal("0.00")
+def order_refundable(order: Order) -> Decimal:
+    """What is left to refund of an order: its total less its refunds, done or still to do (a failed one is
+    retried, so it counts)."""
+    return order.total - (order.refunds.aggregate(total=Sum("amount"))["total"] or Decimal("0.00"))
 
 
 def refund_part(*, order_id: int, amount: Decimal, note: str, now: datetime) -> Refund:
@@ -192,7 +193,7 @@ def refund_part(*, order_id: int, amount: Decimal, note: str, now: datetime) -> 
         order = seats.lock_order(order_id)
         if order.status != Order.Status.PAID:
             raise OrderNotRefundableError(f"Order {order.code} is {order.status}; only paid orders can be refunded.")
-        left = order.total - _refunded(order)
+        left = order_refundable(order)
         if amount > left:
             raise RefundTooLargeError(
                 f"At most {left} {order.currency} of this order is left to refund.", extra={"refundable": str(left)}

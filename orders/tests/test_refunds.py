@@ -168,3 +168,27 @@ def test_the_admin_offers_cancel_and_refund_actions_only_with_the_refund_permiss
     assert page.status_code == 200
     assert ('value="cancel_orders"' in page.content.decode()) is offered
     assert ('value="retry_refunds"' in page.content.decode()) is offered
+
+
+@pytest.mark.django_db(transaction=True)  # the refund's commit is real: the provider is asked before the message
+def test_the_admin_refunds_part_of_one_order_through_an_intermediate_page(client, provider):
+    ticket_type = TicketTypeFactory(event=EventFactory(), capacity=10)
+    order = paid_order(ticket_type)
+    client.force_login(staff_with("view_order", "change_order", "refund_order"))
+    action = {"action": "refund_part", "_selected_action": [order.pk]}
+
+    asked = client.post("/admin/orders/order/", action)
+    assert asked.status_code == 200
+    assert "50.00 EUR" in asked.content.decode()  # what can still be refunded
+    too_much = client.post("/admin/orders/order/", {**action, "confirmed": "yes", "amount": "60.00"})
+    assert "At most 50.00 EUR" in too_much.content.decode()
+    assert not Refund.objects.exists()
+
+    done = client.post(
+        "/admin/orders/order/", {**action, "confirmed": "yes", "amount": "20.00", "note": "late"}, follow=True
+    )
+
+    assert "Refund of 20.00 EUR" in done.content.decode()
+    assert "succeeded" in done.content.decode()
+    assert provider.refunds == [(Decimal("20.00"), order.payment_reference)]
+    assert Order.objects.get().status == "paid"
