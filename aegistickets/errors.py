@@ -179,6 +179,13 @@ class PaymentDeclinedError(ApplicationError):
     default_detail = "The payment was declined. Your tickets stay reserved until the hold expires."
 
 
+class OrderNotPayableError(ApplicationError):
+    code = "order_not_payable"
+    status = 409
+    title = "Order cannot be paid"
+    default_detail = "This order can no longer be paid: its payment window closed and its seats were released."
+
+
 class IdempotencyConflictError(ApplicationError):
     code = "idempotency_conflict"
     status = 422

@@ -689,7 +689,8 @@ def _expire_if_late(payment: Payment, *, provider: PaymentProvider, note: str, n
         return Settlement(order=order, outcome="waiting")  # asked again at the next reconciliation
     if provider.status(payment_id=payment.payment_id).state == "authorized":
         return _complete(payment, now=now)  # the buyer confirmed just before the cancel: sell if the seats are free
-    return _end_pending(payment, status=Order.Status.EXPIRED, note="The payment window closed.", now=now)
+    note = "The time to pay ran out and your seats were released. Nothing was charged."
+    return _end_pending(payment, status=Order.Status.EXPIRED, note=note, now=now)
 
 
 # --- the buyer pays a pending order ---------------------------------------------------------------------------

@@ -6,7 +6,7 @@ from django.core.validators import RegexValidator
 
 from orders.payments import payment_methods
 
-PAYMENT_LABELS = {"test": "Test payment (no money moves)", "free": "Free order"}
+PAYMENT_LABELS = {"stripe": "Card", "test": "Test payment (no money moves)", "free": "Free order"}
 
 
 class CheckoutForm(forms.Form):
@@ -29,6 +29,16 @@ class CheckoutForm(forms.Form):
         self.fields["payment_method"].choices = [(m, PAYMENT_LABELS.get(m, m)) for m in methods]
         self.fields["payment_method"].initial = methods[0] if methods else None
         self.fields["idempotency_key"].initial = str(uuid.uuid4())
+
+    @property
+    def offers_test_payment(self) -> bool:
+        return any(value == "test" for value, _ in self.fields["payment_method"].choices)
+
+
+class CardPaymentForm(forms.Form):
+    """What the pay page's script posts: the id of the payment method the provider's script made of the card."""
+
+    payment_method = forms.CharField(max_length=255, validators=[RegexValidator(r"^[A-Za-z0-9_]+$")])
 
 
 class CheckInForm(forms.Form):

@@ -127,11 +127,22 @@ class PaymentProvider:
     def status(self, *, payment_id: str) -> ProviderStatus:
         raise NotImplementedError
 
+    def confirm(self, *, payment_id: str, payment_method: str) -> Authorization:
+        """Confirms a payment that awaits the buyer with the payment method their browser created (its pay page):
+        authorized, requires_action (the browser authenticates the buyer next: 3-D Secure) or declined. Only a
+        provider that is not `immediate` leaves payments awaiting the buyer, so only such a provider has it."""
+        raise NotImplementedError
+
     def parse_webhook(self, *, body: bytes, headers: Mapping[str, str]) -> WebhookEvent:
         raise WebhookRejectedError(f"The {self.name} provider sends no webhooks.")
 
     def client_config(self) -> dict[str, str]:
-        """What the checkout page needs to let the buyer pay in the browser (public values only)."""
+        """What the pay page needs to let the buyer pay in the browser (public values only)."""
+        return {}
+
+    def content_security_policy(self) -> dict[str, list[str]]:
+        """The sources the pay page's Content-Security-Policy adds for this provider's code in the buyer's browser,
+        by directive; every other page keeps the shop's own policy."""
         return {}
 
 

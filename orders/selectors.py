@@ -27,6 +27,7 @@ from aegistickets.errors import BasketNotFoundError, NotFoundError
 from events.models import Event, TicketType
 from orders import seats
 from orders.models import Basket, CheckIn, Hold, Order, OrderLine, Payment, Refund, Ticket
+from orders.payments import payment_provider_named
 
 
 @dataclass(frozen=True)
@@ -135,17 +136,61 @@ def _orders_with_details() -> QuerySet[Order]:
 
 def order_for_shopper(*, code: str, secret: str) -> OrderDetail:
     """The order behind a private link, only for its secret (compared in constant time), with its lines and tickets:
-    one query, the order's tickets with their order, line, ticket type and event; every line has a ticket per seat."""
+    one query for an order with tickets (they, with their order, line, ticket type and event: every line has a ticket
+    per seat); three for one without (awaiting payment, expired, failed)."""
     tickets = list(
         Ticket.objects.filter(order__code=code).select_related("order", "line", "ticket_type__event").order_by("pk")
     )
     if not tickets or not hmac.compare_digest(tickets[0].order.secret.encode(), secret.encode()):
-        raise NotFoundError("No such order.")
+        # Every wrong link, to an order with tickets or not, or to none, ends here after the same two queries.
+        return _order_without_tickets(code=code, secret=secret)
     lines: dict[int, OrderLine] = {}
     for ticket in tickets:
         line = lines.setdefault(ticket.line_id, ticket.line)
         line.ticket_type = ticket.ticket_type
     return OrderDetail(order=tickets[0].order, lines=sorted(lines.values(), key=lambda line: line.pk), tickets=tickets)
+
+
+def _order_without_tickets(*, code: str, secret: str) -> OrderDetail:
+    order = Order.objects.filter(code=code, tickets__isnull=True).first()
+    if order is None or not hmac.compare_digest(order.secret.encode(), secret.encode()):
+        raise NotFoundError("No such order.")
+    lines = list(order.lines.select_related("ticket_type__event").order_by("pk"))
+    return OrderDetail(order=order, lines=lines, tickets=[])
+
+
+@dataclass(frozen=True)
+class OrderToPay:
+    """A shopper's order on its pay page."""
+
+    detail: OrderDetail
+    # Awaiting payment and within its payment window: the page offers the card form.
+    payable: bool
+    # What the buyer's browser needs to pay with the order's provider, and the sources the page's CSP adds for it.
+    client_config: dict[str, str]
+    content_security_policy: dict[str, list[str]]
+
+    @property
+    def order(self) -> Order:
+        return self.detail.order
+
+
+def order_to_pay(*, code: str, secret: str, now: datetime) -> OrderToPay:
+    """The order behind a private link as its pay page shows it: four queries (two for an order with tickets)."""
+    detail = order_for_shopper(code=code, secret=secret)
+    order = detail.order
+    payment = order.payments.order_by("-id").first()
+    deadline = order.payment_deadline
+    payable = order.status == Order.Status.PENDING and deadline is not None and now < deadline and payment is not None
+    if not payable or payment is None:
+        return OrderToPay(detail=detail, payable=False, client_config={}, content_security_policy={})
+    provider = payment_provider_named(payment.provider)
+    return OrderToPay(
+        detail=detail,
+        payable=True,
+        client_config=provider.client_config(),
+        content_security_policy=provider.content_security_policy(),
+    )
 
 
 def order_for_staff(*, code: str) -> Order:

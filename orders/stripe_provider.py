@@ -1,10 +1,11 @@
 """Stripe, through the official SDK: PaymentIntents with manual capture (docs/payments.md).
 
-The PaymentIntent is created when the order goes pending; the buyer confirms it in the browser (stripe.js, which
-may ask for 3-D Secure), or an API client confirms it with a payment method in the checkout request. It is captured
-only after the order committed as paid and cancelled (voided) when the order could not get its seats, so no money is
-taken for an order that does not exist. Every call carries a timeout; a timeout or an unreachable Stripe is a
-retryable 503 (PaymentUnavailableError), with nothing captured.
+The PaymentIntent is created when the order goes pending. On the shop's pay page stripe.js turns the card into a
+PaymentMethod and the shop confirms the intent with it (3-D Secure, if the bank asks, then runs in the page); an API
+client confirms it with a payment method in the checkout request. It is captured only after the order committed as
+paid and cancelled (voided) when the order could not get its seats, so no money is taken for an order that does not
+exist. Every call carries a timeout; a timeout or an unreachable Stripe is a retryable 503
+(PaymentUnavailableError), with nothing captured.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import functools
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
+from urllib.parse import urlsplit
 
 import stripe
 from django.conf import settings
@@ -41,6 +43,10 @@ STATES = {
     "succeeded": "captured",
     "canceled": "canceled",
 }
+
+
+# What the buyer reads when Stripe refused the payment method itself (not the bank declining it).
+UNUSABLE_CARD = "This card could not be used for the payment. Please check its details or try another card."
 
 
 def minor_units(amount: Decimal, currency: str) -> int:
@@ -100,6 +106,23 @@ class StripePaymentProvider(PaymentProvider):
             )
         return _authorization(intent)
 
+    def confirm(self, *, payment_id: str, payment_method: str) -> Authorization:
+        """Stripe's "finalize payments on the server": the PaymentMethod stripe.js made of the card goes onto the
+        PaymentIntent, which the shop confirms. Without a return_url Stripe answers 3-D Secure as an action for
+        stripe.js to handle in the page."""
+        try:
+            _call(lambda: client().v1.payment_intents.update(payment_id, {"payment_method": payment_method}))
+            intent = _call(lambda: client().v1.payment_intents.confirm(payment_id))
+        except stripe.CardError as declined:
+            return Authorization(state="declined", payment_id=payment_id, message=str(declined.user_message))
+        except stripe.InvalidRequestError:
+            # Confirmed already (a second click, another tab): the intent says so. Otherwise the payment method was
+            # not one Stripe would take for it.
+            intent = _call(lambda: client().v1.payment_intents.retrieve(payment_id))
+            if intent.status != "requires_capture":
+                return Authorization(state="declined", payment_id=payment_id, message=UNUSABLE_CARD)
+        return _authorization(intent)
+
     def capture(self, *, payment_id: str, amount: Decimal, currency: str) -> PaymentResult:
         return self._act(
             lambda: client().v1.payment_intents.capture(payment_id), payment_id=payment_id, done="succeeded"
@@ -142,6 +165,11 @@ class StripePaymentProvider(PaymentProvider):
     def client_config(self) -> dict[str, str]:
         return {"publishable_key": settings.STRIPE_PUBLISHABLE_KEY, "js_url": settings.STRIPE_JS_URL}
 
+    def content_security_policy(self) -> dict[str, list[str]]:
+        """stripe.js and the frames it opens (the card field, 3-D Secure) come from its origin; it calls the API."""
+        js, api = _origin(settings.STRIPE_JS_URL), _origin(settings.STRIPE_API_BASE)
+        return {"script-src": [js], "frame-src": [js], "connect-src": [api]}
+
     def _act(self, call: Any, *, payment_id: str, done: str) -> PaymentResult:
         try:
             intent = _call(call)
@@ -161,6 +189,11 @@ def _call(call: Any) -> Any:
         raise PaymentUnavailableError() from error
     except stripe.APIError as error:  # Stripe's own 5xx
         raise PaymentUnavailableError() from error
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 def _authorization(intent: Any) -> Authorization:

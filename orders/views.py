@@ -1,16 +1,29 @@
-"""Shopper pages for adding to the basket, the basket, checkout and the private order page. They call the same
-services as the API."""
+"""Shopper pages for adding to the basket, the basket, checkout, paying and the private order page. They call the
+same services as the API."""
 
+from datetime import datetime
+
+from csp.decorators import csp_update
 from django.contrib import messages
 from django.contrib.auth.decorators import user_passes_test
 from django.contrib.auth.views import LoginView
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST
 
-from aegistickets.errors import ApplicationError, BasketNotFoundError, NotFoundError, problem_json_response
+from aegistickets.errors import (
+    PROBLEM_CONTENT_TYPE,
+    ApplicationError,
+    BasketNotFoundError,
+    NotFoundError,
+    OrderNotPayableError,
+    ValidationFailedError,
+    problem_json_response,
+)
 from aegistickets.http import client_ip
 from aegistickets.throttling import rate_limited
 from events import selectors as catalog
@@ -18,8 +31,9 @@ from events import views as catalog_views
 from events.cache import catalog_cached
 from events.forms import TicketQuantityForm
 from orders import seats, selectors, services, webhooks
-from orders.checkout import checkout_fingerprint, order_place
-from orders.forms import CheckInForm, CheckoutForm
+from orders.checkout import checkout_fingerprint, order_place, payment_confirm, payment_return
+from orders.forms import CardPaymentForm, CheckInForm, CheckoutForm
+from orders.models import Order
 from orders.selectors import BasketSummary
 from orders.tickets import tickets_pdf
 
@@ -109,7 +123,7 @@ def checkout(request: HttpRequest) -> HttpResponse:
             # A repeated submit after the first one went through (its basket is gone): show that order.
             placed = seats.placed_order(key=_form_key(request.POST.get("idempotency_key", "")), fingerprint=None)
             if placed is not None:
-                return redirect("orders:detail", code=placed.code, secret=placed.secret)
+                return _order_page(placed)
         messages.info(request, "Your basket is empty.")
         return redirect("orders:basket")
     form = CheckoutForm(request.POST if request.method == "POST" else None, total=basket.total)
@@ -136,9 +150,15 @@ def checkout(request: HttpRequest) -> HttpResponse:
             basket = session_basket(request)  # holds may have changed; show the truth
         else:
             request.session.pop(SESSION_BASKET, None)
-            order = result.order
-            return redirect("orders:detail", code=order.code, secret=order.secret)
+            return _order_page(result.order)
     return render(request, "orders/checkout.html", {"basket": basket, "form": form})
+
+
+def _order_page(order: Order) -> HttpResponse:
+    """Where a placed order leads: its pay page while the buyer still has to pay (Stripe), else its order page."""
+    if order.status == Order.Status.PENDING:
+        return redirect("orders:pay", code=order.code, secret=order.secret)
+    return redirect("orders:detail", code=order.code, secret=order.secret)
 
 
 def order_detail(request: HttpRequest, code: str, secret: str) -> HttpResponse:
@@ -162,6 +182,69 @@ def order_tickets_pdf(request: HttpRequest, code: str, secret: str) -> HttpRespo
     # The private link's content must not linger in shared caches.
     response["Cache-Control"] = "private, no-store"
     return response
+
+
+# --- paying a pending order -----------------------------------------------------------------------------------
+
+
+@require_http_methods(["GET", "POST"])
+@rate_limited("checkout", ip=client_ip)
+def order_pay(request: HttpRequest, code: str, secret: str) -> HttpResponseBase:
+    """A pending order's pay page (GET), and the JSON endpoint its script posts the card's payment method to (POST):
+    paid (and where to go), an action for the browser (3-D Secure) or a problem to show next to the card."""
+    now = timezone.now()
+    try:
+        to_pay = selectors.order_to_pay(code=code, secret=secret, now=now)
+    except NotFoundError:
+        raise Http404 from None
+    order = to_pay.order
+    if request.method == "POST":
+        return _pay(request, order, now=now)
+    if order.status not in (Order.Status.PENDING, Order.Status.EXPIRED, Order.Status.FAILED):
+        return redirect("orders:detail", code=order.code, secret=order.secret)
+    context = {"order": order, "lines": to_pay.detail.lines, "payable": to_pay.payable, "client": to_pay.client_config}
+
+    # Only this page may load and talk to what the provider's script needs (Stripe: stripe.js, its frames, its API).
+    @csp_update(to_pay.content_security_policy)
+    def page(request: HttpRequest) -> HttpResponseBase:
+        return render(request, "orders/pay.html", context)
+
+    return page(request)
+
+
+def _pay(request: HttpRequest, order: Order, *, now: datetime) -> JsonResponse:
+    form = CardPaymentForm(request.POST)
+    if not form.is_valid():
+        errors = {field: [str(error) for error in field_errors] for field, field_errors in form.errors.items()}
+        return problem_json_response(ValidationFailedError(errors=errors))
+    try:
+        step = payment_confirm(order=order, payment_method=form.cleaned_data["payment_method"], now=now)
+    except OrderNotPayableError as error:
+        pay_page = reverse("orders:pay", kwargs={"code": order.code, "secret": order.secret})
+        # The pay page says why, and what the buyer can do next.
+        body = {**error.as_problem(), "redirect": pay_page}
+        return JsonResponse(body, status=error.status, content_type=PROBLEM_CONTENT_TYPE)
+    except ApplicationError as error:
+        return problem_json_response(error)
+    if step.status == "requires_action":
+        return JsonResponse({"status": step.status, "client_secret": step.client_secret})
+    order_page = reverse("orders:detail", kwargs={"code": order.code, "secret": order.secret})
+    return JsonResponse({"status": step.status, "redirect": order_page})
+
+
+def order_pay_return(request: HttpRequest, code: str, secret: str) -> HttpResponse:
+    """Where the buyer comes back after paying (3-D Secure, a provider's redirect): the order page once paid, else
+    the pay page, which says what is still to do."""
+    try:
+        order = selectors.order_for_shopper(code=code, secret=secret).order
+        order = payment_return(order=order, now=timezone.now())
+    except NotFoundError:
+        raise Http404 from None
+    except ApplicationError as error:  # the provider did not answer: the pay page lets the buyer come back
+        messages.error(request, error.detail)
+    if order.status == Order.Status.PAID:
+        return redirect("orders:detail", code=order.code, secret=order.secret)
+    return redirect("orders:pay", code=order.code, secret=order.secret)
 
 
 # --- check-in at the door -----------------------------------------------------------------------------

@@ -309,3 +309,149 @@ def test_door_staff_scan_tickets_and_the_counter_follows_other_doors(browser, li
     assert page.locator("[data-sold]").inner_text() == str(sold) == "53"
     assert problems == []
     context.close()
+
+
+# --- paying by card (Stripe, against localstripe) -------------------------------------------------------------
+
+# localstripe's stripe.js leaves createPaymentMethod empty. Real stripe.js makes a PaymentMethod of the card element
+# with the publishable key; localstripe lets that key create only tokens, and takes a token's card wherever a
+# PaymentMethod id goes. So the fake is completed with this before the page sees it; the card element, 3-D Secure's
+# dialog and every API call stay localstripe's own.
+CREATE_PAYMENT_METHOD = """
+(function () {
+  var make = Stripe;
+  Stripe = function (key) {
+    var stripe = make(key);
+    stripe.createPaymentMethod = async function (data) {
+      var result = await stripe.createToken(data.card);
+      return result.error ? { error: result.error } : { paymentMethod: { id: result.token.card.id } };
+    };
+    return stripe;
+  };
+})();
+"""
+
+
+@pytest.fixture
+def card_shop(shop, stripe_shop, settings, localstripe_base):  # type: ignore[no-untyped-def]
+    """The catalog of `shop`, offering Stripe: the SDK and the pages' stripe.js pointed at localstripe."""
+    settings.STRIPE_JS_URL = f"{localstripe_base}/js.stripe.com/v3/"
+    return shop
+
+
+def _card_page(browser, settings, viewport: str):  # type: ignore[no-untyped-def]
+    """A page whose stripe.js is localstripe's, completed (CREATE_PAYMENT_METHOD), and the problems it meets."""
+    import requests
+
+    context = browser.new_context(viewport=VIEWPORTS[viewport], locale="en-GB")
+    page = context.new_page()
+    fake = requests.get(settings.STRIPE_JS_URL, timeout=5).text
+    page.route(
+        settings.STRIPE_JS_URL,
+        lambda route: route.fulfill(body=fake + CREATE_PAYMENT_METHOD, content_type="application/javascript"),
+    )
+    problems: list[str] = []
+    page.on("console", lambda msg: problems.append(f"console {msg.type}: {msg.text}") if msg.type == "error" else None)
+    page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+    page.on("response", lambda r: problems.append(f"HTTP {r.status} {r.url}") if r.status >= 400 else None)
+    return context, page, problems
+
+
+def _check_out_by_card(page, live_server, event, standard) -> None:  # type: ignore[no-untyped-def]
+    page.goto(f"{live_server.url}/events/{event.slug}/")
+    block = page.locator(f"#ticket-{standard.pk}")
+    block.get_by_label("Quantity").fill("2")
+    block.get_by_role("button", name=re.compile("Add to basket")).click()
+    page.get_by_role("link", name="Check out").click()
+    page.get_by_label("Full name").fill("Ada Lovelace")
+    page.get_by_label("Email").fill("ada@example.com")
+    page.get_by_label("Card").check()
+    page.get_by_role("button", name="Pay and place order").click()
+    expect(page).to_have_url(re.compile(r"/orders/AT-[0-9A-Z]{6}/[\w-]+/pay/$"))
+    expect(page.get_by_role("heading", level=1)).to_have_text("Pay for your order")
+
+
+def _type_card(page, number: str) -> None:  # type: ignore[no-untyped-def]
+    """Into localstripe's card element: its own inputs, named by their placeholders."""
+    for field, value in {
+        "number": number,
+        "exp_month": "12",
+        "exp_year": "30",
+        "cvc": "123",
+        "postal_code": "10115",
+    }.items():
+        page.locator("[data-card-element]").get_by_placeholder(field, exact=True).fill(value)
+
+
+@pytest.mark.parametrize("viewport", list(VIEWPORTS))
+def test_a_shopper_pays_by_card_on_the_pay_page(browser, live_server, card_shop, settings, viewport):  # type: ignore[no-untyped-def]
+    event, standard = card_shop
+    context, page, problems = _card_page(browser, settings, viewport)
+    _check_out_by_card(page, live_server, event, standard)
+
+    order = Order.objects.get()
+    assert order.status == "pending"
+    # The order page says it awaits payment, and leads back here.
+    page.get_by_role("link", name=f"Your order {order.code}").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text(f"Your order {order.code} is awaiting payment")
+    _screenshot(page, f"{viewport}-09-order-awaiting-payment")
+    page.get_by_role("link", name="Pay now").click()
+    expect(page.get_by_role("timer")).to_have_text(re.compile(r"^Your tickets are held for 1[45]:\d\d$"))
+    expect(page.locator(".summary-total")).to_have_text("Total €70.00")
+    pay = page.get_by_role("button", name="Pay €70.00")
+    expect(pay).to_be_enabled()  # the card element is mounted
+    _type_card(page, "4242424242424242")
+    _screenshot(page, f"{viewport}-10-pay-page")
+    pay.click()
+
+    heading = page.get_by_role("heading", level=1)
+    expect(heading).to_have_text(f"Thank you — your order {order.code} is confirmed")
+    expect(page.locator(".ticket-stub")).to_have_count(2)
+    assert page.url.endswith(f"/orders/{order.code}/{order.secret}/")
+    order.refresh_from_db()
+    assert (order.status, order.tickets.count()) == ("paid", 2)
+    assert order.payments.get().status == "captured"
+    assert problems == []
+    context.close()
+
+
+def test_a_declined_card_is_shown_above_the_card_and_the_order_waits(browser, live_server, card_shop, settings):  # type: ignore[no-untyped-def]
+    event, standard = card_shop
+    context, page, problems = _card_page(browser, settings, "desktop")
+    _check_out_by_card(page, live_server, event, standard)
+    order = Order.objects.get()
+
+    _type_card(page, "4000000000000341")
+    page.get_by_role("button", name="Pay €70.00").click()
+
+    error = page.get_by_role("alert")
+    expect(error).to_have_text("Your card was declined. Your tickets stay reserved until the payment window closes.")
+    expect(page.get_by_role("button", name="Pay €70.00")).to_be_enabled()  # for another card
+    _screenshot(page, "desktop-11-pay-declined")
+    assert Order.objects.get().status == "pending"
+    assert set(problems) == {  # the refusal, and the browser's note of it: nothing else went wrong
+        f"HTTP 402 {live_server.url}/orders/{order.code}/{order.secret}/pay/",
+        "console error: Failed to load resource: the server responded with a status of 402 (Payment Required)",
+    }
+    context.close()
+
+
+def test_a_card_that_needs_three_d_secure(browser, live_server, card_shop, settings):  # type: ignore[no-untyped-def]
+    """The bank asks for 3-D Secure: its dialog (localstripe's), then the return URL settles, then the order page."""
+    event, standard = card_shop
+    context, page, problems = _card_page(browser, settings, "desktop")
+    _check_out_by_card(page, live_server, event, standard)
+    order = Order.objects.get()
+
+    _type_card(page, "4000002500003155")
+    page.get_by_role("button", name="Pay €70.00").click()
+    authenticate = page.get_by_role("button", name="Complete authentication")
+    expect(authenticate).to_be_visible()
+    _screenshot(page, "desktop-12-pay-3ds")
+    authenticate.click()
+
+    expect(page.get_by_role("heading", level=1)).to_have_text(f"Thank you — your order {order.code} is confirmed")
+    order.refresh_from_db()
+    assert (order.status, order.payments.get().status) == ("paid", "captured")
+    assert problems == []
+    context.close()

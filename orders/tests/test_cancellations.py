@@ -12,6 +12,7 @@ from django.core import mail
 from django.utils import timezone
 
 from aegistickets.errors import OrderNotCancellableError
+from aegistickets.tests.test_organizer_access import staff_with
 from events.tests.factories import EventFactory, TicketTypeFactory, UserFactory
 from orders import checkout, outbox, payments, services
 from orders.models import Order, Refund
@@ -199,7 +200,7 @@ class TestCancelApi:
 def test_two_organizers_cancel_at_once_one_refund_one_409(provider):
     ticket_type = TicketTypeFactory(event=EventFactory(), capacity=10)
     order = paid_order(ticket_type, 3)
-    staff = [token_client(UserFactory(is_staff=True)) for _ in range(8)]
+    staff = [token_client(staff_with("refund_order")) for _ in range(8)]
 
     results = run_at_once(len(staff), lambda i: staff[i].post(f"/api/orders/{order.code}/cancel"))
 

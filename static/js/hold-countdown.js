@@ -1,8 +1,9 @@
 /*
  * Hold countdown: turns
  *   <p data-hold-expires="ISO-8601" data-server-now="ISO-8601">Your tickets are held until 20:15.</p>
- * into a live "Your tickets are held for mm:ss". Progressive enhancement: without JavaScript the
- * server-rendered sentence stays. The server's clock is the reference (the shopper's clock may be off),
+ * into a live "Your tickets are held for mm:ss"; at zero it says what happens next (data-expired-text, or what
+ * the basket and checkout pages say). Progressive enhancement: without JavaScript the server-rendered sentence
+ * stays. The server's clock is the reference (the shopper's clock may be off),
  * so the remaining time is measured from the server's "now" at render time.
  */
 (function () {
@@ -26,13 +27,14 @@
     }
     // Milliseconds to add to the browser's clock to get the server's.
     var skew = isNaN(serverNow) ? 0 : serverNow - Date.now();
+    var expiredText = element.getAttribute("data-expired-text") || EXPIRED_TEXT;
     var container = element.closest(".hold-notice");
     var timer = null;
 
     function render() {
       var left = Math.ceil((expires - (Date.now() + skew)) / 1000);
       if (left <= 0) {
-        element.textContent = EXPIRED_TEXT;
+        element.textContent = expiredText;
         if (container) {
           container.classList.add("is-expired");
         }
