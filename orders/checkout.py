@@ -220,13 +220,17 @@ def _price(holds: list[Hold]) -> Quote:
 def _authorize(quote: Quote, *, checkout: Checkout, now: datetime) -> Authorized:
     """Records the payment, then asks the provider to authorize the total, with no lock held (a network call)."""
     provider = payment_provider_for(method=checkout.payment_method, amount=quote.total)
-    payment = Payment.objects.create(
-        reference=secrets.token_hex(16),
-        provider=provider.name,
-        amount=quote.total,
-        currency=settings.CURRENCY,
-        created_at=now,
-        updated_at=now,
+    (payment,) = seats.insert(
+        [
+            Payment(
+                reference=secrets.token_hex(16),
+                provider=provider.name,
+                amount=quote.total,
+                currency=settings.CURRENCY,
+                created_at=now,
+                updated_at=now,
+            )
+        ]
     )
     answer = provider.authorize(
         amount=quote.total,
@@ -354,7 +358,7 @@ def _attach(authorized: Authorized, *, order: Order, now: datetime) -> None:
     payment.order = order
     payment.status = Payment.Status.AUTHORIZED if authorized.paid else Payment.Status.REQUIRES_ACTION
     payment.updated_at = now
-    payment.save(update_fields=["order", "payment_id", "client_secret", "next_action", "status", "updated_at"])
+    seats.update(payment, ["order", "payment_id", "client_secret", "next_action", "status", "updated_at"])
 
 
 def _quoted_holds(quote: Quote, *, checkout: Checkout) -> list[Hold]:
@@ -490,11 +494,13 @@ def payment_capture(payment: Payment, *, now: datetime) -> Payment:
         result_message, approved = error.detail, False
     else:
         result_message, approved = result.message, result.approved
-    updated = Payment.objects.filter(pk=payment.pk, status=Payment.Status.AUTHORIZED).update(
+    recorded = Payment(
+        pk=payment.pk,
         status=Payment.Status.CAPTURED if approved else Payment.Status.AUTHORIZED,
         message=result_message[:500],
         updated_at=now,
     )
+    updated = seats.update(recorded, ["status", "message", "updated_at"], only_if=("status", Payment.Status.AUTHORIZED))
     if approved and updated:
         payment.status = Payment.Status.CAPTURED
         metrics.payment_outcome(provider=payment.provider, outcome="captured")

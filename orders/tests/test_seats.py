@@ -66,3 +66,19 @@ def test_the_seats_under_the_lock_are_the_rows_numbers(now):
     type(ticket_type).objects.filter(pk=ticket_type.pk).update(sold=4)
     locked = seats.lock_ticket_type(ticket_type.pk)
     assert locked == seats.Seats(ticket_type.pk, 9, 4, Decimal("7.10"))
+
+
+def test_update_writes_only_the_named_fields_as_the_orm_would(now):
+    from orders.models import Payment
+
+    payment = Payment.objects.create(
+        reference="r-update", provider="test", amount="10.00", currency="EUR", created_at=now, updated_at=now
+    )
+    changed = Payment(pk=payment.pk, status="authorized", next_action={"type": "redirect"}, message="ignored")
+
+    assert seats.update(changed, ["status", "next_action"]) == 1
+    assert seats.update(changed, ["message"], only_if=("status", "started")) == 0  # no longer started
+
+    stored = Payment.objects.get()
+    assert (stored.status, stored.next_action, stored.message) == ("authorized", {"type": "redirect"}, "")
+    assert (stored.reference, stored.amount) == ("r-update", Decimal("10.00"))
