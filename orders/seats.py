@@ -268,8 +268,8 @@ def update(obj: Model, fields: Sequence[str], *, only_if: tuple[str, object] | N
     """Writes these fields of a saved instance in one UPDATE by primary key (and, with `only_if`, only while another
     field still holds a value); the number of rows written. Values are prepared as the ORM's own save prepares them.
 
-    SQL of its own: the payment's bookkeeping writes, two per checkout, cost a third of a checkout's CPU through the
-    ORM's save and update (docs/performance.md)."""
+    SQL of its own: with the ORM's save and update for the payment's bookkeeping writes an API checkout cost 5.11 ms
+    of CPU, with this and `insert` 4.91 ms (docs/performance.md)."""
     model = type(obj)
     sql, columns = _update_statement(model, tuple(fields), only_if[0] if only_if else None)
     params: list[Any] = [field.get_db_prep_save(field.pre_save(obj, add=False), connection) for field in columns]
