@@ -4,6 +4,7 @@ returns only what is left."""
 
 from __future__ import annotations
 
+import threading
 from decimal import Decimal
 
 import pytest
@@ -140,6 +141,16 @@ def test_parts_racing_never_refund_more_than_the_total(provider, monkeypatch, lo
     order = paid_order(TicketType.objects.get(pk=ticket_type.pk), quantity=2)  # 50.00
     if not locked:
         monkeypatch.setattr(services.seats, "lock_order", lambda order_id: Order.objects.get(pk=order_id))
+        # Without the lock, every refund reads what is left before any writes its own: the race, every time.
+        everyone_read = threading.Barrier(8, timeout=20)
+        read_left = services.order_refundable
+
+        def left_then_wait(order):
+            left = read_left(order)
+            everyone_read.wait()
+            return left
+
+        monkeypatch.setattr(services, "order_refundable", left_then_wait)
 
     def refund_30(_):
         try:
