@@ -263,24 +263,24 @@ def _commit_or_void(quote: Quote, *, checkout: Checkout, authorized: Authorized,
     whatever ends this function (an error, a replay, the worker being stopped). When the commit's fate is unknown
     (the connection broke and the order cannot be read back), the authorization is left for reconciliation."""
     attempt = _Attempt()
-    settled = False
+    void = True
     try:
         detail = _commit_with_fresh_code(quote, checkout=checkout, authorized=authorized, now=now, attempt=attempt)
-        settled = True
+        void = False
     except (OperationalError, InterfaceError):
         # The connection broke during the order's transaction. If it broke after PostgreSQL committed but before
         # the acknowledgement arrived, the order exists: look on a new connection.
         found = _committed_anyway(code=attempt.code, payment_id=authorized.payment.payment_id)
-        # Unknowable (False): neither capture nor void; reconciliation settles it once the database answers again.
-        settled = found is False
+        # Found: keep the payment. Unknowable (False): neither capture nor void; reconciliation settles it once the
+        # database answers again. Certainly not committed (None): void.
+        void = found is None
         if not isinstance(found, OrderDetail):
             raise
-        settled = True
         # Django ran no on-commit callbacks for a commit it saw fail: count the sale here.
         metrics.order_committed(lines=quote.holds)
         detail = found
     finally:
-        if not settled:
+        if void:
             _void(authorized.payment, provider=authorized.provider, now=now)
     return detail
 
@@ -345,6 +345,8 @@ def _new_order(quote: Quote, *, checkout: Checkout, authorized: Authorized, now:
                 payment_reference=authorized.payment.payment_id,
                 created_at=now,
                 payment_deadline=None if authorized.paid else now + payment_window(),
+                # A pending order's seats stay held by a basket of its own, whose token nobody has.
+                basket=None if authorized.paid else seats.new_basket(),
             )
         ]
     )
@@ -418,22 +420,25 @@ def _take_seats(holds: list[Hold], *, prices: dict[int, Decimal] | None, now: da
         event = hold.ticket_type.event
         if not event.is_published:
             raise NotOnSaleError(f"{event.name} has been withdrawn from sale.")
-        if hold.expires_at <= now:
-            # Its seats were free for others: count them again under the lock before taking them.
-            _check_expired_hold(hold, seats_now=seats.lock_ticket_type(hold.ticket_type_id), now=now)
+    _recount_expired(holds, now=now)
     seats.take(holds, prices=prices)
 
 
-def _hold_for_payment(order: Order, holds: list[Hold], *, quote: Quote, now: datetime) -> None:
-    """Moves the holds to a basket of the order's own until its payment deadline: the buyer's basket is empty, as
-    after any checkout, and nobody can change what the pending order will buy."""
+def _recount_expired(holds: list[Hold], *, now: datetime) -> None:
+    """An expired hold's seats were free for others: count them again under the ticket type's lock (the seat rows,
+    locked last) before keeping them."""
     for hold in holds:
         if hold.expires_at <= now:
             _check_expired_hold(hold, seats_now=seats.lock_ticket_type(hold.ticket_type_id), now=now)
-    own = seats.new_basket()
-    seats.move_holds(from_basket_id=quote.basket_id, to_basket_id=own.pk, until=order.payment_deadline)
-    order.basket = own
-    order.save(update_fields=["basket"])
+
+
+def _hold_for_payment(order: Order, holds: list[Hold], *, quote: Quote, now: datetime) -> None:
+    """Moves the holds to the order's own basket until its payment deadline: the buyer's basket is empty, as after
+    any checkout, and nobody can change what the pending order will buy."""
+    _recount_expired(holds, now=now)
+    if order.basket_id is None:
+        raise AssertionError("a pending order is written with a basket of its own")
+    seats.move_holds(from_basket_id=quote.basket_id, to_basket_id=order.basket_id, until=order.payment_deadline)
 
 
 def _check_buyer_limits(*, holds: list[Hold], email: str) -> None:
@@ -559,9 +564,9 @@ def _authorization_lost(payment: Payment, *, note: str, now: datetime) -> Settle
         Payment.objects.filter(pk=payment.pk, status=Payment.Status.AUTHORIZED).update(
             status=Payment.Status.FAILED, message=note[:500], updated_at=now
         )
-        lost = "The payment was cancelled at the provider before it was captured: these tickets are not paid for."
-        order.payment_note = " ".join(filter(None, [order.payment_note, lost]))[:500]
-        order.flagged = True
+        order.flag_for_staff(
+            "The payment was cancelled at the provider before it was captured: these tickets are not paid for."
+        )
         order.save(update_fields=["payment_note", "flagged"])
     metrics.payment_outcome(provider=payment.provider, outcome="failed")
     return Settlement(order=order, outcome="flagged")
@@ -605,10 +610,7 @@ def _complete(payment: Payment, *, now: datetime) -> Settlement:
 def _take_for_payment(payment: Payment, *, now: datetime) -> str:
     """Under the order basket's and the order's locks: a pending or expired order becomes paid."""
     with transaction.atomic():
-        order = Order.objects.get(pk=_order_id(payment))
-        if order.basket_id is not None:
-            seats.lock_basket(pk=order.basket_id)
-        order = seats.lock_order(order.pk)
+        order = _lock_for_settling(payment)
         if order.status not in (Order.Status.PENDING, Order.Status.EXPIRED):
             return "unchanged"
         lines = list(order.lines.select_related("ticket_type__event"))
@@ -621,6 +623,15 @@ def _take_for_payment(payment: Payment, *, now: datetime) -> str:
         order.status, order.basket = Order.Status.PAID, None
         order.save(update_fields=["status", "basket"])
     return "paid"
+
+
+def _lock_for_settling(payment: Payment) -> Order:
+    """The payment's order under the protocol's locks, in its order: the order's own basket (its holds), then the
+    order."""
+    order = Order.objects.get(pk=_order_id(payment))
+    if order.basket_id is not None:
+        seats.lock_basket(pk=order.basket_id)
+    return seats.lock_order(order.pk)
 
 
 def _holds_for(order: Order, lines: list[OrderLine], *, now: datetime) -> list[Hold]:
@@ -662,10 +673,7 @@ def _end_pending(payment: Payment, *, status: str, note: str, now: datetime) -> 
     """A pending order whose payment will not come (cancelled or failed for good at the provider, or too late):
     it ends `status`, its holds go, and the payment record says so."""
     with transaction.atomic():
-        order = Order.objects.get(pk=_order_id(payment))
-        if order.basket_id is not None:
-            seats.lock_basket(pk=order.basket_id)
-        order = seats.lock_order(order.pk)
+        order = _lock_for_settling(payment)
         if order.status != Order.Status.PENDING:
             return Settlement(order=order, outcome="unchanged")
         if order.basket_id is not None:
@@ -716,10 +724,10 @@ def payment_confirm(*, order: Order, payment_method: str, now: datetime) -> Paym
     """Pays a pending order, within its payment window only, with the payment method the buyer's browser made of their
     card: the provider confirms it with no lock held, and an authorization settles the order at once. A declined card
     leaves the order pending, for the buyer to try another until the deadline."""
-    payment = order.payments.order_by("-id").first()
+    payment = selectors.latest_payment(order)
     if payment is None:
         raise OrderNotPayableError()
-    if order.status == Order.Status.PENDING and order.payment_deadline is not None and now < order.payment_deadline:
+    if order.awaits_payment(now):
         provider = payment_provider_named(payment.provider)
         answer = provider.confirm(payment_id=payment.payment_id, payment_method=payment_method)
         if answer.state == "declined":
@@ -729,7 +737,7 @@ def payment_confirm(*, order: Order, payment_method: str, now: datetime) -> Paym
         if answer.state == "requires_action":
             return PaymentStep(order=order, status=answer.state, client_secret=payment.client_secret)
     # Authorized now, or earlier (a second click), or too late: the provider's word settles the order.
-    order = payment_return(order=order, now=now)
+    order = _settled(order, payment, now=now)
     if order.status != Order.Status.PAID:
         raise OrderNotPayableError(order.payment_note or None)
     return PaymentStep(order=order, status=order.status)
@@ -738,7 +746,11 @@ def payment_confirm(*, order: Order, payment_method: str, now: datetime) -> Paym
 def payment_return(*, order: Order, now: datetime) -> Order:
     """The buyer is back from paying (3-D Secure, a provider's redirect): the order as the provider's answer leaves
     it. Only a pending or expired order can still change."""
-    payment = order.payments.order_by("-id").first()
+    return _settled(order, selectors.latest_payment(order), now=now)
+
+
+def _settled(order: Order, payment: Payment | None, *, now: datetime) -> Order:
+    """The order once its payment is settled; only a pending or expired order can still change."""
     if payment is None or order.status not in (Order.Status.PENDING, Order.Status.EXPIRED):
         return order
     payment_settle(payment=payment, now=now)

@@ -1,4 +1,5 @@
 import secrets
+from datetime import datetime
 
 from django.conf import settings
 from django.db import models
@@ -139,6 +140,16 @@ class Order(models.Model):
 
     def can_become(self, status: str) -> bool:
         return status in self.TRANSITIONS[self.status]
+
+    def awaits_payment(self, now: datetime) -> bool:
+        """Pending and within its payment window: the buyer may still pay for it."""
+        return self.status == self.Status.PENDING and self.payment_deadline is not None and now < self.payment_deadline
+
+    def flag_for_staff(self, note: str) -> None:
+        """Flags the order with a note added after the earlier ones (a late payment, a dispute stay readable); the
+        caller saves `payment_note` and `flagged`, under the order's lock."""
+        self.payment_note = " ".join(filter(None, [self.payment_note, note]))[:500]
+        self.flagged = True
 
 
 class OrderLine(models.Model):

@@ -20,7 +20,7 @@ from __future__ import annotations
 import functools
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, ClassVar
 
@@ -92,15 +92,12 @@ class WebhookEvent:
     id: str
     type: str
     payment_id: str
-    data: Mapping[str, Any] = field(default_factory=dict)
 
 
 class PaymentProvider:
     """The interface every provider implements. Amounts are Decimals in `currency`; ids are the provider's."""
 
     name: ClassVar[str]
-    # True: `authorize` answers authorized or declined at once (no buyer action, no webhook to wait for).
-    immediate: ClassVar[bool] = True
 
     def authorize(
         self,
@@ -130,7 +127,8 @@ class PaymentProvider:
     def confirm(self, *, payment_id: str, payment_method: str) -> Authorization:
         """Confirms a payment that awaits the buyer with the payment method their browser created (its pay page):
         authorized, requires_action (the browser authenticates the buyer next: 3-D Secure) or declined. Only a
-        provider that is not `immediate` leaves payments awaiting the buyer, so only such a provider has it."""
+        provider whose `authorize` can answer requires_action leaves payments awaiting the buyer, so only such a
+        provider has it."""
         raise NotImplementedError
 
     def parse_webhook(self, *, body: bytes, headers: Mapping[str, str]) -> WebhookEvent:

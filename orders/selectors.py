@@ -178,11 +178,8 @@ class OrderToPay:
 def order_to_pay(*, code: str, secret: str, now: datetime) -> OrderToPay:
     """The order behind a private link as its pay page shows it: four queries (two for an order with tickets)."""
     detail = order_for_shopper(code=code, secret=secret)
-    order = detail.order
-    payment = order.payments.order_by("-id").first()
-    deadline = order.payment_deadline
-    payable = order.status == Order.Status.PENDING and deadline is not None and now < deadline and payment is not None
-    if not payable or payment is None:
+    payment = latest_payment(detail.order)
+    if payment is None or not detail.order.awaits_payment(now):
         return OrderToPay(detail=detail, payable=False, client_config={}, content_security_policy={})
     provider = payment_provider_named(payment.provider)
     return OrderToPay(
@@ -191,6 +188,11 @@ def order_to_pay(*, code: str, secret: str, now: datetime) -> OrderToPay:
         client_config=provider.client_config(),
         content_security_policy=provider.content_security_policy(),
     )
+
+
+def latest_payment(order: Order) -> Payment | None:
+    """The order's latest attempt to pay for it (an order is paid through one payment; a retry makes another)."""
+    return order.payments.order_by("-id").first()
 
 
 def order_for_staff(*, code: str) -> Order:

@@ -74,7 +74,6 @@ def client() -> stripe.StripeClient:
 
 class StripePaymentProvider(PaymentProvider):
     name = "stripe"
-    immediate = False
 
     def authorize(
         self,
@@ -160,7 +159,7 @@ class StripePaymentProvider(PaymentProvider):
             raise WebhookRejectedError(str(error)[:200]) from None
         data = event.data.object.to_dict()
         payment_id = data.get("id") if event.type.startswith("payment_intent.") else data.get("payment_intent")
-        return WebhookEvent(id=event.id, type=event.type, payment_id=str(payment_id or ""), data=data)
+        return WebhookEvent(id=event.id, type=event.type, payment_id=str(payment_id or ""))
 
     def client_config(self) -> dict[str, str]:
         return {"publishable_key": settings.STRIPE_PUBLISHABLE_KEY, "js_url": settings.STRIPE_JS_URL}
@@ -185,9 +184,7 @@ def _call(call: Any) -> Any:
     """One SDK call; Stripe unreachable or too slow is a retryable 503."""
     try:
         return call()
-    except (stripe.APIConnectionError, stripe.RateLimitError) as error:
-        raise PaymentUnavailableError() from error
-    except stripe.APIError as error:  # Stripe's own 5xx
+    except (stripe.APIConnectionError, stripe.RateLimitError, stripe.APIError) as error:  # APIError: Stripe's 5xx
         raise PaymentUnavailableError() from error
 
 

@@ -79,8 +79,8 @@ def _payment(event: WebhookEvent, *, provider_name: str) -> Payment | None:
 
 
 def _settle(event: WebhookEvent, *, provider_name: str, now: datetime) -> str:
-    payment = _payment(event, provider_name=provider_name)
-    if payment is None or event.type not in SETTLING:
+    payment = _payment(event, provider_name=provider_name) if event.type in SETTLING else None
+    if payment is None:
         return "ignored"
     checkout.payment_settle(payment=payment, now=now)
     return "handled"
@@ -95,9 +95,7 @@ def _flag(event: WebhookEvent, *, provider_name: str, now: datetime) -> str:
             if payment is None or payment.order_id is None:
                 return "ignored"
             order = seats.lock_order(payment.order_id)
-            # Appended, not replaced: an earlier note (a late payment, a refund) stays readable.
-            order.payment_note = " ".join(filter(None, [order.payment_note, FLAGGING[event.type]]))[:500]
-            order.flagged = True
+            order.flag_for_staff(FLAGGING[event.type])
             order.save(update_fields=["payment_note", "flagged"])
     except IntegrityError:
         return "duplicate"  # a concurrent delivery of the same event flagged it
