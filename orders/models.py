@@ -347,7 +347,8 @@ class TestProviderPayment(models.Model):
 
     __test__ = False  # not a pytest test class
 
-    payment_id = models.CharField(max_length=100, unique=True)
+    # Keyed by the id the provider hands out: every call names a payment by it (orders/seats.py writes by key).
+    payment_id = models.CharField(max_length=100, primary_key=True)
     state = models.CharField(max_length=16, default="authorized")
     amount = models.DecimalField(max_digits=12, decimal_places=2)
     currency = models.CharField(max_length=3)

@@ -25,12 +25,12 @@ from decimal import Decimal
 from typing import Any, ClassVar
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils.module_loading import import_string
 
 from aegistickets.errors import ApplicationError, NotFoundError, ValidationFailedError
 from aegistickets.unavailable import ServiceUnavailableError
+from orders import seats
 from orders.models import TestProviderPayment
 
 TEST_DECLINE_EMAIL = "decline@example.com"
@@ -167,10 +167,7 @@ class TestPaymentProvider(PaymentProvider):
         payment_id = f"test_{reference}"
         if email.strip().lower() == TEST_DECLINE_EMAIL:
             return Authorization(state="declined", payment_id=payment_id, message="Card declined (test provider).")
-        try:
-            with transaction.atomic():  # a savepoint if a caller's transaction is open: a clash must not end it
-                TestProviderPayment.objects.create(payment_id=payment_id, amount=amount, currency=currency)
-        except IntegrityError:
+        if not seats.insert_new(TestProviderPayment(payment_id=payment_id, amount=amount, currency=currency)):
             state = TestProviderPayment.objects.filter(payment_id=payment_id).values_list("state", flat=True).first()
             if state != "authorized":
                 return Authorization(state="declined", payment_id=payment_id, message=f"Payment is {state}.")
@@ -197,10 +194,10 @@ class TestPaymentProvider(PaymentProvider):
         return ProviderStatus(state=payment.state, amount_captured=payment.captured, amount_refunded=payment.refunded)
 
     def _move(self, payment_id: str, from_state: str, *, state: str, captured: Decimal | None = None) -> PaymentResult:
-        changes: dict[str, Any] = {"state": state}
-        if captured is not None:
-            changes["captured"] = captured
-        moved = TestProviderPayment.objects.filter(payment_id=payment_id, state=from_state).update(**changes)
+        changes = TestProviderPayment(payment_id=payment_id, state=state, captured=captured or Decimal("0.00"))
+        moved = seats.update(
+            changes, ["state", "captured"] if captured is not None else ["state"], only_if=("state", from_state)
+        )
         if not moved:
             current = TestProviderPayment.objects.filter(payment_id=payment_id).values_list("state", flat=True).first()
             if current == state:  # asked twice: the first call did it
