@@ -268,9 +268,12 @@ def _commit_or_void(quote: Quote, *, checkout: Checkout, authorized: Authorized,
         detail = _commit_with_fresh_code(quote, checkout=checkout, authorized=authorized, now=now, attempt=attempt)
         void = False
     except (OperationalError, InterfaceError):
-        # The connection broke during the order's transaction. If it broke after PostgreSQL committed but before
-        # the acknowledgement arrived, the order exists: look on a new connection.
-        found = _committed_anyway(code=attempt.code, payment_id=authorized.payment.payment_id)
+        # The connection broke during the order's transaction. If it broke in the COMMIT, after PostgreSQL
+        # committed but before the acknowledgement arrived, the order exists: look on a new connection, which the
+        # void's own record needs too.
+        if not connection.in_atomic_block:
+            connection.close()
+        found = _committed_anyway(attempt, payment_id=authorized.payment.payment_id)
         # Found: keep the payment. Unknowable (False): neither capture nor void; reconciliation settles it once the
         # database answers again. Certainly not committed (None): void.
         void = found is None
@@ -288,6 +291,7 @@ def _commit_or_void(quote: Quote, *, checkout: Checkout, authorized: Authorized,
 @dataclass
 class _Attempt:
     code: str = ""  # the order code of the last commit tried
+    committing: bool = False  # its transaction reached its COMMIT: from there on, whether it committed is unknown
 
 
 def _commit_with_fresh_code(
@@ -297,7 +301,7 @@ def _commit_with_fresh_code(
     for remaining in range(ORDER_CODE_ATTEMPTS - 1, -1, -1):
         attempt.code = new_order_code()
         try:
-            return _commit(quote, checkout=checkout, authorized=authorized, now=now, code=attempt.code)
+            return _commit(quote, checkout=checkout, authorized=authorized, now=now, attempt=attempt)
         except IntegrityError:
             # The same key may have been committed meanwhile by a request for another basket (a different body:
             # IdempotencyConflictError) or for this one (replay its order).
@@ -307,7 +311,9 @@ def _commit_with_fresh_code(
     raise AssertionError("unreachable: the last attempt returns or raises")
 
 
-def _commit(quote: Quote, *, checkout: Checkout, authorized: Authorized, now: datetime, code: str) -> OrderDetail:
+def _commit(
+    quote: Quote, *, checkout: Checkout, authorized: Authorized, now: datetime, attempt: _Attempt
+) -> OrderDetail:
     """The one transaction that turns the quoted holds into an order: paid, with its tickets and its confirmation
     queued, or pending, with its seats held for the payment window. No savepoints: a unique-key clash (order code,
     idempotency key) aborts it, for the caller to sort out. Returns the order with its lines (and tickets), to show."""
@@ -315,7 +321,7 @@ def _commit(quote: Quote, *, checkout: Checkout, authorized: Authorized, now: da
         seats.lock_basket(pk=quote.basket_id)
         holds = _quoted_holds(quote, checkout=checkout)
         _check_buyer_limits(holds=holds, email=checkout.email)
-        order = _new_order(quote, checkout=checkout, authorized=authorized, now=now, code=code)
+        order = _new_order(quote, checkout=checkout, authorized=authorized, now=now, code=attempt.code)
         if checkout.idempotency_key:
             seats.insert(
                 [IdempotencyRecord(key=checkout.idempotency_key, fingerprint=checkout.fingerprint, order=order)]
@@ -328,6 +334,7 @@ def _commit(quote: Quote, *, checkout: Checkout, authorized: Authorized, now: da
         else:
             detail = OrderDetail(order=order, lines=_order_lines(order, holds), tickets=[])
             _hold_for_payment(order, holds, quote=quote, now=now)
+        attempt.committing = True  # the last step: leaving the block sends the COMMIT
     return detail
 
 
@@ -466,13 +473,14 @@ def _check_buyer_limits(*, holds: list[Hold], email: str) -> None:
             )
 
 
-def _committed_anyway(*, code: str, payment_id: str) -> OrderDetail | None | bool:
+def _committed_anyway(attempt: _Attempt, *, payment_id: str) -> OrderDetail | None | bool:
     """After a connection error in the order's transaction: the order, if its commit went through anyway; None if it
-    certainly did not; False when that cannot be known (the database is still unreachable), in which case the
-    authorization is left as it is for `reconcile_payments`. A caller's transaction enclosing ours means nothing of
-    ours committed."""
-    if not code or connection.in_atomic_block:
+    certainly did not (the error came before the COMMIT was sent, or a caller's transaction enclosing ours means
+    nothing of ours committed); False when that cannot be known (the database is still unreachable), in which case
+    the authorization is left as it is for `reconcile_payments`."""
+    if not attempt.committing or connection.in_atomic_block:
         return None
+    code = attempt.code
     for attempt in (1, 2):
         try:
             order = selectors.order_for_staff(code=code)

@@ -112,6 +112,28 @@ def test_a_connection_lost_before_the_commit_voids_and_says_so(ticket_type, now,
     assert Hold.objects.filter(basket=basket).count() == 1  # the basket is intact: the buyer can try again
 
 
+def test_a_connection_lost_before_the_commit_voids_at_once_even_when_the_database_stays_unreachable(
+    ticket_type, now, monkeypatch, provider
+):
+    """The transaction never reached its COMMIT, so no order can exist: nothing has to be read back to know that, and
+    the buyer's money is released now, not at the next reconciliation."""
+    basket = add(ticket_type, 2, now)
+    monkeypatch.setattr(checkout, "_commit", connection_dies(after_commit=False))
+
+    def unreachable(**kwargs):
+        raise OperationalError("connection refused")
+
+    monkeypatch.setattr(selectors, "order_for_staff", unreachable)
+
+    with pytest.raises(OperationalError):
+        place(basket, now)
+    connection.close()
+
+    assert not Order.objects.exists()
+    assert [payment_id for _, payment_id in provider.authorized] == provider.voided
+    assert provider.captured == []
+
+
 def test_when_the_database_stays_unreachable_the_payment_waits_for_reconciliation(
     ticket_type, now, monkeypatch, provider
 ):
