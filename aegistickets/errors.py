@@ -162,7 +162,14 @@ class TicketCancelledError(ApplicationError):
     code = "ticket_cancelled"
     status = 409
     title = "Ticket cancelled"
-    default_detail = "This ticket's order was cancelled: it does not admit anyone."
+    default_detail = "This ticket, or its order, was cancelled: it does not admit anyone."
+
+
+class TicketNotCancellableError(ApplicationError):
+    code = "ticket_not_cancellable"
+    status = 409
+    title = "Ticket cannot be cancelled"
+    default_detail = "Only a valid ticket that has not been admitted at the door can be cancelled."
 
 
 class WrongEventError(ApplicationError):

@@ -25,7 +25,7 @@ from events.models import Event
 from orders import exports
 from orders.models import Basket, Hold, Order, OrderLine, OutboundEmail, Payment, Refund, Ticket
 from orders.outbox import outbox_enqueue, outbox_retry_now
-from orders.services import order_cancel, order_refundable, refund_part, refund_process
+from orders.services import order_cancel, order_refundable, refund_part, refund_process, tickets_cancel
 
 
 class ReadOnlyInline(admin.TabularInline):
@@ -56,7 +56,7 @@ class OrderLineInline(ReadOnlyInline):
 
 class TicketInline(ReadOnlyInline):
     model = Ticket
-    fields = readonly_fields = ("code", "ticket_type")
+    fields = readonly_fields = ("code", "ticket_type", "cancelled_at", "refund")
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Ticket]:
         return super().get_queryset(request).select_related("ticket_type__event")
@@ -114,8 +114,36 @@ class OrderEventFilter(admin.SimpleListFilter):
 
 
 class PartialRefundForm(forms.Form):
-    amount = forms.DecimalField(max_digits=12, decimal_places=2, min_value=Decimal("0.01"))
+    """An amount (the tickets stay valid) or tickets to cancel (their prices are refunded): one of the two."""
+
+    amount = forms.DecimalField(max_digits=12, decimal_places=2, min_value=Decimal("0.01"), required=False)
+    tickets = forms.MultipleChoiceField(
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="Cancelled tickets stop admitting and their seats return to sale.",
+    )
     note = forms.CharField(max_length=500, required=False, help_text="Why, for the records.")
+
+    def __init__(self, *args: Any, order: Order, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        valid = order.tickets.filter(cancelled_at__isnull=True).select_related("ticket_type", "line")
+        self.fields["tickets"].choices = [
+            (ticket.code, f"{ticket.code} ({ticket.ticket_type.name}, {ticket.line.unit_price} {order.currency})")
+            for ticket in valid
+        ]
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        if (cleaned.get("amount") is None) == (not cleaned.get("tickets")):
+            raise forms.ValidationError("Give either an amount or the tickets to cancel.")
+        return cleaned
+
+
+def _refund(order: Order, wanted: dict[str, Any]) -> Refund:
+    now = timezone.now()
+    if wanted["tickets"]:
+        return tickets_cancel(order_id=order.pk, codes=wanted["tickets"], note=wanted["note"], now=now)
+    return refund_part(order_id=order.pk, amount=wanted["amount"], note=wanted["note"], now=now)
 
 
 @admin.register(Order)
@@ -180,25 +208,23 @@ class OrderAdmin(admin.ModelAdmin):
                 request, f"Could not cancel {len(failed)} order(s): {'; '.join(failed)}", messages.WARNING
             )
 
-    @admin.action(description="Refund part of the selected order (tickets stay valid)", permissions=["refund"])
+    @admin.action(
+        description="Refund part of the selected order (an amount, or some of its tickets)", permissions=["refund"]
+    )
     def refund_part(self, request: HttpRequest, queryset: QuerySet[Order]) -> TemplateResponse | None:
-        """An intermediate page asks how much; the same service as the API's decides under the order's lock."""
+        """An intermediate page asks how much, or which tickets to cancel; the same services as the API's decide
+        under the order's lock."""
         orders = list(queryset[:2])
         if len(orders) != 1:
             self.message_user(request, "Select exactly one order to refund part of.", messages.WARNING)
             return None
         order = orders[0]
-        form = PartialRefundForm(request.POST if "confirmed" in request.POST else None)
+        form = PartialRefundForm(request.POST if "confirmed" in request.POST else None, order=order)
         if form.is_valid():
             try:
-                refund = refund_part(
-                    order_id=order.pk,
-                    amount=form.cleaned_data["amount"],
-                    note=form.cleaned_data["note"],
-                    now=timezone.now(),
-                )
+                refund = _refund(order, form.cleaned_data)
             except ApplicationError as error:
-                form.add_error("amount", error.detail)
+                form.add_error(None, error.detail)
             else:
                 refund.refresh_from_db()
                 self.message_user(

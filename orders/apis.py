@@ -133,6 +133,9 @@ class TicketOutput(serializers.Serializer):
     code = serializers.CharField()
     event_name = serializers.CharField(source="ticket_type.event.name")
     ticket_type_name = serializers.CharField(source="ticket_type.name")
+    cancelled_at = serializers.DateTimeField(
+        allow_null=True, help_text="When this ticket was cancelled on its own (it no longer admits anyone)."
+    )
 
 
 class PaymentOutput(serializers.Serializer):
@@ -339,8 +342,27 @@ class OrderCancelApi(APIView):
 
 
 class RefundInput(JsonInput):
-    amount = serializers.DecimalField(max_digits=12, decimal_places=2, min_value=Decimal("0.01"))
+    amount = serializers.DecimalField(
+        max_digits=12,
+        decimal_places=2,
+        min_value=Decimal("0.01"),
+        required=False,
+        help_text="Refund this much; the tickets stay valid. Give this or `tickets`.",
+    )
+    tickets = serializers.ListField(
+        child=serializers.CharField(max_length=40),
+        min_length=1,
+        max_length=100,
+        required=False,
+        help_text="Cancel these tickets (their codes) and refund what they cost; their seats return to sale. "
+        "Give this or `amount`.",
+    )
     note = serializers.CharField(max_length=500, required=False, default="", help_text="Why, for the records.")
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if ("amount" in attrs) == ("tickets" in attrs):
+            raise serializers.ValidationError({"amount": ["Give either an amount or the tickets to cancel."]})
+        return attrs
 
 
 class RefundEnvelope(serializers.Serializer):
@@ -349,7 +371,8 @@ class RefundEnvelope(serializers.Serializer):
 
 
 class OrderRefundApi(APIView):
-    """Refunds part of a paid order's money; its tickets stay valid. Refunding what is left makes it `refunded`."""
+    """Refunds part of a paid order: an amount (its tickets stay valid; refunding what is left makes it `refunded`),
+    or the price of some of its tickets, which are cancelled (cancelling the last valid one cancels the order)."""
 
     permission_classes = [IsStaff, CanRefund]
 
@@ -361,7 +384,14 @@ class OrderRefundApi(APIView):
     def post(self, request: Request, code: str) -> Response:
         data = validated_input(RefundInput, request.data)
         order = selectors.order_for_staff(code=code)
-        refund = services.refund_part(order_id=order.pk, amount=data["amount"], note=data["note"], now=timezone.now())
+        if "tickets" in data:
+            refund = services.tickets_cancel(
+                order_id=order.pk, codes=data["tickets"], note=data["note"], now=timezone.now()
+            )
+        else:
+            refund = services.refund_part(
+                order_id=order.pk, amount=data["amount"], note=data["note"], now=timezone.now()
+            )
         refund.refresh_from_db()  # the provider has been asked after the commit
         body = {"order": selectors.order_detail(selectors.order_for_staff(code=code)), "refund": refund}
         return Response(RefundEnvelope(body).data, status=status.HTTP_201_CREATED)

@@ -480,15 +480,14 @@ def _committed_anyway(attempt: _Attempt, *, payment_id: str) -> OrderDetail | No
     the authorization is left as it is for `reconcile_payments`."""
     if not attempt.committing or connection.in_atomic_block:
         return None
-    code = attempt.code
-    for attempt in (1, 2):
+    for read in (1, 2):
         try:
-            order = selectors.order_for_staff(code=code)
+            order = selectors.order_for_staff(code=attempt.code)
             return selectors.order_detail(order) if order.payment_reference == payment_id else None
         except NotFoundError:
             return None
         except DatabaseError:
-            if attempt == 2:
+            if read == 2:
                 return False
             connection.close()  # broken: the second read opens a new connection
     return False

@@ -175,12 +175,18 @@ class OrderLine(models.Model):
 
 
 class Ticket(models.Model):
-    """One seat of a paid order; `code` is its unguessable secret (QR code, door check)."""
+    """One seat of a paid order; `code` is its unguessable secret (QR code, door check). A ticket cancelled on its
+    own (the rest of its order stays valid) no longer admits anyone, its seat is back on sale, and `refund` is the
+    refund of its price."""
 
     order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="tickets")
     line = models.ForeignKey(OrderLine, on_delete=models.CASCADE, related_name="tickets")
     ticket_type = models.ForeignKey(TicketType, on_delete=models.PROTECT, related_name="tickets")
     code = models.CharField(max_length=32, unique=True, default=new_ticket_code, editable=False)
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+    refund = models.ForeignKey(
+        "Refund", null=True, blank=True, on_delete=models.PROTECT, related_name="tickets", editable=False
+    )
 
     class Meta:
         ordering = ["id"]
@@ -224,8 +230,8 @@ class CheckIn(models.Model):
 
 class Refund(models.Model):
     """Money returned to the buyer: the rest of the order on its cancellation (at most one per order: the database
-    refuses a second), or a part of it on staff's word, never more in all than the order's total (checked under the
-    order's lock).
+    refuses a second), the price of some of its tickets cancelled on their own, or a part of it on staff's word,
+    never more in all than the order's total (checked under the order's lock).
 
     Created `pending` in the transaction that decides it; the provider is called after that commits, never under
     its locks. Whoever moves it pending/failed → processing calls the provider, so two workers never refund the
@@ -235,6 +241,7 @@ class Refund(models.Model):
     class Reason(models.TextChoices):
         CANCELLATION = "cancellation", "Cancellation"
         PARTIAL = "partial", "Partial refund"
+        TICKETS = "tickets", "Tickets cancelled"
 
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"

@@ -25,7 +25,8 @@ goes through the ORM.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterable, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -37,7 +38,7 @@ from django.utils import timezone
 
 from aegistickets.errors import BasketNotFoundError, IdempotencyConflictError, NotFoundError, PriceChangedError
 from events.models import Event, TicketType
-from orders.models import Basket, Hold, IdempotencyRecord, Order, OrderLine, new_basket_token
+from orders.models import Basket, Hold, IdempotencyRecord, Order, Ticket, new_basket_token
 
 _Model = TypeVar("_Model", bound=Model)
 
@@ -215,10 +216,18 @@ def move_holds(*, from_basket_id: int, to_basket_id: int, until: datetime | None
     return Hold.objects.filter(basket_id=from_basket_id).update(basket_id=to_basket_id, expires_at=until)
 
 
-def release(lines: Iterable[OrderLine]) -> None:
-    """Gives an order's seats back to sale, in ticket-type order."""
-    for line in sorted(lines, key=lambda line: line.ticket_type_id):
-        TicketType.objects.filter(pk=line.ticket_type_id).update(sold=F("sold") - line.quantity)
+def release(seats: Mapping[int, int]) -> None:
+    """Gives sold seats (a count by ticket type) back to sale, in ticket-type order."""
+    for ticket_type_id, count in sorted(seats.items()):
+        if count:
+            TicketType.objects.filter(pk=ticket_type_id).update(sold=F("sold") - count)
+
+
+def valid_seats(order_id: int) -> Counter[int]:
+    """The seats an order's valid tickets take, by ticket type: what its cancellation gives back (a ticket cancelled
+    on its own gave its seat back already)."""
+    tickets = Ticket.objects.filter(order_id=order_id, cancelled_at__isnull=True)
+    return Counter(tickets.values_list("ticket_type_id", flat=True))
 
 
 def release_holds(basket_id: int, *, hold_ids: Iterable[int] | None = None) -> int:

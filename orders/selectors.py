@@ -320,7 +320,9 @@ def event_attendees_export(*, event_id: int) -> Iterator[tuple[Any, ...]]:
     """One row per valid ticket of the event (paid orders), with its check-in time; never the ticket secret."""
     checked_in_at = CheckIn.objects.filter(ticket=OuterRef("pk")).values("checked_in_at")[:1]
     rows = (
-        Ticket.objects.filter(ticket_type__event_id=event_id, order__status=Order.Status.PAID)
+        Ticket.objects.filter(
+            ticket_type__event_id=event_id, order__status=Order.Status.PAID, cancelled_at__isnull=True
+        )
         .annotate(checked_in_at=Subquery(checked_in_at))
         .values_list("pk", "order__code", "order__name", "order__email", "ticket_type__name", "checked_in_at")
         .order_by("pk")

@@ -8,6 +8,8 @@ after they are released, emails are queued in the same transaction and sent by t
 from __future__ import annotations
 
 import functools
+from collections import Counter
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -29,6 +31,7 @@ from aegistickets.errors import (
     RefundTooLargeError,
     SoldOutError,
     TicketCancelledError,
+    TicketNotCancellableError,
     TicketNotFoundError,
     ValidationFailedError,
     WrongEventError,
@@ -163,7 +166,7 @@ def order_cancel(*, order_id: int, now: datetime) -> Order:
             now=now,
             delay=outbox.CANCELLATION_NOTICE_DELAY,
         )
-        seats.release(order.lines.all())  # the seat rows, locked last
+        seats.release(seats.valid_seats(order.pk))  # the seat rows, locked last
         order.status = Order.Status.CANCELLED
         order.cancelled_at = now
         order.save(update_fields=["status", "cancelled_at"])
@@ -210,9 +213,64 @@ def refund_part(*, order_id: int, amount: Decimal, note: str, now: datetime) -> 
         if amount == left:
             order.status = Order.Status.REFUNDED
             order.save(update_fields=["status"])
-            seats.release(order.lines.all())
+            seats.release(seats.valid_seats(order.pk))
         transaction.on_commit(functools.partial(_after_cancel, refund_id=refund.pk), robust=True)
     return refund
+
+
+def tickets_cancel(*, order_id: int, codes: Collection[str], note: str, now: datetime) -> Refund:
+    """Cancels some of a paid order's tickets and refunds what they cost, in one transaction under the order's lock:
+    they stop admitting, their seats return to sale, one refund of their prices is recorded; the provider is asked
+    after commit. The rest of the order stays valid; cancelling its last valid ticket cancels the order."""
+    with transaction.atomic():
+        order = seats.lock_order(order_id)
+        if order.status != Order.Status.PAID:
+            raise OrderNotRefundableError(f"Order {order.code} is {order.status}; only paid orders can be refunded.")
+        tickets = _cancellable_tickets(order, codes)
+        amount = sum((ticket.line.unit_price for ticket in tickets), Decimal("0.00"))
+        left = order_refundable(order)
+        if amount > left:
+            raise RefundTooLargeError(
+                f"These tickets cost {amount} {order.currency}; only {left} of this order is left to refund.",
+                extra={"refundable": str(left), "amount": str(amount)},
+            )
+        refund = Refund.objects.create(
+            order=order,
+            reason=Refund.Reason.TICKETS,
+            note=note[:500],
+            amount=amount,
+            currency=order.currency,
+            provider=order.payment_method,
+            created_at=now,
+        )
+        Ticket.objects.filter(pk__in=[ticket.pk for ticket in tickets]).update(cancelled_at=now, refund=refund)
+        if not seats.valid_seats(order.pk):
+            order.status, order.cancelled_at = Order.Status.CANCELLED, now
+            order.save(update_fields=["status", "cancelled_at"])
+        seats.release(Counter(ticket.ticket_type_id for ticket in tickets))  # the seat rows, locked last
+        transaction.on_commit(functools.partial(_after_cancel, refund_id=refund.pk), robust=True)
+    return refund
+
+
+def _cancellable_tickets(order: Order, codes: Collection[str]) -> list[Ticket]:
+    """The order's tickets with these codes, each still valid and not yet admitted at the door."""
+    wanted = {"".join(code.split()).upper() for code in codes}
+    tickets = list(order.tickets.select_related("line").filter(code__in=wanted))
+    unknown = sorted(wanted - {ticket.code for ticket in tickets})
+    if not wanted or unknown:
+        message = f"Not tickets of order {order.code}: {', '.join(unknown)}." if unknown else "Name a ticket."
+        raise ValidationFailedError(errors={"tickets": [message]})
+    admitted = set(CheckIn.objects.filter(ticket__in=tickets).values_list("ticket_id", flat=True))
+    refused = {
+        ticket.code: "cancelled already" if ticket.cancelled_at else "admitted at the door already"
+        for ticket in tickets
+        if ticket.cancelled_at or ticket.pk in admitted
+    }
+    if refused:
+        raise TicketNotCancellableError(
+            " ".join(f"{code}: {why}." for code, why in sorted(refused.items())), extra={"tickets": refused}
+        )
+    return tickets
 
 
 def _after_cancel(*, refund_id: int) -> None:
@@ -306,6 +364,9 @@ def ticket_check_in(*, secret: str, event_id: int, user: Any, now: datetime) -> 
             status = seats.lock_order(ticket.order_id).status
             if status != Order.Status.PAID:
                 raise TicketCancelledError(extra={"order_status": status})
+            # Read again under the lock: a ticket cancelled on its own is cancelled under the same lock.
+            if Ticket.objects.filter(pk=ticket.pk, cancelled_at__isnull=False).exists():
+                raise TicketCancelledError("This ticket was cancelled: it does not admit anyone.")
             if event.pk != event_id:
                 raise WrongEventError(
                     f"This ticket is for {event.name} ({event.starts_at:%d %b %Y}).",

@@ -42,6 +42,13 @@ def _when(ticket: Ticket) -> str:
     return date_format(timezone.localtime(ticket.ticket_type.event.starts_at), "D j M Y, H:i")
 
 
+def _void(order: Order, ticket: Ticket) -> str:
+    """Why a ticket no longer admits anyone, or "" while it does."""
+    if order.status != Order.Status.PAID:
+        return f"order {order.get_status_display().lower()}"
+    return "ticket cancelled" if ticket.cancelled_at else ""
+
+
 def tickets_pdf(order: Order, tickets: list[Ticket]) -> bytes:
     """An A4 PDF, one ticket per page (of `tickets`, each with its ticket type and event): event, date, venue, ticket
     type, holder, order code, QR code, secret."""
@@ -74,12 +81,11 @@ def tickets_pdf(order: Order, tickets: list[Ticket]) -> bytes:
             f"Name: {order.name}",
         ):
             pdf.multi_cell(width, 8, _latin1(line), new_x="LMARGIN", new_y="NEXT")
-        if order.status != Order.Status.PAID:
+        void = _void(order, ticket)
+        if void:
             pdf.set_font("Helvetica", "B", 18)
             pdf.set_text_color(180, 0, 0)
-            pdf.cell(
-                width, 12, _latin1(f"VOID - order {order.get_status_display().lower()}"), new_x="LMARGIN", new_y="NEXT"
-            )
+            pdf.cell(width, 12, _latin1(f"VOID - {void}"), new_x="LMARGIN", new_y="NEXT")
             pdf.set_text_color(0, 0, 0)
         size = 90
         top = pdf.get_y() + 10

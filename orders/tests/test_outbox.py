@@ -90,10 +90,10 @@ class TestQueuedWithTheOrder:
         assert sum(s.startswith('INSERT INTO "orders_outboundemail"') for s in statements) == 1
         # The order's transaction: the basket lock, the holds again, order, payment link, lines, tickets, the email,
         # hold delete, seat update (and here, inside the test's transaction, a savepoint and its release instead of
-        # BEGIN and COMMIT). Around it: the holds read, the payment record, the provider's authorization (its own
-        # savepoint), the capture and its record. On PostgreSQL the basket read is a SELECT … FOR NO KEY UPDATE, the
+        # BEGIN and COMMIT). Around it: the holds read, the payment record, the provider's authorization (one
+        # statement), the capture and its record. On PostgreSQL the basket read is a SELECT … FOR NO KEY UPDATE, the
         # count is the same.
-        assert len(statements) == 18, statements
+        assert len(statements) == 16, statements
 
     def test_a_cancellation_queues_its_notice_in_the_cancel_transaction(self, now, django_capture_on_commit_callbacks):
         order = place(now)

@@ -22,7 +22,8 @@ ORDERS = (
 )
 SEATS = (
     "SELECT t.id, t.capacity, t.sold, (SELECT count(*) FROM orders_ticket k "
-    "JOIN orders_order o ON o.id = k.order_id WHERE k.ticket_type_id = t.id AND o.status = 'paid') "
+    "JOIN orders_order o ON o.id = k.order_id "
+    "WHERE k.ticket_type_id = t.id AND o.status = 'paid' AND k.cancelled_at IS NULL) "
     "FROM events_tickettype t"
 )
 # Every paid order's confirmation was queued in the order's own transaction, exactly once, and nothing was given up
