@@ -63,10 +63,21 @@ def order_not_completed_message(order: Order) -> EmailMultiAlternatives:
     return _message(order, subject="Not completed:", template="not_completed")
 
 
+def tickets_cancelled_message(order: Order) -> EmailMultiAlternatives:
+    """Some of the order's tickets are cancelled (every one cancelled so far, with where its refund stands); the
+    others stay valid."""
+    cancelled = [ticket for ticket in order.tickets.all() if ticket.cancelled_at]
+    refunds = order.refunds.filter(reason=Refund.Reason.TICKETS).order_by("created_at", "id")
+    return _message(
+        order, subject="Tickets cancelled:", template="tickets_cancelled", cancelled=cancelled, refunds=refunds
+    )
+
+
 MESSAGES: dict[str, Callable[[Order], EmailMultiAlternatives]] = {
     OutboundEmail.Kind.ORDER_CONFIRMATION: order_confirmation_message,
     OutboundEmail.Kind.ORDER_CANCELLATION: order_cancellation_message,
     OutboundEmail.Kind.ORDER_NOT_COMPLETED: order_not_completed_message,
+    OutboundEmail.Kind.TICKETS_CANCELLED: tickets_cancelled_message,
 }
 
 

@@ -379,6 +379,7 @@ class OutboundEmail(models.Model):
         ORDER_CONFIRMATION = "order_confirmation", "Order confirmation"
         ORDER_CANCELLATION = "order_cancellation", "Order cancellation"
         ORDER_NOT_COMPLETED = "order_not_completed", "Order not completed"
+        TICKETS_CANCELLED = "tickets_cancelled", "Tickets cancelled"
 
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"
@@ -402,7 +403,9 @@ class OutboundEmail(models.Model):
         ordering = ["-id"]
         constraints = [
             models.CheckConstraint(
-                condition=Q(kind__in=["order_confirmation", "order_cancellation", "order_not_completed"]),
+                condition=Q(
+                    kind__in=["order_confirmation", "order_cancellation", "order_not_completed", "tickets_cancelled"]
+                ),
                 name="outbound_email_kind_valid",
             ),
             models.CheckConstraint(

@@ -247,6 +247,14 @@ def tickets_cancel(*, order_id: int, codes: Collection[str], note: str, now: dat
         if not seats.valid_seats(order.pk):
             order.status, order.cancelled_at = Order.Status.CANCELLED, now
             order.save(update_fields=["status", "cancelled_at"])
+        # The buyer's notice, queued with the change and sent a little later, by when the refund has usually been
+        # answered, so the email can say where the money stands.
+        outbox.outbox_enqueue(
+            kind=OutboundEmail.Kind.TICKETS_CANCELLED,
+            order_id=order.pk,
+            now=now,
+            delay=outbox.CANCELLATION_NOTICE_DELAY,
+        )
         seats.release(Counter(ticket.ticket_type_id for ticket in tickets))  # the seat rows, locked last
         transaction.on_commit(functools.partial(_after_cancel, refund_id=refund.pk), robust=True)
     return refund

@@ -7,6 +7,7 @@ import threading
 from decimal import Decimal
 
 import pytest
+from django.core import mail
 from django.db import IntegrityError
 from django.utils import timezone
 
@@ -21,7 +22,7 @@ from events.models import TicketType
 from events.tests.factories import EventFactory, TicketTypeFactory
 from orders import selectors, services
 from orders.models import Order, Refund, Ticket
-from orders.tests.test_cancellations import paid_order
+from orders.tests.test_cancellations import paid_order, send_queued_emails
 from orders.tests.test_check_in import URL as CHECK_IN
 from orders.tests.test_check_in import door_user, token_client
 from orders.tests.test_concurrency import run_at_once
@@ -64,6 +65,25 @@ def test_one_ticket_is_cancelled_and_refunded_and_the_rest_stays_valid(ticket_ty
     assert order.status == "paid"
     ticket_type.refresh_from_db()
     assert ticket_type.sold == 1
+
+
+def test_the_buyer_is_told_which_tickets_were_cancelled_and_where_the_money_stands(ticket_type, provider, cancel):
+    order = paid_order(ticket_type)
+    first, second = order.tickets.all()
+    send_queued_emails()  # the confirmation
+    mail.outbox.clear()
+
+    cancel(order, first)
+    send_queued_emails()
+
+    (message,) = mail.outbox
+    assert (message.to, message.subject) == (
+        [order.email],
+        f"Tickets cancelled: {ticket_type.event.name} - order {order.code}",
+    )
+    assert first.code in message.body and second.code not in message.body
+    assert "We have refunded 25.00 EUR" in message.body
+    assert "Your other tickets remain valid" in message.body
 
 
 def test_cancelling_the_last_valid_ticket_cancels_the_order(ticket_type, provider, cancel):
