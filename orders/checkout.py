@@ -24,6 +24,7 @@ import dataclasses
 import functools
 import hashlib
 import json
+import logging
 import secrets
 from collections import Counter
 from dataclasses import dataclass
@@ -63,6 +64,10 @@ from orders.payments import Authorization, PaymentProvider, payment_provider_for
 from orders.selectors import OrderDetail
 
 ORDER_CODE_ATTEMPTS = 5
+# How long a provider replays the answer to a repeated idempotency key: Stripe keeps keys for at least 24 hours.
+IDEMPOTENCY_WINDOW = timedelta(hours=23)
+
+logger = logging.getLogger(__name__)
 
 
 def payment_window() -> timedelta:
@@ -225,6 +230,8 @@ def _authorize(quote: Quote, *, checkout: Checkout, now: datetime) -> Authorized
             Payment(
                 reference=secrets.token_hex(16),
                 provider=provider.name,
+                payment_method=checkout.payment_token,
+                return_url=checkout.return_url,
                 amount=quote.total,
                 currency=settings.CURRENCY,
                 created_at=now,
@@ -232,15 +239,7 @@ def _authorize(quote: Quote, *, checkout: Checkout, now: datetime) -> Authorized
             )
         ]
     )
-    answer = provider.authorize(
-        amount=quote.total,
-        currency=settings.CURRENCY,
-        email=checkout.email,
-        description=f"Basket {quote.basket_id}",
-        reference=payment.reference,
-        payment_method=checkout.payment_token,
-        return_url=checkout.return_url,
-    )
+    answer = authorization_request(provider, payment, email=checkout.email)
     payment.payment_id = answer.payment_id
     payment.client_secret = answer.client_secret
     payment.next_action = answer.next_action
@@ -249,6 +248,22 @@ def _authorize(quote: Quote, *, checkout: Checkout, now: datetime) -> Authorized
         metrics.payment_outcome(provider=provider.name, outcome="declined")
         raise PaymentDeclinedError(" ".join(filter(None, [answer.message, PaymentDeclinedError.default_detail])))
     return Authorized(provider=provider, payment=payment, answer=answer)
+
+
+def authorization_request(provider: PaymentProvider, payment: Payment, *, email: str) -> Authorization:
+    """Asks the provider to authorize a recorded payment, the request made from the record alone: asked again
+    (reconciliation, when the answer was lost) it is the identical request, as Stripe requires of a repeated
+    Idempotency-Key (a reused key with other parameters is an error). `email` is the `test` provider's only (its
+    declining address); no provider is sent it."""
+    return provider.authorize(
+        amount=payment.amount,
+        currency=payment.currency,
+        email=email,
+        description=f"Payment {payment.reference}",
+        reference=payment.reference,
+        payment_method=payment.payment_method,
+        return_url=payment.return_url,
+    )
 
 
 def _record(payment: Payment, status: str, *, now: datetime, message: str = "") -> None:
@@ -528,7 +543,12 @@ def _void(payment: Payment, *, provider: PaymentProvider, now: datetime) -> None
         return  # unreachable: the row stays as it is and reconciliation voids it
     Payment.objects.filter(pk=payment.pk).exclude(status=Payment.Status.CAPTURED).exclude(
         order__status=Order.Status.PAID
-    ).update(status=Payment.Status.VOIDED, message=(result.message if result else "")[:500], updated_at=now)
+    ).update(
+        status=Payment.Status.VOIDED,
+        payment_id=payment.payment_id,  # which payment was voided, also when its answer was never recorded before
+        message=(result.message if result else "")[:500],
+        updated_at=now,
+    )
     metrics.payment_outcome(provider=payment.provider, outcome="voided")
 
 
@@ -795,17 +815,35 @@ def payments_reconcile(
             settled[_reconcile_one(payment, now=now)] += 1
         except ApplicationError:
             errors += 1  # the provider did not answer: the next run asks again
+        except Exception:  # noqa: BLE001 - one payment the provider refuses to discuss must not stop the others
+            logger.exception("reconciling a payment failed", extra={"payment_reference": payment.reference})
+            errors += 1
     return Reconciliation(settled=settled, errors=errors)
 
 
 def _reconcile_one(payment: Payment, *, now: datetime) -> str:
     if payment.status == Payment.Status.STARTED and not payment.payment_id:
-        # The process was lost between recording and the provider's answer: ask again with the same reference,
-        # which the provider answers with the same payment, then release it (it has no order).
-        provider = payment_provider_named(payment.provider)
-        answer = provider.authorize(
-            amount=payment.amount, currency=payment.currency, email="", description="", reference=payment.reference
-        )
+        # The process was lost between recording and the provider's answer: ask again, the identical request with
+        # the same reference, which the provider answers with the same payment, then release it (it has no order).
+        if payment.created_at < now - IDEMPOTENCY_WINDOW:
+            return _lost(payment, now=now)
+        answer = authorization_request(payment_provider_named(payment.provider), payment, email="")
         payment.payment_id = answer.payment_id
         Payment.objects.filter(pk=payment.pk).update(payment_id=answer.payment_id)
     return payment_settle(payment=payment, now=now).outcome
+
+
+def _lost(payment: Payment, *, now: datetime) -> str:
+    """Too late to ask again: the provider has forgotten the key, and the same request would reserve the money a
+    second time. The record is closed, for staff to look the reference up at the provider (an authorization that
+    is never captured lapses there by itself)."""
+    message = (
+        f"The provider's answer was never recorded, and it is too late to ask again safely: look up the payment with "
+        f"reference {payment.reference} at {payment.provider}."
+    )
+    Payment.objects.filter(pk=payment.pk, status=Payment.Status.STARTED).update(
+        status=Payment.Status.FAILED, message=message, updated_at=now
+    )
+    logger.error("payment lost", extra={"payment_reference": payment.reference, "provider": payment.provider})
+    metrics.payment_outcome(provider=payment.provider, outcome="lost")
+    return "lost"

@@ -41,7 +41,8 @@ CHECKOUT_OUTCOMES = Counter(
 
 PAYMENT_OUTCOMES = Counter(
     "aegistickets_payment_outcomes",
-    "What became of payments, by provider: declined, captured, voided, and pending orders that expired or failed.",
+    "What became of payments, by provider: declined, captured, voided, pending orders that expired or failed, and "
+    "lost (the provider's answer never recorded, too late to ask again).",
     ["provider", "outcome"],
 )
 WEBHOOKS = Counter(
@@ -82,7 +83,7 @@ for _step, _outcomes in KNOWN_OUTCOMES.items():
     for _outcome in _outcomes:
         CHECKOUT_OUTCOMES.labels(_step, _outcome)
 for _provider in settings.PAYMENT_METHODS:
-    for _outcome in ("declined", "captured", "voided", "expired", "failed"):
+    for _outcome in ("declined", "captured", "voided", "expired", "failed", "lost"):
         PAYMENT_OUTCOMES.labels(_provider, _outcome)
     for _result in ("handled", "duplicate", "rejected", "ignored"):
         WEBHOOKS.labels(_provider, _result)

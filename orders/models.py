@@ -280,8 +280,9 @@ class Payment(models.Model):
     """The shop's record of one payment with a provider. Written before the provider is asked, so no authorization
     exists without a row that `reconcile_payments` can settle, whatever happens to the process in between.
 
-    `reference` identifies the attempt to the provider (its idempotency key): asked again with it, the provider
-    answers with the same payment."""
+    `reference` identifies the attempt to the provider (its idempotency key): asked again with it and the same
+    request, which the row holds (`payment_method`, `return_url`, amount and currency), the provider answers with the
+    same payment."""
 
     class Status(models.TextChoices):
         STARTED = "started", "Started"  # the provider is being asked, or was and its answer never got recorded
@@ -293,6 +294,10 @@ class Payment(models.Model):
 
     reference = models.CharField(max_length=64, unique=True)
     provider = models.CharField(max_length=20)
+    # What an API client asked to pay with at once (Stripe: a PaymentMethod id, and where to return after 3-D
+    # Secure): part of the request that is repeated when its answer was lost.
+    payment_method = models.CharField(max_length=255, blank=True)
+    return_url = models.CharField(max_length=2000, blank=True)
     payment_id = models.CharField(max_length=255, blank=True)
     # What the buyer's browser needs to confirm the payment (Stripe's PaymentIntent client secret); shown only on the
     # buyer's own checkout answer and private order page.

@@ -287,3 +287,32 @@ def test_a_worker_lost_after_the_provider_authorized_leaves_nothing_reserved(now
     assert run.settled == Counter({"voided": 1})
     assert Payment.objects.get().status == "voided"
     assert TestProviderPayment.objects.get().state == "canceled"
+
+
+def test_one_payment_the_provider_will_not_discuss_does_not_stop_reconciling_the_others(now, monkeypatch):
+    """Whatever a provider raises for one payment (Stripe: an error about the request itself), the run counts it and
+    settles the rest; the next run tries it again."""
+    from orders.models import TestProviderPayment
+    from orders.payments import TestPaymentProvider
+
+    for reference in ("refused", "fine"):
+        Payment.objects.create(
+            reference=reference, provider="test", amount="25.00", currency="EUR", created_at=now, updated_at=now
+        )
+        TestPaymentProvider().authorize(
+            amount=Decimal("25.00"), currency="EUR", email="a@example.com", description="", reference=reference
+        )
+    authorize = TestPaymentProvider.authorize
+
+    def refusing(self, **request):
+        if request["reference"] == "refused":
+            raise RuntimeError("Keys for idempotent requests can only be used with the same parameters")
+        return authorize(self, **request)
+
+    monkeypatch.setattr(TestPaymentProvider, "authorize", refusing)
+
+    run = checkout.payments_reconcile(now=now + timedelta(minutes=3))
+
+    assert (run.settled, run.errors) == (Counter({"voided": 1}), 1)
+    assert dict(Payment.objects.values_list("reference", "status")) == {"refused": "started", "fine": "voided"}
+    assert TestProviderPayment.objects.get(payment_id="test_fine").state == "canceled"

@@ -7,7 +7,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import secrets
 import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
@@ -15,7 +18,7 @@ import requests
 
 from orders.payments import PaymentUnavailableError, WebhookRejectedError
 from orders.stripe_provider import major_units, minor_units
-from scripts.lib.localstripe import SECRET_KEY
+from scripts.lib.localstripe import SECRET_KEY, running_localstripe
 
 pytestmark = pytest.mark.django_db
 
@@ -122,6 +125,83 @@ def test_an_unreachable_stripe_is_a_retryable_503(stripe_shop, settings):
     assert (raised.value.status, raised.value.code) == (503, "payment_unavailable")
 
 
+# --- Stripe's Idempotency-Key, which the stand-in adds to localstripe -----------------------------------------
+
+
+@pytest.fixture(scope="module")
+def stand_in():
+    """A localstripe of this module's own: its proxy, its bare address, and pause/resume."""
+    with running_localstripe() as running:
+        yield running
+
+
+def create_intent(base: str, *, key: str, amount: int = 2500) -> requests.Response:
+    return requests.post(
+        f"{base}/v1/payment_intents",
+        data={"amount": amount, "currency": "eur", "capture_method": "manual"},
+        headers={"Idempotency-Key": key},
+        auth=(SECRET_KEY, ""),
+        timeout=10,
+    )
+
+
+def test_authorizing_again_with_the_same_reference_answers_the_same_payment_intent(stripe_shop):
+    """The same request asked again with the payment's reference (after a lost answer) finds the first
+    authorization instead of holding the buyer's money a second time."""
+    first = authorize(stripe_shop, reference="stripe-again", payment_method=CARD)
+    again = authorize(stripe_shop, reference="stripe-again", payment_method=CARD)
+    assert again.payment_id == first.payment_id
+    assert (again.state, stripe_shop.status(payment_id=first.payment_id).state) == ("authorized", "authorized")
+
+
+def test_the_control_bare_localstripe_authorizes_twice(stripe_shop, settings, stand_in):
+    """Without the stand-in's proxy localstripe makes a second PaymentIntent: the test above shows the proxy at
+    work, and this one fails the day localstripe learns idempotency."""
+    settings.STRIPE_API_BASE = stand_in.upstream
+    first = authorize(stripe_shop, reference="stripe-again-bare", payment_method=CARD)
+    again = authorize(stripe_shop, reference="stripe-again-bare", payment_method=CARD)
+    assert again.payment_id != first.payment_id
+
+
+def test_the_same_key_with_other_parameters_is_refused_as_stripe_refuses_it(stand_in):
+    assert create_intent(stand_in.base, key="key-reused", amount=2500).status_code == 200
+    refused = create_intent(stand_in.base, key="key-reused", amount=2600)
+    assert refused.status_code == 400
+    assert refused.json()["error"]["type"] == "idempotency_error"
+
+
+def test_a_key_still_in_use_is_a_conflict_then_its_first_answer_is_replayed(stand_in):
+    stand_in.pause()
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            first = pool.submit(create_intent, stand_in.base, key="key-busy")
+            time.sleep(0.3)  # the first request reaches localstripe, which does not answer while paused
+            busy = create_intent(stand_in.base, key="key-busy")
+            stand_in.resume()
+            first_intent = first.result().json()["id"]
+    finally:
+        stand_in.resume()
+    assert (busy.status_code, busy.json()["error"]["code"]) == (409, "idempotency_key_in_use")
+    replayed = create_intent(stand_in.base, key="key-busy")
+    assert (replayed.status_code, replayed.json()["id"]) == (200, first_intent)
+    assert replayed.headers["Idempotent-Replayed"] == "true"
+
+
+def test_everything_else_passes_through_unchanged(stand_in):
+    """stripe.js for the pay page, reads, a POST without a key."""
+    script = requests.get(f"{stand_in.base}/js.stripe.com/v3/", timeout=10)
+    assert script.status_code == 200
+    assert script.content == requests.get(f"{stand_in.upstream}/js.stripe.com/v3/", timeout=10).content
+    made = requests.post(
+        f"{stand_in.base}/v1/payment_intents",
+        data={"amount": 100, "currency": "eur"},
+        auth=(SECRET_KEY, ""),
+        timeout=10,
+    )
+    read = requests.get(f"{stand_in.base}/v1/payment_intents/{made.json()['id']}", auth=(SECRET_KEY, ""), timeout=10)
+    assert (read.status_code, read.json()["amount"]) == (200, 100)
+
+
 @pytest.mark.parametrize(
     ("amount", "currency", "minor"), [("25.00", "EUR", 2500), ("0.10", "usd", 10), ("500", "JPY", 500)]
 )
@@ -169,3 +249,59 @@ def test_a_webhook_not_signed_by_our_endpoint_is_rejected(stripe_shop, settings,
     with pytest.raises(WebhookRejectedError) as raised:
         stripe_shop.parse_webhook(body=body, headers=headers(body, settings.STRIPE_WEBHOOK_SECRET))
     assert (raised.value.status, raised.value.code) == (400, "webhook_rejected")
+
+
+def lost_after_authorizing(stripe_shop, *, created_at):
+    """A checkout whose process was lost after Stripe authorized its card and before the answer was recorded: the
+    shop's record holds the request, not its answer."""
+    from orders import checkout
+    from orders.models import Payment
+
+    payment = Payment.objects.create(
+        reference=secrets.token_hex(16),
+        provider="stripe",
+        amount=Decimal("25.00"),
+        currency="EUR",
+        payment_method=CARD,
+        created_at=created_at,
+        updated_at=created_at,
+    )
+    answer = checkout.authorization_request(stripe_shop, payment, email="ada@example.com")
+    assert answer.state == "authorized"
+    return payment, answer.payment_id
+
+
+def test_reconciliation_releases_an_authorization_whose_answer_was_lost(stripe_shop):
+    """Asked again with the same key, Stripe answers only an identical request: reconciliation repeats it from the
+    record, learns the PaymentIntent and voids it (the order never committed)."""
+    from django.utils import timezone
+
+    from orders import checkout
+
+    now = timezone.now()
+    payment, intent = lost_after_authorizing(stripe_shop, created_at=now - timedelta(minutes=5))
+
+    run = checkout.payments_reconcile(now=now)
+
+    assert (run.settled, run.errors) == ({"voided": 1}, 0)
+    payment.refresh_from_db()
+    assert (payment.status, payment.payment_id) == ("voided", intent)
+    assert stripe_shop.status(payment_id=intent).state == "canceled"
+
+
+def test_a_lost_answer_older_than_stripes_idempotency_window_is_not_asked_again(stripe_shop):
+    """After a day Stripe forgets the key: the same request would authorize the card a second time. The record is
+    closed as lost instead, for staff to look up at Stripe by its reference."""
+    from django.utils import timezone
+
+    from orders import checkout
+
+    now = timezone.now()
+    payment, intent = lost_after_authorizing(stripe_shop, created_at=now - timedelta(hours=30))
+
+    run = checkout.payments_reconcile(now=now)
+
+    assert run.settled == {"lost": 1}
+    payment.refresh_from_db()
+    assert (payment.status, payment.reference in payment.message) == ("failed", True)
+    assert stripe_shop.status(payment_id=intent).state == "authorized"  # left as it was: never a second request
