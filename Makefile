@@ -170,7 +170,8 @@ fuzz-long: install-dev
 
 ## chaos: faults on a served shop (private PostgreSQL on 55432, never the shared one; Stripe is localstripe): slow
 ## database, worker SIGKILL mid-checkout, database crash and restart under load, Stripe not answering, webhooks
-## duplicated and before the buyer's return, a SOAK-second soak (60; SOAK=600 for the documented 10 minutes); then
-## the books from the database and Stripe. Prints fault | check | expected | observed | PASS/FAIL (~2 min)
+## duplicated and before the buyer's return, the database lost and a worker killed while Stripe authorizes, a lost
+## commit acknowledgement, a SOAK-second soak (60; SOAK=600 for the documented 10 minutes); then the books from the
+## database and Stripe. Prints fault | check | expected | observed | PASS/FAIL (~2 min)
 chaos: install-dev
 	$(BIN)/python -m scripts.chaos.run $(if $(SOAK),--soak $(SOAK))

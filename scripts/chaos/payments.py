@@ -9,6 +9,7 @@ import json
 import threading
 import time
 import uuid
+from collections import Counter
 from typing import Any
 
 import stripe
@@ -151,18 +152,61 @@ PAYMENTS = (
     "SELECT p.provider, p.payment_id, p.status, o.status FROM orders_payment p "
     "LEFT JOIN orders_order o ON o.id = p.order_id"
 )
+ORDERS_NAMING = "SELECT payment_reference, status FROM orders_order WHERE payment_reference = ANY(%s)"
+
+
+def reconciled(shop: Shop) -> tuple[bool, str]:
+    """`manage.py reconcile_payments --older-than 0` with the app's environment: whether it exited 0, and what it
+    said (the last line of its error otherwise)."""
+    try:
+        return True, shop.served.manage("reconcile_payments", "--older-than", "0").strip()
+    except RuntimeError as failed:
+        said = [line.strip() for line in str(failed).splitlines() if line.strip()]
+        return False, said[-1][:240] if said else "failed"
+
+
+def payment_intents(stand_in: Localstripe) -> dict[str, Any]:
+    """Every PaymentIntent Stripe's stand-in holds, by id."""
+    listed = stripe_client(stand_in).v1.payment_intents.list({"limit": 100})
+    return {intent.id: intent for intent in listed.auto_paging_iter()}
+
+
+def orders_naming(database: str, intent_ids: list[str]) -> dict[str, list[str]]:
+    """The statuses of the orders whose payment_reference is each PaymentIntent."""
+    named: dict[str, list[str]] = {intent_id: [] for intent_id in intent_ids}
+    for reference, status in sql(database, ORDERS_NAMING, (intent_ids,)):
+        named[reference].append(status)
+    return named
+
+
+def settled_once(status: str, orders: list[str]) -> bool:
+    """A card checkout's PaymentIntent ends canceled with no order, or captured with exactly one order, paid."""
+    return (status, orders) in (("canceled", []), ("succeeded", ["paid"]))
+
+
+def judge_intents(shop: Shop, stand_in: Localstripe, report: Report, fault: str, before: set[str]) -> None:
+    """The PaymentIntents made since `before` (this fault's checkouts): each settled once."""
+    intents = {key: intent for key, intent in payment_intents(stand_in).items() if key not in before}
+    orders = orders_naming(shop.served.database_url, list(intents))
+    seen = Counter(f"{i.status} with {'/'.join(orders[key]) or 'no'} order" for key, i in intents.items())
+    report.check(
+        fault,
+        f"the {len(intents)} PaymentIntents of these checkouts at Stripe",
+        "each canceled with no order, or captured with exactly 1 paid order naming it; none requires_capture",
+        ", ".join(f"{what} × {count}" for what, count in sorted(seen.items())) or "none",
+        bool(intents) and all(settled_once(i.status, orders[key]) for key, i in intents.items()),
+    )
 
 
 def payment_books(shop: Shop, stand_in: Localstripe, report: Report) -> None:
     """After reconciliation: payments captured = paid orders, and for Stripe, what Stripe says of each payment the
     shop recorded agrees (captured there exactly when its order is paid)."""
     fault = "the books"
-    settled = shop.served.manage("reconcile_payments", "--older-than", "0").strip()
+    ran, settled = reconciled(shop)
+    report.check(fault, "reconcile_payments --older-than 0", "exit 0", settled, ran)
     rows: list[tuple[Any, ...]] = sql(shop.served.database_url, PAYMENTS)
     unsettled = [row for row in rows if row[2] in ("started", "authorized")]
-    report.check(
-        fault, "payments left unsettled after reconcile_payments", "0", f"{len(unsettled)} ({settled})", not unsettled
-    )
+    report.check(fault, "payments left unsettled after reconcile_payments", "0", len(unsettled), not unsettled)
     mismatched = [row for row in rows if (row[2] == "captured") != (row[3] == "paid")]
     report.check(fault, "payments captured ≠ paid orders", "0", f"{len(mismatched)} of {len(rows)}", not mismatched)
     client = stripe_client(stand_in)
@@ -174,4 +218,29 @@ def payment_books(shop: Shop, stand_in: Localstripe, report: Report) -> None:
         "0",
         f"{len(wrong)} of {len(at_stripe)}",
         bool(at_stripe) and not wrong,
+    )
+    stripe_books(shop, stand_in, report)
+
+
+def stripe_books(shop: Shop, stand_in: Localstripe, report: Report) -> None:
+    """Every PaymentIntent at Stripe, whether the shop recorded it or not (an authorization whose answer was lost):
+    captured exactly when one paid order names it, and none still holding the buyer's money without a paid order."""
+    fault = "the books"
+    intents = payment_intents(stand_in)
+    orders = orders_naming(shop.served.database_url, list(intents))
+    wrong = [key for key, i in intents.items() if (i.status == "succeeded") != (orders[key].count("paid") == 1)]
+    report.check(
+        fault,
+        "PaymentIntents at Stripe captured ≠ exactly 1 paid order naming them",
+        "0",
+        f"{len(wrong)} of {len(intents)} {wrong[:3] if wrong else ''}".strip(),
+        bool(intents) and not wrong,
+    )
+    held = [key for key, i in intents.items() if i.status == "requires_capture" and "paid" not in orders[key]]
+    report.check(
+        fault,
+        "PaymentIntents at Stripe left requires_capture (money held) without a paid order",
+        "0",
+        f"{len(held)} of {len(intents)} {held[:3] if held else ''}".strip(),
+        not held,
     )

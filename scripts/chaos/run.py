@@ -14,10 +14,20 @@ Faults, in this order:
    retryable 503 payment_unavailable in time, no order, no seat; the retries are paid once it answers again.
 5. webhooks (payments.py): Stripe's webhook for a pending order arrives twice, then a later event, before the
    buyer's return: paid once, captured once.
-6. soak (soak.py): moderate load for SOAK seconds (60; `make chaos SOAK=600` for 10 minutes): no 5xx, RSS flat.
-Then the books (books.py), read straight from the database, and the payments held against what Stripe says.
+6. database lost mid-payment (mid_payment.py): card checkouts are held inside Stripe's authorize call, PostgreSQL
+   crashes, Stripe answers while it is down: a retryable 503 and the authorizations voided at once; after the
+   restart each retry with its key gets one paid order.
+7. commit acknowledgement lost (lost_ack.py): a second gunicorn reaches PostgreSQL through a proxy (pgproxy.py) that
+   lets the order's COMMIT through and withholds the answer: the app reads the order back, captures once, 201.
+8. worker killed mid-payment (mid_payment.py): the worker waiting for Stripe's authorization gets SIGKILL; Stripe
+   authorizes for nobody; the retry gets one paid order and reconcile_payments releases the orphan authorization.
+9. soak (soak.py): moderate load for SOAK seconds (60; `make chaos SOAK=600` for 10 minutes): no 5xx, RSS flat.
+Then the books (books.py), read straight from the database, and the payments held against what Stripe says: every
+PaymentIntent at Stripe captured exactly when one paid order names it, none left holding money without one.
+Stripe is localstripe behind a proxy that adds Stripe's Idempotency-Key (scripts/lib/localstripe.py).
 
-    python -m scripts.chaos.run [--soak SECONDS] [--only slow_db,worker_kill,db_down,stripe_down,webhooks,soak]
+    python -m scripts.chaos.run [--soak SECONDS] [--only slow_db,worker_kill,db_down,stripe_down,webhooks,
+        db_lost_mid_payment,lost_commit_ack,worker_kill_mid_payment,soak]
 
 Prints `fault | check | expected | observed | PASS/FAIL`, writes reports/chaos/summary.json, exits 1 on a FAIL.
 """
@@ -35,6 +45,8 @@ from dataclasses import asdict
 
 from scripts.chaos.books import books
 from scripts.chaos.locks import slow_database, worker_kill
+from scripts.chaos.lost_ack import lost_commit_ack
+from scripts.chaos.mid_payment import db_lost_mid_payment, worker_kill_mid_payment
 from scripts.chaos.outage import database_down
 from scripts.chaos.payments import STRIPE_TIMEOUT_S, payment_books, provider_down, webhooks
 from scripts.chaos.pg import PrivatePostgres, private_postgres
@@ -48,7 +60,17 @@ from scripts.lib.source import ROOT
 PORT = int(os.environ.get("CHAOS_PORT", "18160"))
 PG_PORT = int(os.environ.get("CHAOS_PG_PORT", "55432"))
 DATABASE = "aegistickets_chaos"
-FAULTS = ("slow_db", "worker_kill", "db_down", "stripe_down", "webhooks", "soak")
+FAULTS = (
+    "slow_db",
+    "worker_kill",
+    "db_down",
+    "stripe_down",
+    "webhooks",
+    "db_lost_mid_payment",
+    "lost_commit_ack",
+    "worker_kill_mid_payment",
+    "soak",
+)
 WEBHOOK_SECRET = f"whsec_{secrets.token_hex(16)}"  # pragma: allowlist secret
 APP_ENV = {
     "WEB_CONCURRENCY": str(WORKERS),
@@ -76,6 +98,9 @@ def faults(
         ("db_down", lambda ledger: database_down(shop, pg, report, ledger)),
         ("stripe_down", lambda ledger: provider_down(shop, stand_in, report, ledger)),
         ("webhooks", lambda ledger: webhooks(shop, stand_in, WEBHOOK_SECRET, report)),
+        ("db_lost_mid_payment", lambda ledger: db_lost_mid_payment(shop, pg, stand_in, report, ledger)),
+        ("lost_commit_ack", lambda ledger: lost_commit_ack(shop, pg, stand_in, report, ledger)),
+        ("worker_kill_mid_payment", lambda ledger: worker_kill_mid_payment(shop, stand_in, report, ledger)),
         ("soak", lambda ledger: soak(shop, report, ledger, soak_seconds)),
     ]
 
@@ -94,13 +119,18 @@ def main() -> int:
         served(port=PORT, database_url=pg.url(DATABASE), env=APP_ENV | {"STRIPE_API_BASE": stand_in.base}) as app,
     ):
         shop = Shop(app)
+        steps = report.figures.setdefault("seconds_by_step", {"setup": round(time.monotonic() - started, 1)})
         for name, fault in faults(shop, pg, stand_in, report, args.soak):
             if name in only:
                 print(f"\n--- {name} ---", flush=True)
+                at = time.monotonic()
                 fault(ledger)
+                steps[name] = round(time.monotonic() - at, 1)
         print("\n--- the books ---", flush=True)
+        at = time.monotonic()
         books(shop, pg, report, ledger)
         payment_books(shop, stand_in, report)
+        steps["books"] = round(time.monotonic() - at, 1)
     report.figures["seconds"] = round(time.monotonic() - started, 1)
     report.figures["checkouts_attempted"] = len(ledger)
     out = ROOT / "reports" / "chaos"

@@ -124,17 +124,37 @@ class RowLock:
 
 def worker_serving_backend(served: Served, client_port: int) -> int | None:
     """The gunicorn worker whose PostgreSQL socket has this local port (from pg_stat_activity.client_port)."""
+    return next(iter(_workers_owning(served, _sockets(lambda local, remote, state: local == client_port))), None)
+
+
+def workers_connected_to(served: Served, port: int) -> list[int]:
+    """The gunicorn workers with a connection open to this loopback port (a request in flight to Stripe's stand-in,
+    which closes every connection once it has answered)."""
+    return _workers_owning(served, _sockets(lambda local, remote, state: remote == port and state == ESTABLISHED))
+
+
+ESTABLISHED = "01"  # the state column of /proc/net/tcp
+
+
+def _sockets(wanted: Callable[[int, int, str], bool]) -> set[str]:
+    """The inodes of the TCP sockets whose (local port, remote port, state) are wanted."""
     inodes: set[str] = set()
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         for line in Path(table).read_text().splitlines()[1:]:
             fields = line.split()
-            if int(fields[1].rsplit(":", 1)[1], 16) == client_port:
+            local, remote = (int(address.rsplit(":", 1)[1], 16) for address in fields[1:3])
+            if wanted(local, remote, fields[3]):
                 inodes.add(fields[9])
+    return inodes
+
+
+def _workers_owning(served: Served, inodes: set[str]) -> list[int]:
+    owners = []
     for pid in served.worker_pids():
         try:
             links = {os.readlink(fd) for fd in Path(f"/proc/{pid}/fd").iterdir()}
         except OSError:
             continue
         if any(f"socket:[{inode}]" in links for inode in inodes):
-            return pid
-    return None
+            owners.append(pid)
+    return owners
