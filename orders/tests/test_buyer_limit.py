@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import time
+import threading
 from collections import Counter
 
 import pytest
@@ -10,7 +10,7 @@ from django.db.models import Sum
 
 from aegistickets.errors import BuyerLimitExceededError
 from events.tests.factories import EventFactory, TicketTypeFactory
-from orders import checkout, seats, services
+from orders import checkout, seats, selectors, services
 from orders.models import Hold, Order, Ticket
 from orders.tests.test_concurrency import run_at_once
 
@@ -77,17 +77,21 @@ def test_api_answers_409_buyer_limit_exceeded_and_refunds(api, limited, now):
 @pytest.mark.parametrize("locked", [True, False])
 def test_concurrent_orders_of_one_buyer_never_pass_the_limit(monkeypatch, now, locked):
     """Six orders of 2 by one buyer at once, limit 4, on two ticket types (no shared seat row): exactly two win.
-    The control drops the buyer lock and widens the window: the same checks then see the limit broken."""
+    The control drops the buyer lock, and a barrier makes every order count the buyer's tickets before any writes
+    its own: the same checks then see the limit broken, every run."""
     event = EventFactory(max_tickets_per_buyer=4)
     types = [TicketTypeFactory(event=event, capacity=50) for _ in range(2)]
-    real_lock = seats.lock_events
+    if not locked:
+        monkeypatch.setattr(seats, "lock_events", lambda ids: None)
+        everyone_counted = threading.Barrier(6, timeout=20)
+        count = selectors.tickets_per_event_of_buyer
 
-    def slow_lock(ids):
-        if locked:
-            real_lock(ids)
-        time.sleep(0.2)
+        def count_then_wait(**kwargs):
+            owned = count(**kwargs)
+            everyone_counted.wait()
+            return owned
 
-    monkeypatch.setattr(seats, "lock_events", slow_lock)
+        monkeypatch.setattr(selectors, "tickets_per_event_of_buyer", count_then_wait)
     baskets = [
         services.basket_add(token=None, ticket_type_id=types[i % 2].pk, quantity=2, now=now).token for i in range(6)
     ]

@@ -189,14 +189,19 @@ def test_one_key_racing_for_two_baskets_makes_one_order_and_one_conflict(now):
 def test_control_the_race_is_real_and_the_lock_is_what_prevents_it(monkeypatch, now, locked):
     """Widen the window between reading availability and writing the hold. With the row lock, buyers
     queue and the books balance; without it (the control), they all read the same number and oversell,
-    and the same checks see it: proof this suite would catch a missing lock."""
+    and the same checks see it: proof this suite would catch a missing lock. In the control a barrier makes every
+    buyer read before any writes, so the race shows every run, however the threads are scheduled."""
     seats = 3
     ticket_type = TicketTypeFactory(capacity=seats)
     real_held = seat_protocol.held_by_others
+    everyone_read = threading.Barrier(8, timeout=20)
 
     def slow_read(**kwargs):
         held = real_held(**kwargs)
-        time.sleep(0.2)
+        if locked:
+            time.sleep(0.2)  # the window, which the lock must keep closed
+        else:
+            everyone_read.wait()
         return held
 
     monkeypatch.setattr(seat_protocol, "held_by_others", slow_read)
