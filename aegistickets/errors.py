@@ -256,19 +256,20 @@ class BuyerLimitExceededError(ApplicationError):
     default_detail = "This order would take you past the event's limit of tickets per buyer."
 
 
-def _flatten(detail: Any) -> Any:
-    """DRF error details (nested dicts/lists of ErrorDetail) → plain JSON values."""
+def _messages(detail: Any, prefix: str = "") -> list[str]:
+    """A field's errors as the problem schema has them, flat messages: an item of a list or a field of a nested
+    object that failed is named before its message ("3: Not a valid string.")."""
     if isinstance(detail, dict):
-        return {str(key): _flatten(value) for key, value in detail.items()}
+        return [message for key, value in detail.items() for message in _messages(value, f"{prefix}{key}: ")]
     if isinstance(detail, list):
-        return [_flatten(item) for item in detail]
-    return str(detail)
+        return [message for item in detail for message in _messages(item, prefix)]
+    return [f"{prefix}{detail}"]
 
 
 def _field_errors(detail: Any) -> dict[str, list[str]]:
     if isinstance(detail, dict):
-        return {key: value if isinstance(value, list) else [value] for key, value in _flatten(detail).items()}
-    return {"non_field_errors": _flatten(detail) if isinstance(detail, list) else [str(detail)]}
+        return {str(key): _messages(value) for key, value in detail.items()}
+    return {"non_field_errors": _messages(detail)}
 
 
 def application_error_from(exc: Exception) -> ApplicationError | None:

@@ -216,6 +216,18 @@ class TestApi:
         assert (response.status_code, response.json()["code"]) == (400, "validation_error")
         assert not Refund.objects.exists()
 
+    def test_bad_items_of_the_list_are_named_in_flat_messages_as_the_problem_schema_says(
+        self, refunding_api, ticket_type, provider
+    ):
+        order = paid_order(ticket_type)
+        response = refunding_api.post(
+            f"/api/orders/{order.code}/refunds", {"tickets": ["X", True, None, [1]]}, format="json"
+        )
+        assert (response.status_code, response.json()["code"]) == (400, "validation_error")
+        messages = response.json()["errors"]["tickets"]
+        assert all(isinstance(message, str) for message in messages), messages
+        assert [message.split(":")[0] for message in messages] == ["1", "2", "3"]
+
     def test_an_admitted_ticket_is_409(self, refunding_api, ticket_type, provider):
         order = paid_order(ticket_type)
         ticket = order.tickets.first()
