@@ -88,7 +88,8 @@ def report_settled(
     judge_intents(shop, stand_in, report, fault, before)
     query = (
         "SELECT t.sold, t.capacity, (SELECT count(*) FROM orders_ticket k JOIN orders_order o ON o.id = k.order_id "
-        "WHERE k.ticket_type_id = t.id AND o.status = 'paid') FROM events_tickettype t WHERE t.id = %s"
+        "WHERE k.ticket_type_id = t.id AND o.status = 'paid' AND k.cancelled_at IS NULL) "
+        "FROM events_tickettype t WHERE t.id = %s"
     )
     sold, capacity, tickets = sql(shop.served.database_url, query, (ticket_type,))[0]
     report.check(
