@@ -73,11 +73,19 @@ def tickets_cancelled_message(order: Order) -> EmailMultiAlternatives:
     )
 
 
+def refund_message(order: Order) -> EmailMultiAlternatives:
+    """Part of the order's money returned on staff's word (every such part so far, with where each stands); the
+    tickets stay valid unless this returned the last of it. Staff's note is for the records and is not sent."""
+    refunds = order.refunds.filter(reason=Refund.Reason.PARTIAL).order_by("created_at", "id")
+    return _message(order, subject="Refund:", template="refund", refunds=refunds)
+
+
 MESSAGES: dict[str, Callable[[Order], EmailMultiAlternatives]] = {
     OutboundEmail.Kind.ORDER_CONFIRMATION: order_confirmation_message,
     OutboundEmail.Kind.ORDER_CANCELLATION: order_cancellation_message,
     OutboundEmail.Kind.ORDER_NOT_COMPLETED: order_not_completed_message,
     OutboundEmail.Kind.TICKETS_CANCELLED: tickets_cancelled_message,
+    OutboundEmail.Kind.REFUND: refund_message,
 }
 
 

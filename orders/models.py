@@ -385,6 +385,7 @@ class OutboundEmail(models.Model):
         ORDER_CANCELLATION = "order_cancellation", "Order cancellation"
         ORDER_NOT_COMPLETED = "order_not_completed", "Order not completed"
         TICKETS_CANCELLED = "tickets_cancelled", "Tickets cancelled"
+        REFUND = "refund", "Refund"
 
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"
@@ -409,7 +410,13 @@ class OutboundEmail(models.Model):
         constraints = [
             models.CheckConstraint(
                 condition=Q(
-                    kind__in=["order_confirmation", "order_cancellation", "order_not_completed", "tickets_cancelled"]
+                    kind__in=[
+                        "order_confirmation",
+                        "order_cancellation",
+                        "order_not_completed",
+                        "tickets_cancelled",
+                        "refund",
+                    ]
                 ),
                 name="outbound_email_kind_valid",
             ),

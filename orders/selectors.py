@@ -109,6 +109,7 @@ class OrderDetail:
     lines: list[OrderLine]
     tickets: list[Ticket]
     payment: Payment | None = None  # the latest attempt to pay for it
+    refunds: tuple[Refund, ...] = ()  # oldest first; read only where the caller asks for them
 
 
 def order_detail(order: Order) -> OrderDetail:
@@ -134,13 +135,15 @@ def _orders_with_details() -> QuerySet[Order]:
     return Order.objects.prefetch_related(*_order_details())
 
 
-def order_for_shopper(*, code: str, secret: str) -> OrderDetail:
+def order_for_shopper(*, code: str, secret: str, with_refunds: bool = False) -> OrderDetail:
     """The order behind a private link, only for its secret (compared in constant time), with its lines and tickets:
     one query for an order with tickets (they, with their order, line, ticket type and event: every line has a ticket
-    per seat); three for one without (awaiting payment, expired, failed)."""
-    tickets = list(
-        Ticket.objects.filter(order__code=code).select_related("order", "line", "ticket_type__event").order_by("pk")
-    )
+    per seat); three for one without (awaiting payment, expired, failed). `with_refunds` adds the order's refunds,
+    read by a second query only if that first one found any (most orders have none)."""
+    found = Ticket.objects.filter(order__code=code).select_related("order", "line", "ticket_type__event")
+    if with_refunds:
+        found = found.annotate(order_refunded=Exists(Refund.objects.filter(order_id=OuterRef("order_id"))))
+    tickets = list(found.order_by("pk"))
     if not tickets or not hmac.compare_digest(tickets[0].order.secret.encode(), secret.encode()):
         # Every wrong link, to an order with tickets or not, or to none, ends here after the same two queries.
         return _order_without_tickets(code=code, secret=secret)
@@ -148,7 +151,14 @@ def order_for_shopper(*, code: str, secret: str) -> OrderDetail:
     for ticket in tickets:
         line = lines.setdefault(ticket.line_id, ticket.line)
         line.ticket_type = ticket.ticket_type
-    return OrderDetail(order=tickets[0].order, lines=sorted(lines.values(), key=lambda line: line.pk), tickets=tickets)
+    order = tickets[0].order
+    refunded = with_refunds and tickets[0].order_refunded  # type: ignore[attr-defined]
+    return OrderDetail(
+        order=order,
+        lines=sorted(lines.values(), key=lambda line: line.pk),
+        tickets=tickets,
+        refunds=tuple(order.refunds.order_by("created_at", "id")) if refunded else (),
+    )
 
 
 def _order_without_tickets(*, code: str, secret: str) -> OrderDetail:

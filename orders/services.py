@@ -210,6 +210,11 @@ def refund_part(*, order_id: int, amount: Decimal, note: str, now: datetime) -> 
             provider=order.payment_method,
             created_at=now,
         )
+        # The buyer's notice, queued with the refund and sent a little later, by when the provider has usually
+        # answered, so the email can say where the money stands.
+        outbox.outbox_enqueue(
+            kind=OutboundEmail.Kind.REFUND, order_id=order.pk, now=now, delay=outbox.CANCELLATION_NOTICE_DELAY
+        )
         if amount == left:
             order.status = Order.Status.REFUNDED
             order.save(update_fields=["status"])

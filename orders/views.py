@@ -163,10 +163,10 @@ def _order_page(order: Order) -> HttpResponse:
 
 def order_detail(request: HttpRequest, code: str, secret: str) -> HttpResponse:
     try:
-        detail = selectors.order_for_shopper(code=code, secret=secret)
+        detail = selectors.order_for_shopper(code=code, secret=secret, with_refunds=True)
     except NotFoundError:
         raise Http404 from None
-    context = {"order": detail.order, "lines": detail.lines, "tickets": detail.tickets}
+    context = {"order": detail.order, "lines": detail.lines, "tickets": detail.tickets, "refunds": detail.refunds}
     return render(request, "orders/order_detail.html", context)
 
 

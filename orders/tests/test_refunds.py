@@ -4,10 +4,12 @@ returns only what is left."""
 
 from __future__ import annotations
 
+import re
 import threading
 from decimal import Decimal
 
 import pytest
+from django.core import mail
 from django.utils import timezone
 
 from aegistickets.errors import OrderNotRefundableError, RefundTooLargeError
@@ -16,7 +18,7 @@ from events.models import TicketType
 from events.tests.factories import EventFactory, TicketTypeFactory
 from orders import services
 from orders.models import Order, Refund
-from orders.tests.test_cancellations import paid_order
+from orders.tests.test_cancellations import paid_order, send_queued_emails
 from orders.tests.test_concurrency import run_at_once
 
 pytestmark = pytest.mark.django_db
@@ -50,6 +52,39 @@ def test_parts_are_refunded_once_each_and_the_tickets_stay_valid(ticket_type, pr
     assert (order.status, order.tickets.count()) == ("paid", 2)
     ticket_type.refresh_from_db()
     assert ticket_type.sold == 2
+
+
+def test_the_buyer_is_told_of_each_part_and_where_the_money_stands(ticket_type, provider, refund):
+    order = paid_order(ticket_type)
+    send_queued_emails()  # the confirmation
+    mail.outbox.clear()
+
+    refund(order, "10.00", note="staff only: complained at the desk")
+    send_queued_emails()
+
+    (message,) = mail.outbox
+    assert (message.to, message.subject) == ([order.email], f"Refund: {ticket_type.event.name} - order {order.code}")
+    assert "We have refunded 10.00 EUR" in message.body
+    assert "Your tickets remain valid" in message.body
+    assert "complained" not in message.body  # the note is for the records, not the buyer
+    assert "10.00 EUR" in message.alternatives[0][0]
+
+
+def test_the_last_part_tells_the_buyer_the_tickets_are_void(ticket_type, provider, refund):
+    order = paid_order(ticket_type)
+    refund(order, "20.00")
+    send_queued_emails()
+    mail.outbox.clear()
+
+    # The provider not asked yet (its step runs after commit, skipped here): the part is still on its way.
+    services.refund_part(order_id=order.pk, amount=Decimal("30.00"), note="", now=timezone.now())
+    send_queued_emails()
+
+    (message,) = mail.outbox
+    # Every part so far, each with where its money stands, as the cancellation notices do.
+    assert "We have refunded 20.00 EUR" in message.body
+    assert "Your refund of 30.00 EUR is being processed" in message.body
+    assert "no longer valid" in message.body
 
 
 def test_more_than_is_left_is_refused_and_changes_nothing(ticket_type, provider, refund):
@@ -203,3 +238,25 @@ def test_the_admin_refunds_part_of_one_order_through_an_intermediate_page(client
     assert "succeeded" in done.content.decode()
     assert provider.refunds == [(Decimal("20.00"), order.payment_reference)]
     assert Order.objects.get().status == "paid"
+
+
+def test_the_order_page_lists_each_refund_and_where_its_money_stands(
+    client, ticket_type, provider, refund, django_assert_num_queries
+):
+    order = paid_order(ticket_type)
+    url = f"/orders/{order.code}/{order.secret}/"
+    with django_assert_num_queries(1):  # no refund: the page's one query tells so (tests/test_pages.py)
+        assert "Refunds" not in client.get(url).content.decode()
+
+    refund(order, "10.00")
+    services.refund_part(order_id=order.pk, amount=Decimal("5.00"), note="staff only", now=timezone.now())
+    with django_assert_num_queries(2):
+        page = client.get(url).content.decode()
+
+    table = page.split('id="refunds-heading"')[1]
+    rows = [" ".join(re.sub(r"<[^>]+>", " ", row).split()) for row in re.findall(r"<tr>(.*?)</tr>", table, re.S)]
+    assert [row.split(" ", 4)[-1] for row in rows[1:]] == [
+        "Partial refund Refunded €10.00",
+        "Partial refund Being processed €5.00",
+    ]
+    assert "staff only" not in page
