@@ -25,8 +25,15 @@ def new_order_secret() -> str:
     return secrets.token_urlsafe(24)
 
 
+# Each random byte to a symbol of SECRET_ALPHABET by its low five bits: 256 values over 32 symbols, each symbol
+# eight times, so every symbol is equally likely.
+_BYTE_TO_SECRET_SYMBOL = bytes(SECRET_ALPHABET[value % len(SECRET_ALPHABET)].encode()[0] for value in range(256))
+
+
 def new_ticket_code() -> str:
-    return "".join(secrets.choice(SECRET_ALPHABET) for _ in range(26))
+    """26 symbols of 5 random bits each (130 bits), made in C: a checkout makes one per seat, and 26 `secrets.choice`
+    calls took 41 µs (this, 0.6 µs), about 1 % of a one-ticket API checkout's CPU."""
+    return secrets.token_bytes(26).translate(_BYTE_TO_SECRET_SYMBOL).decode()
 
 
 class Basket(models.Model):
