@@ -134,8 +134,8 @@ class PaymentProvider:
     def parse_webhook(self, *, body: bytes, headers: Mapping[str, str]) -> WebhookEvent:
         raise WebhookRejectedError(f"The {self.name} provider sends no webhooks.")
 
-    def client_config(self) -> dict[str, str]:
-        """What the pay page needs to let the buyer pay in the browser (public values only)."""
+    def client_config(self, *, amount: Decimal, currency: str) -> dict[str, str]:
+        """What the pay page needs to let the buyer pay `amount` in the browser (public values only)."""
         return {}
 
     def content_security_policy(self) -> dict[str, list[str]]:

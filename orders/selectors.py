@@ -195,7 +195,7 @@ def order_to_pay(*, code: str, secret: str, now: datetime) -> OrderToPay:
     return OrderToPay(
         detail=detail,
         payable=True,
-        client_config=provider.client_config(),
+        client_config=provider.client_config(amount=payment.amount, currency=payment.currency),
         content_security_policy=provider.content_security_policy(),
     )
 

@@ -45,6 +45,12 @@ STATES = {
 }
 
 
+# Where real stripe.js runs from, and the other origins Stripe's security guide (docs.stripe.com/security/guide,
+# "Content Security Policy") lists for it.
+STRIPE_JS_ORIGIN = "https://js.stripe.com"
+STRIPE_JS_SUBDOMAINS = "https://*.js.stripe.com"
+STRIPE_HOOKS_ORIGIN = "https://hooks.stripe.com"
+
 # What the buyer reads when Stripe refused the payment method itself (not the bank declining it).
 UNUSABLE_CARD = "This card could not be used for the payment. Please check its details or try another card."
 
@@ -161,13 +167,29 @@ class StripePaymentProvider(PaymentProvider):
         payment_id = data.get("id") if event.type.startswith("payment_intent.") else data.get("payment_intent")
         return WebhookEvent(id=event.id, type=event.type, payment_id=str(payment_id or ""))
 
-    def client_config(self) -> dict[str, str]:
-        return {"publishable_key": settings.STRIPE_PUBLISHABLE_KEY, "js_url": settings.STRIPE_JS_URL}
+    def client_config(self, *, amount: Decimal, currency: str) -> dict[str, str]:
+        """The Payment Element is created before stripe.js sees the PaymentIntent, so it is told the amount, in
+        Stripe's integer units, and the currency, to offer only what can pay them."""
+        return {
+            "publishable_key": settings.STRIPE_PUBLISHABLE_KEY,
+            "js_url": settings.STRIPE_JS_URL,
+            "amount": str(minor_units(amount, currency)),
+            "currency": currency.lower(),
+        }
 
     def content_security_policy(self) -> dict[str, list[str]]:
-        """stripe.js and the frames it opens (the card field, 3-D Secure) come from its origin; it calls the API."""
+        """stripe.js and the frames it opens (the Payment Element, 3-D Secure) come from its origin; it calls the API.
+        Real stripe.js also loads scripts and frames from its subdomains and opens 3-D Secure pages on
+        hooks.stripe.com, as Stripe's security guide lists; a stand-in at another origin uses none of them. Its fraud
+        signals (m.stripe.network) load inside Stripe's own frame, under that frame's policy, not this page's."""
         js, api = _origin(settings.STRIPE_JS_URL), _origin(settings.STRIPE_API_BASE)
-        return {"script-src": [js], "frame-src": [js], "connect-src": [api]}
+        if js != STRIPE_JS_ORIGIN:
+            return {"script-src": [js], "frame-src": [js], "connect-src": [api]}
+        return {
+            "script-src": [js, STRIPE_JS_SUBDOMAINS],
+            "frame-src": [js, STRIPE_JS_SUBDOMAINS, STRIPE_HOOKS_ORIGIN],
+            "connect-src": [api],
+        }
 
     def _act(self, call: Any, *, payment_id: str, done: str) -> PaymentResult:
         try:

@@ -5,6 +5,7 @@ Screenshots of every step land in test-results/ (gitignored) for a human to look
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from datetime import timedelta
@@ -313,23 +314,99 @@ def test_door_staff_scan_tickets_and_the_counter_follows_other_doors(browser, li
 
 # --- paying by card (Stripe, against localstripe) -------------------------------------------------------------
 
-# localstripe's stripe.js leaves createPaymentMethod empty. Real stripe.js makes a PaymentMethod of the card element
-# with the publishable key; localstripe lets that key create only tokens, and takes a token's card wherever a
-# PaymentMethod id goes. So the fake is completed with this before the page sees it; the card element, 3-D Secure's
-# dialog and every API call stay localstripe's own.
-CREATE_PAYMENT_METHOD = """
-(function () {
+# localstripe's stripe.js offers only the Card Element (`elements().create("card")`, `createToken`,
+# `confirmCardPayment`); its createPaymentMethod is empty and it has no Payment Element. This adapter, appended to the
+# fake before the page sees it, gives it the Payment Element's surface by mapping each call onto the fake's own parts:
+#   elements(options)          checks the options the page must pass (below: the order's amount in Stripe's integer
+#                              units, the currency, manual capture, server-side confirmation, cards), records them on
+#                              window.paymentElementOptions and throws otherwise, so a page that asks wrongly fails;
+#   elements.create("payment") the fake's card element (any other type throws);
+#   elements.submit()          resolves {} (the fake has no field validation to show);
+#   createPaymentMethod({elements}), after submit()
+#                              the fake's createToken on that card: localstripe lets a publishable key create only
+#                              tokens, and takes a token's card wherever a PaymentMethod id goes;
+#   handleNextAction({clientSecret})
+#                              the fake's confirmCardPayment, with its 3-D Secure dialog.
+# The fake's createToken and confirmCardPayment are hidden from the page, so it can pay only through these. The card
+# inputs, the dialog and every API call stay localstripe's. Real stripe.js's own rendering of the Payment Element (its
+# field layout, wallet buttons) is not exercised here.
+PAYMENT_ELEMENT = """
+(function (expected) {
   var make = Stripe;
+  function check(options) {
+    var wrong = Object.keys(expected).filter(function (name) {
+      return JSON.stringify(options[name]) !== JSON.stringify(expected[name]);
+    });
+    if (wrong.length || !Number.isInteger(options.amount)) {
+      throw new Error("stripe.elements() asked wrongly for the Payment Element (" + wrong.join(", ") + "): got " +
+        JSON.stringify(options) + ", expected " + JSON.stringify(expected));
+    }
+  }
   Stripe = function (key) {
     var stripe = make(key);
+    // The Card Element's calls are the adapter's alone: a page still using them fails.
+    var cardElements = stripe.elements;
+    var createToken = stripe.createToken;
+    var confirmCardPayment = stripe.confirmCardPayment;
+    delete stripe.createToken;
+    delete stripe.confirmCardPayment;
+    var group = null;
+    var submitted = false;
+    stripe.elements = function (options) {
+      window.paymentElementOptions = options;
+      check(options || {});
+      var cards = cardElements();
+      group = {
+        create: function (type) {
+          if (type !== "payment") {
+            throw new Error("elements.create(" + JSON.stringify(type) + "): the page must create the Payment Element");
+          }
+          return cards.create("card");
+        },
+        submit: async function () {
+          submitted = true;
+          return {};
+        },
+        card: function () {
+          return cards.getElement("card");
+        },
+      };
+      return group;
+    };
     stripe.createPaymentMethod = async function (data) {
-      var result = await stripe.createToken(data.card);
+      if (!data || data.elements !== group || !submitted) {
+        throw new Error("createPaymentMethod({elements}) needs the Payment Element's elements after elements.submit()");
+      }
+      submitted = false;
+      var result = await createToken(group.card());
       return result.error ? { error: result.error } : { paymentMethod: { id: result.token.card.id } };
+    };
+    stripe.handleNextAction = function (data) {
+      if (!data || typeof data.clientSecret !== "string") {
+        throw new Error("handleNextAction({clientSecret}) needs the PaymentIntent's client secret");
+      }
+      return confirmCardPayment(data.clientSecret);
     };
     return stripe;
   };
-})();
+})(%s);
 """
+
+
+def _payment_element_options(total: Decimal, currency: str) -> dict[str, object]:
+    """What the pay page must ask stripe.js for: the Payment Element for `total`, cards only, confirmed by the shop."""
+    return {
+        "mode": "payment",
+        "amount": int(total * 100),
+        "currency": currency.lower(),
+        "captureMethod": "manual",
+        "paymentMethodCreation": "manual",
+        "paymentMethodTypes": ["card"],
+    }
+
+
+# How many seats each card test buys: the pay page's total, which the adapter expects to be asked for.
+CARD_SEATS = 2
 
 
 @pytest.fixture
@@ -339,16 +416,18 @@ def card_shop(shop, stripe_shop, settings, localstripe_base):  # type: ignore[no
     return shop
 
 
-def _card_page(browser, settings, viewport: str):  # type: ignore[no-untyped-def]
-    """A page whose stripe.js is localstripe's, completed (CREATE_PAYMENT_METHOD), and the problems it meets."""
+def _card_page(browser, settings, viewport: str, *, total: Decimal):  # type: ignore[no-untyped-def]
+    """A page whose stripe.js is localstripe's with the Payment Element adapter (PAYMENT_ELEMENT) expecting an order of
+    `total`, and the problems it meets."""
     import requests
 
     context = browser.new_context(viewport=VIEWPORTS[viewport], locale="en-GB")
     page = context.new_page()
     fake = requests.get(settings.STRIPE_JS_URL, timeout=5).text
+    adapter = PAYMENT_ELEMENT % json.dumps(_payment_element_options(total, settings.CURRENCY))
     page.route(
         settings.STRIPE_JS_URL,
-        lambda route: route.fulfill(body=fake + CREATE_PAYMENT_METHOD, content_type="application/javascript"),
+        lambda route: route.fulfill(body=fake + adapter, content_type="application/javascript"),
     )
     problems: list[str] = []
     page.on("console", lambda msg: problems.append(f"console {msg.type}: {msg.text}") if msg.type == "error" else None)
@@ -358,9 +437,10 @@ def _card_page(browser, settings, viewport: str):  # type: ignore[no-untyped-def
 
 
 def _check_out_by_card(page, live_server, event, standard) -> None:  # type: ignore[no-untyped-def]
+    """Buys CARD_SEATS Standard tickets, choosing Card: the order awaits payment on its pay page."""
     page.goto(f"{live_server.url}/events/{event.slug}/")
     block = page.locator(f"#ticket-{standard.pk}")
-    block.get_by_label("Quantity").fill("2")
+    block.get_by_label("Quantity").fill(str(CARD_SEATS))
     block.get_by_role("button", name=re.compile("Add to basket")).click()
     page.get_by_role("link", name="Check out").click()
     page.get_by_label("Full name").fill("Ada Lovelace")
@@ -371,8 +451,20 @@ def _check_out_by_card(page, live_server, event, standard) -> None:  # type: ign
     expect(page.get_by_role("heading", level=1)).to_have_text("Pay for your order")
 
 
+def _pay_button(page, problems: list[str]):  # type: ignore[no-untyped-def]
+    """The pay button, enabled once the Payment Element is mounted; if it never is, the page's errors say why (the
+    adapter refusing what the page asked stripe.js for, say)."""
+    pay = page.get_by_role("button", name="Pay €70.00")
+    try:
+        expect(pay).to_be_enabled()
+    except AssertionError as disabled:
+        raise AssertionError(f"The Payment Element was not mounted: {problems}") from disabled
+    return pay
+
+
 def _type_card(page, number: str) -> None:  # type: ignore[no-untyped-def]
-    """Into localstripe's card element: its own inputs, named by their placeholders."""
+    """Into localstripe's card element, standing in for the Payment Element: its own inputs, named by their
+    placeholders."""
     for field, value in {
         "number": number,
         "exp_month": "12",
@@ -380,13 +472,13 @@ def _type_card(page, number: str) -> None:  # type: ignore[no-untyped-def]
         "cvc": "123",
         "postal_code": "10115",
     }.items():
-        page.locator("[data-card-element]").get_by_placeholder(field, exact=True).fill(value)
+        page.locator("[data-payment-element]").get_by_placeholder(field, exact=True).fill(value)
 
 
 @pytest.mark.parametrize("viewport", list(VIEWPORTS))
 def test_a_shopper_pays_by_card_on_the_pay_page(browser, live_server, card_shop, settings, viewport):  # type: ignore[no-untyped-def]
     event, standard = card_shop
-    context, page, problems = _card_page(browser, settings, viewport)
+    context, page, problems = _card_page(browser, settings, viewport, total=CARD_SEATS * standard.price)
     _check_out_by_card(page, live_server, event, standard)
 
     order = Order.objects.get()
@@ -398,8 +490,11 @@ def test_a_shopper_pays_by_card_on_the_pay_page(browser, live_server, card_shop,
     page.get_by_role("link", name="Pay now").click()
     expect(page.get_by_role("timer")).to_have_text(re.compile(r"^Your tickets are held for 1[45]:\d\d$"))
     expect(page.locator(".summary-total")).to_have_text("Total €70.00")
-    pay = page.get_by_role("button", name="Pay €70.00")
-    expect(pay).to_be_enabled()  # the card element is mounted
+    pay = _pay_button(page, problems)
+    # The page asked stripe.js for the Payment Element for this order's total, in cents (the adapter checked it too).
+    asked = page.evaluate("window.paymentElementOptions")
+    assert asked == _payment_element_options(order.total, order.currency)
+    assert asked["amount"] == 7000
     _type_card(page, "4242424242424242")
     _screenshot(page, f"{viewport}-10-pay-page")
     pay.click()
@@ -417,12 +512,13 @@ def test_a_shopper_pays_by_card_on_the_pay_page(browser, live_server, card_shop,
 
 def test_a_declined_card_is_shown_above_the_card_and_the_order_waits(browser, live_server, card_shop, settings):  # type: ignore[no-untyped-def]
     event, standard = card_shop
-    context, page, problems = _card_page(browser, settings, "desktop")
+    context, page, problems = _card_page(browser, settings, "desktop", total=CARD_SEATS * standard.price)
     _check_out_by_card(page, live_server, event, standard)
     order = Order.objects.get()
 
+    pay = _pay_button(page, problems)
     _type_card(page, "4000000000000341")
-    page.get_by_role("button", name="Pay €70.00").click()
+    pay.click()
 
     error = page.get_by_role("alert")
     expect(error).to_have_text("Your card was declined. Your tickets stay reserved until the payment window closes.")
@@ -439,12 +535,13 @@ def test_a_declined_card_is_shown_above_the_card_and_the_order_waits(browser, li
 def test_a_card_that_needs_three_d_secure(browser, live_server, card_shop, settings):  # type: ignore[no-untyped-def]
     """The bank asks for 3-D Secure: its dialog (localstripe's), then the return URL settles, then the order page."""
     event, standard = card_shop
-    context, page, problems = _card_page(browser, settings, "desktop")
+    context, page, problems = _card_page(browser, settings, "desktop", total=CARD_SEATS * standard.price)
     _check_out_by_card(page, live_server, event, standard)
     order = Order.objects.get()
 
+    pay = _pay_button(page, problems)
     _type_card(page, "4000002500003155")
-    page.get_by_role("button", name="Pay €70.00").click()
+    pay.click()
     authenticate = page.get_by_role("button", name="Complete authentication")
     expect(authenticate).to_be_visible()
     _screenshot(page, "desktop-12-pay-3ds")

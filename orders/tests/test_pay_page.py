@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from decimal import Decimal
 
 import pytest
 import time_machine
@@ -70,12 +71,24 @@ def test_checking_out_with_stripe_leads_to_the_pay_page(client, shop, ticket_typ
     assert "Your tickets are held until <time datetime=" in body
     assert f'data-publishable-key="{settings.STRIPE_PUBLISHABLE_KEY}"' in body
     assert f'<script src="{localstripe_base}/js.stripe.com/v3/"></script>' in body
-    assert '<script src="/static/js/card-payment.js" defer></script>' in body
+    assert '<script src="/static/js/payment.js" defer></script>' in body
+    # The Payment Element is created before stripe.js sees the PaymentIntent: the page gives it the amount, in cents.
+    assert order.total == 2 * Decimal("25.00")
+    assert 'data-amount="5000"' in body
+    assert 'data-currency="eur"' in body
     assert f'data-return-url="{pay_url(order, "return/")}"' in body
     # The order page says what is left to do and links here.
     page = client.get(order_url(order)).content.decode()
     assert "Awaiting payment until" in page
     assert f'href="{pay_url(order)}"' in page
+
+
+def test_the_payment_element_gets_the_amount_in_stripes_integer_units(shop):
+    """As the PaymentIntent's amount: cents, or whole units for a zero-decimal currency."""
+    euros = shop.client_config(amount=Decimal("70.00"), currency="EUR")
+    assert (euros["amount"], euros["currency"]) == ("7000", "eur")
+    yen = shop.client_config(amount=Decimal("1500"), currency="JPY")
+    assert (yen["amount"], yen["currency"]) == ("1500", "jpy")
 
 
 def test_the_pay_page_runs_a_fixed_number_of_queries(shop, django_assert_num_queries):
@@ -152,7 +165,7 @@ def test_a_failed_three_d_secure_sends_the_buyer_back_to_try_again(client, shop,
     page = client.get(pay_url(order)).content.decode()
     assert "Your last payment attempt did not go through" in page
     assert "failed authentication" in page
-    assert "data-card-payment" in page  # the card form, for another try
+    assert "data-payment-form" in page  # the payment form, for another try
     # Another card, within the window, pays.
     assert pay(client, order, VISA).json()["status"] == "paid"
     assert Order.objects.get().status == "paid"
@@ -194,7 +207,7 @@ def test_past_its_deadline_an_order_can_no_longer_be_paid(client, shop, ticket_t
     body = page.content.decode()
     assert "can no longer be paid" in body
     assert "seats were released" in body
-    assert "data-card-payment" not in body
+    assert "data-payment-form" not in body
     assert "js.stripe.com" not in body
     assert f'href="/events/{ticket_type.event.slug}/"' in body
     assert response.status_code == 409
@@ -249,9 +262,9 @@ def _csrf_token(body: str) -> str:
 
 
 class TestContentSecurityPolicy:
-    def test_the_pay_page_alone_may_load_stripe_js_and_talk_to_stripe(self, client, shop, ticket_type):
+    def test_the_pay_page_alone_may_load_stripe_js_and_talk_to_stripe(self, client, shop, ticket_type, settings):
         order = pending(client, ticket_type)
-        stripe = re.match(r"^https?://[^/]+", shop.client_config()["js_url"]).group(0)
+        stripe = re.match(r"^https?://[^/]+", settings.STRIPE_JS_URL).group(0)
 
         response = client.get(pay_url(order))
 
@@ -265,24 +278,34 @@ class TestContentSecurityPolicy:
         for path in ["/", "/checkout/", order_url(order)]:
             assert stripe not in client.get(path).headers["Content-Security-Policy"], path
 
-    def test_the_pay_page_runs_no_inline_code(self, client, shop, ticket_type):
+    def test_the_pay_page_runs_no_inline_code(self, client, shop, ticket_type, settings):
         order = pending(client, ticket_type)
         response = client.get(pay_url(order))
         # Its scripts are files; beyond them the page obeys the shop's own policy.
         assert re.findall(r"<script[^>]*>", response.content.decode()) == [
             '<script src="/static/js/hold-countdown.js" defer>',
-            f'<script src="{shop.client_config()["js_url"]}">',
-            '<script src="/static/js/card-payment.js" defer>',
+            f'<script src="{settings.STRIPE_JS_URL}">',
+            '<script src="/static/js/payment.js" defer>',
         ]
         with time_machine.travel(order.payment_deadline + timedelta(seconds=1), tick=False):
             closed = client.get(pay_url(order))
         assert_page_obeys_its_policy(closed)  # past the window: nothing of Stripe's, not even in the policy
 
     def test_the_sources_are_the_origins_of_the_configured_urls(self, shop, settings):
+        settings.STRIPE_JS_URL = "http://127.0.0.1:8420/js.stripe.com/v3/"
+        settings.STRIPE_API_BASE = "http://127.0.0.1:8420"
+        assert shop.content_security_policy() == {
+            "script-src": ["http://127.0.0.1:8420"],
+            "frame-src": ["http://127.0.0.1:8420"],
+            "connect-src": ["http://127.0.0.1:8420"],
+        }
+
+    def test_real_stripe_js_gets_the_origins_stripes_security_guide_lists(self, shop, settings):
+        """Its subdomains' scripts and frames, and 3-D Secure pages on hooks.stripe.com, besides its own origin."""
         settings.STRIPE_JS_URL = "https://js.stripe.com/v3/"
         settings.STRIPE_API_BASE = "https://api.stripe.com"
         assert shop.content_security_policy() == {
-            "script-src": ["https://js.stripe.com"],
-            "frame-src": ["https://js.stripe.com"],
+            "script-src": ["https://js.stripe.com", "https://*.js.stripe.com"],
+            "frame-src": ["https://js.stripe.com", "https://*.js.stripe.com", "https://hooks.stripe.com"],
             "connect-src": ["https://api.stripe.com"],
         }
