@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 from collections import Counter as Tally
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, ParamSpec, TypeVar
 
 from django.conf import settings
@@ -19,7 +19,7 @@ from django.db import transaction
 from django.db.models import Count, Min, Q, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
-from prometheus_client import Counter
+from prometheus_client import CollectorRegistry, Counter, Gauge, pushadd_to_gateway
 from prometheus_client.core import GaugeMetricFamily, Metric
 
 from aegistickets.errors import ApplicationError
@@ -259,3 +259,49 @@ class PaymentsCollector(CachedCollector):
             value=max((now - oldest).total_seconds(), 0.0) if oldest else 0.0,
         )
         return [orders, overdue, lag]
+
+
+# --- reconciliation runs, pushed ------------------------------------------------------------------------------
+
+# What `payment_settle` (or the reconciler's own "lost") makes of one payment.
+RECONCILE_OUTCOMES = ("paid", "not_completed", "failed", "waiting", "expired", "voided", "flagged", "unchanged", "lost")
+RECONCILE_JOB = "aegistickets_reconcile_payments"
+
+
+def reconciliation_pushed(*, settled: Mapping[str, int], errors: int, gateway: str) -> None:
+    """Pushes one reconciliation run to a Prometheus Pushgateway: the run is a CronJob's process, gone before any
+    scrape, so its counters would never be seen. Raises what the push raises (OSError)."""
+    registry = reconciliation_run(settled=settled, errors=errors)
+    pushadd_to_gateway(gateway, job=RECONCILE_JOB, registry=registry, timeout=10)
+
+
+def reconciliation_run(*, settled: Mapping[str, int], errors: int) -> CollectorRegistry:
+    """One run's figures: gauges of this run (the Pushgateway keeps the latest push), and the time of the last run
+    without errors, left as it was by a failed run (push-add replaces only the metrics pushed), which the
+    "reconciliation stale" alert reads."""
+    registry = CollectorRegistry()
+    runs = Gauge(
+        "aegistickets_reconcile_settled",
+        "Payments the last reconciliation run settled, by what became of them.",
+        ["outcome"],
+        registry=registry,
+    )
+    for outcome in RECONCILE_OUTCOMES:
+        runs.labels(outcome).set(settled.get(outcome, 0))
+    Gauge(
+        "aegistickets_reconcile_errors",
+        "Payments the last reconciliation run could not settle (the provider did not answer).",
+        registry=registry,
+    ).set(errors)
+    Gauge(
+        "aegistickets_reconcile_last_run_timestamp_seconds",
+        "When the last reconciliation run ended.",
+        registry=registry,
+    ).set_to_current_time()
+    if not errors:
+        Gauge(
+            "aegistickets_reconcile_last_success_timestamp_seconds",
+            "When the last reconciliation run that settled everything it asked about ended.",
+            registry=registry,
+        ).set_to_current_time()
+    return registry

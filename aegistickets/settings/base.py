@@ -408,6 +408,9 @@ METRICS_ALLOWED_NETWORKS = env.list(
 )
 # Scrape-time database gauges (seats, holds, connections) are read at most this often per process.
 METRICS_DB_CACHE_SECONDS = env.float("METRICS_DB_CACHE_SECONDS", default=5.0)
+# A Prometheus Pushgateway (http://host:9091) that batch commands push their runs to: `reconcile_payments` runs as a
+# CronJob, gone before any scrape. Empty: nothing is pushed (the run's outcome is in its output and exit code).
+METRICS_PUSHGATEWAY_URL = env.str("METRICS_PUSHGATEWAY_URL", default="")
 # Latency histogram buckets for the 800 ms p95 SLO: fine steps from 25 ms to 2 s, 0.8 s itself a bound.
 PROMETHEUS_LATENCY_BUCKETS = (
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8,

@@ -273,6 +273,28 @@ def test_reconciliation_can_be_switched_off_and_rescheduled():
     assert cron["spec"]["jobTemplate"]["spec"]["activeDeadlineSeconds"] == 120
 
 
+def test_reconciliation_pushes_its_runs_only_to_a_pushgateway_it_may_reach():
+    from conftest import render_docs
+
+    def pushing(docs: list[dict]) -> tuple[str | None, list[dict]]:
+        (cron,) = rules.reconcile_cronjobs(docs)
+        env = {e["name"]: e.get("value") for e in rules.pod_spec(cron)["containers"][0].get("env", [])}
+        (policy,) = rules.find(docs, "NetworkPolicy")
+        to_gateway = [rule for rule in policy["spec"]["egress"] if {"port": 9091, "protocol": "TCP"} in rule["ports"]]
+        return env.get("METRICS_PUSHGATEWAY_URL"), to_gateway
+
+    assert pushing(render_docs()) == (None, [])  # the default pushes nowhere and opens nothing
+    url = "http://prometheus-pushgateway.monitoring.svc:9091"
+    pushed_to, egress = pushing(render_docs(sets=[f"reconcilePayments.pushgateway.url={url}"]))
+    assert pushed_to == url
+    assert egress == [
+        {
+            "to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}],
+            "ports": [{"port": 9091, "protocol": "TCP"}],
+        }
+    ]
+
+
 def stripe_env(docs: list[dict]) -> dict[str, set[str]]:
     """The Stripe keys each app container reads from a Secret, by container."""
     return {

@@ -5,10 +5,12 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
-from orders.checkout import payments_reconcile
+from orders import metrics
+from orders.checkout import Reconciliation, payments_reconcile
 
 
 class Command(BaseCommand):
@@ -30,6 +32,18 @@ class Command(BaseCommand):
         )
         settled = ", ".join(f"{outcome} {count}" for outcome, count in sorted(run.settled.items())) or "nothing"
         self.stdout.write(f"Settled: {settled}. Provider errors: {run.errors}.")
+        self._push(run)
         if run.errors:
             # Non-zero, so the CronJob's failed runs show that the provider did not answer.
             raise CommandError(f"{run.errors} payments could not be settled; the next run asks again.")
+
+    def _push(self, run: Reconciliation) -> None:
+        """The run to the Pushgateway, if there is one. A failed push fails nothing: the payments are settled, and
+        the alert on stale runs shows that the runs went unseen."""
+        gateway: str = settings.METRICS_PUSHGATEWAY_URL
+        if not gateway:
+            return
+        try:
+            metrics.reconciliation_pushed(settled=run.settled, errors=run.errors, gateway=gateway)
+        except OSError as error:
+            self.stderr.write(f"Settled, but could not push the run's metrics to {gateway}: {error}")
