@@ -6,10 +6,12 @@ them read-only: a form save would write back a status read a moment earlier.
 
 from __future__ import annotations
 
+import time
 from decimal import Decimal
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Sum
@@ -25,7 +27,15 @@ from events.models import Event
 from orders import exports
 from orders.models import Basket, Hold, Order, OrderLine, OutboundEmail, Payment, Refund, Ticket
 from orders.outbox import outbox_enqueue, outbox_retry_now
-from orders.services import order_cancel, order_refundable, refund_part, refund_process, tickets_cancel
+from orders.selectors import event_cancellation_preview
+from orders.services import (
+    event_cancel_batch,
+    order_cancel,
+    order_refundable,
+    refund_part,
+    refund_process,
+    tickets_cancel,
+)
 
 
 class ReadOnlyInline(admin.TabularInline):
@@ -378,10 +388,12 @@ class BasketAdmin(admin.ModelAdmin):
 # --- organizer exports: actions of the event list -----------------------------------------------------------
 
 
-def _one_event(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Event]) -> Event | None:
+def _one_event(
+    modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Event], *, doing: str = "export"
+) -> Event | None:
     events = list(queryset[:2])
     if len(events) != 1:
-        modeladmin.message_user(request, "Select exactly one event to export.", messages.WARNING)
+        modeladmin.message_user(request, f"Select exactly one event to {doing}.", messages.WARNING)
         return None
     return events[0]
 
@@ -402,11 +414,67 @@ def export_event_attendees(
     return exports.event_attendees_csv(event_id=event.pk) if event else None
 
 
-# The catalog's event admin, with this app's exports of an event's orders and attendees as actions: the catalog
-# layer does not know about orders, so the orders app extends its admin rather than the other way round.
+# An admin request cancels orders for at most this long; the action, run again, continues where it stopped.
+EVENT_CANCEL_SECONDS = 20
+
+
+def _event_cancel_runs(event: Event) -> tuple[int, int]:
+    """Batches of the event's cancellation until none is left or the request's time is up: (orders cancelled,
+    paid orders left)."""
+    started, done = time.monotonic(), 0
+    while True:
+        batch = event_cancel_batch(event_id=event.pk, now=timezone.now(), batch_size=50)
+        done += len(batch.cancelled)
+        if not batch.remaining or not (batch.cancelled or batch.skipped):
+            return done, batch.remaining
+        if time.monotonic() - started > EVENT_CANCEL_SECONDS:
+            return done, batch.remaining
+
+
+@admin.action(description="Cancel this event and refund its tickets", permissions=["cancel"])
+def cancel_event(
+    modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Event]
+) -> TemplateResponse | None:
+    """An intermediate page says what will happen; confirmed, the same service as `manage.py cancel_event` and the
+    API withdraws the event from sale and cancels and refunds its tickets, order by order."""
+    event = _one_event(modeladmin, request, queryset, doing="cancel")
+    if event is None:
+        return None
+    if "confirmed" not in request.POST:
+        preview = event_cancellation_preview(event_id=event.pk)
+        context = {
+            **modeladmin.admin_site.each_context(request),
+            "event": event,
+            "preview": preview,
+            "seconds": EVENT_CANCEL_SECONDS,
+            "currency": settings.CURRENCY,
+        }
+        return TemplateResponse(request, "admin/orders/cancel_event.html", context)
+    done, left = _event_cancel_runs(event)
+    if left:
+        modeladmin.message_user(
+            request,
+            f"{event.name}: withdrawn from sale, {done} order(s) cancelled; {left} left: run the action again.",
+            messages.WARNING,
+        )
+    else:
+        modeladmin.message_user(
+            request, f"{event.name} is cancelled: {done} order(s) cancelled and refunded.", messages.SUCCESS
+        )
+    return None
+
+
+# The catalog's event admin, with this app's exports of an event's orders and attendees, and its cancellation, as
+# actions: the catalog layer does not know about orders, so the orders app extends its admin rather than the other
+# way round.
 admin.site.unregister(Event)
 
 
 @admin.register(Event)
 class EventWithExportsAdmin(EventAdmin):
-    actions = (export_event_orders, export_event_attendees)
+    actions = (export_event_orders, export_event_attendees, cancel_event)
+
+    def has_cancel_permission(self, request: HttpRequest) -> bool:
+        """Cancelling an event changes it and refunds its buyers: the change right on events and the orders' own
+        refund right, both, as the API checks (an action's listed permissions are alternatives)."""
+        return self.has_change_permission(request) and request.user.has_perm("orders.refund_order")

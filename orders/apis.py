@@ -28,7 +28,7 @@ from aegistickets.api import (
     validated_input,
     validated_query,
 )
-from aegistickets.errors import ValidationFailedError
+from aegistickets.errors import NotFoundError, ValidationFailedError
 from orders import checkout, exports, selectors, services
 from orders.models import Order, Payment, Refund
 from orders.selectors import BasketSummary, OrderDetail
@@ -395,6 +395,58 @@ class OrderRefundApi(APIView):
         refund.refresh_from_db()  # the provider has been asked after the commit
         body = {"order": selectors.order_detail(selectors.order_for_staff(code=code)), "refund": refund}
         return Response(RefundEnvelope(body).data, status=status.HTTP_201_CREATED)
+
+
+class CanCancelEvent(BasePermission):
+    """Cancelling an event takes it off sale and refunds its buyers: staff who may change events and refund orders,
+    as the admin's action asks."""
+
+    def has_permission(self, request: Request, view: APIView) -> bool:
+        user = request.user
+        return bool(user.is_staff and user.has_perm("events.change_event") and user.has_perm("orders.refund_order"))
+
+
+class EventCancelInput(JsonInput):
+    batch_size = serializers.IntegerField(
+        min_value=1, max_value=500, required=False, default=100, help_text="At most this many orders per call."
+    )
+
+
+class EventCancelOutput(serializers.Serializer):
+    event_id = serializers.IntegerField()
+    cancelled = serializers.ListField(
+        child=serializers.CharField(), help_text="Orders whose tickets of the event were cancelled by this call."
+    )
+    skipped = serializers.ListField(
+        child=serializers.CharField(), help_text="Orders cancelled by someone else meanwhile."
+    )
+    remaining = serializers.IntegerField(help_text="Paid orders still holding tickets of the event: call again.")
+
+
+class EventCancelApi(APIView):
+    """Cancels an event: withdraws it from sale at once, then cancels and refunds its tickets, up to `batch_size`
+    orders per call (an order that also holds tickets of other events keeps those; each buyer is emailed once per
+    order). Call again while `remaining` is above 0: it continues where it stopped and never refunds twice."""
+
+    permission_classes = [IsStaff, CanCancelEvent]
+
+    @extend_schema(
+        operation_id="events_cancel",
+        request=EventCancelInput,
+        responses={200: EventCancelOutput, **problems(400, 401, 403, 404)},
+    )
+    def post(self, request: Request, event_id: int) -> Response:
+        data = validated_input(EventCancelInput, request.data)
+        if not selectors.event_exists(event_id=event_id):
+            raise NotFoundError("No such event.")
+        batch = services.event_cancel_batch(event_id=event_id, now=timezone.now(), batch_size=data["batch_size"])
+        body = {
+            "event_id": event_id,
+            "cancelled": batch.cancelled,
+            "skipped": batch.skipped,
+            "remaining": batch.remaining,
+        }
+        return Response(EventCancelOutput(body).data)
 
 
 # --- organizer exports --------------------------------------------------------------------------------

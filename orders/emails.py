@@ -67,9 +67,17 @@ def tickets_cancelled_message(order: Order) -> EmailMultiAlternatives:
     """Some of the order's tickets are cancelled (every one cancelled so far, with where its refund stands); the
     others stay valid."""
     cancelled = [ticket for ticket in order.tickets.all() if ticket.cancelled_at]
-    refunds = order.refunds.filter(reason=Refund.Reason.TICKETS).order_by("created_at", "id")
+    reasons = [Refund.Reason.TICKETS, Refund.Reason.EVENT_CANCELLED]
+    refunds = list(order.refunds.filter(reason__in=reasons).order_by("created_at", "id"))
+    by_event = {refund.pk for refund in refunds if refund.reason == Refund.Reason.EVENT_CANCELLED}
+    events_cancelled = list(dict.fromkeys(t.ticket_type.event.name for t in cancelled if t.refund_id in by_event))
     return _message(
-        order, subject="Tickets cancelled:", template="tickets_cancelled", cancelled=cancelled, refunds=refunds
+        order,
+        subject="Tickets cancelled:",
+        template="tickets_cancelled",
+        cancelled=cancelled,
+        refunds=refunds,
+        events_cancelled=events_cancelled,
     )
 
 

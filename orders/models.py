@@ -249,6 +249,7 @@ class Refund(models.Model):
         CANCELLATION = "cancellation", "Cancellation"
         PARTIAL = "partial", "Partial refund"
         TICKETS = "tickets", "Tickets cancelled"
+        EVENT_CANCELLED = "event_cancelled", "Event cancelled"
 
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"

@@ -297,6 +297,36 @@ def door_counts(*, now: datetime, event_id: int | None = None) -> list[DoorCount
 EXPORT_CHUNK = 2000
 
 
+def event_exists(*, event_id: int) -> bool:
+    return Event.objects.filter(pk=event_id).exists()
+
+
+def paid_orders_of_event(*, event_id: int) -> QuerySet[Order]:
+    """Paid orders holding valid tickets of the event."""
+    of_event = Ticket.objects.filter(order=OuterRef("pk"), ticket_type__event_id=event_id, cancelled_at__isnull=True)
+    return Order.objects.filter(Exists(of_event), status=Order.Status.PAID)
+
+
+@dataclass(frozen=True)
+class EventCancellation:
+    """What cancelling an event would cancel now: its valid tickets in paid orders, and what they cost."""
+
+    orders: int
+    tickets: int
+    amount: Decimal
+
+
+def event_cancellation_preview(*, event_id: int) -> EventCancellation:
+    """Two queries, whatever the number of orders."""
+    valid = Ticket.objects.filter(
+        ticket_type__event_id=event_id, cancelled_at__isnull=True, order__status=Order.Status.PAID
+    )
+    totals = valid.aggregate(tickets=Count("pk"), amount=Coalesce(Sum("line__unit_price"), Decimal("0.00")))
+    return EventCancellation(
+        orders=paid_orders_of_event(event_id=event_id).count(), tickets=totals["tickets"], amount=totals["amount"]
+    )
+
+
 def event_orders_export(*, event_id: int) -> Iterator[tuple[Any, ...]]:
     """One row per order holding tickets of the event (its tickets and amount for this event), oldest first.
     Streams from the database in chunks: memory stays flat whatever the event's size."""

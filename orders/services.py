@@ -39,7 +39,7 @@ from aegistickets.errors import (
 from events.cache import catalog_cached, recently_sold_out, remember_sold_out
 from events.models import Event, TicketType
 from events.selectors import ticket_type_is_on_sale
-from orders import metrics, outbox, seats
+from orders import metrics, outbox, seats, selectors
 from orders.models import (
     Basket,
     CheckIn,
@@ -239,29 +239,56 @@ def tickets_cancel(*, order_id: int, codes: Collection[str], note: str, now: dat
                 f"These tickets cost {amount} {order.currency}; only {left} of this order is left to refund.",
                 extra={"refundable": str(left), "amount": str(amount)},
             )
-        refund = Refund.objects.create(
-            order=order,
-            reason=Refund.Reason.TICKETS,
-            note=note[:500],
-            amount=amount,
-            currency=order.currency,
-            provider=order.payment_method,
-            created_at=now,
-        )
-        Ticket.objects.filter(pk__in=[ticket.pk for ticket in tickets]).update(cancelled_at=now, refund=refund)
-        if not seats.valid_seats(order.pk):
-            order.status, order.cancelled_at = Order.Status.CANCELLED, now
-            order.save(update_fields=["status", "cancelled_at"])
-        # The buyer's notice, queued with the change and sent a little later, by when the refund has usually been
-        # answered, so the email can say where the money stands.
-        outbox.outbox_enqueue(
-            kind=OutboundEmail.Kind.TICKETS_CANCELLED,
-            order_id=order.pk,
-            now=now,
-            delay=outbox.CANCELLATION_NOTICE_DELAY,
-        )
-        seats.release(Counter(ticket.ticket_type_id for ticket in tickets))  # the seat rows, locked last
-        transaction.on_commit(functools.partial(_after_cancel, refund_id=refund.pk), robust=True)
+        return _cancel_tickets(order, tickets, amount=amount, reason=Refund.Reason.TICKETS, note=note, now=now)
+
+
+def event_tickets_cancel(*, order_id: int, event_id: int, now: datetime) -> Refund | None:
+    """The event is cancelled: a paid order's valid tickets of it are cancelled (admitted at the door or not) and
+    refunded, decided under the order's lock. An order with no other valid ticket is cancelled as a whole
+    (`order_cancel`: the rest of its money back, the cancellation email); one that also holds tickets of other
+    events keeps those, and what this event's cost is refunded, at most what is left of the order to refund.
+    None if the order has no such ticket (any more)."""
+    with transaction.atomic():
+        order = seats.lock_order(order_id)
+        if order.status != Order.Status.PAID:
+            return None
+        valid = list(order.tickets.select_related("line", "ticket_type").filter(cancelled_at__isnull=True))
+        tickets = [ticket for ticket in valid if ticket.ticket_type.event_id == event_id]
+        if not tickets:
+            return None
+        if len(tickets) == len(valid):
+            order_cancel(order_id=order.pk, now=now)  # the same transaction; the lock is this one's already
+            return order.refunds.get(reason=Refund.Reason.CANCELLATION)
+        amount = min(sum((ticket.line.unit_price for ticket in tickets), Decimal("0.00")), order_refundable(order))
+        return _cancel_tickets(order, tickets, amount=amount, reason=Refund.Reason.EVENT_CANCELLED, note="", now=now)
+
+
+def _cancel_tickets(
+    order: Order, tickets: list[Ticket], *, amount: Decimal, reason: str, note: str, now: datetime
+) -> Refund:
+    """Inside the caller's transaction, under the order's lock: the tickets void, one refund of `amount` recorded
+    (asked of the provider after commit), the buyer's notice queued, the seats back on sale; cancelling the order's
+    last valid ticket cancels the order."""
+    refund = Refund.objects.create(
+        order=order,
+        reason=reason,
+        note=note[:500],
+        amount=amount,
+        currency=order.currency,
+        provider=order.payment_method,
+        created_at=now,
+    )
+    Ticket.objects.filter(pk__in=[ticket.pk for ticket in tickets]).update(cancelled_at=now, refund=refund)
+    if not seats.valid_seats(order.pk):
+        order.status, order.cancelled_at = Order.Status.CANCELLED, now
+        order.save(update_fields=["status", "cancelled_at"])
+    # The buyer's notice, queued with the change and sent a little later, by when the refund has usually been
+    # answered, so the email can say where the money stands.
+    outbox.outbox_enqueue(
+        kind=OutboundEmail.Kind.TICKETS_CANCELLED, order_id=order.pk, now=now, delay=outbox.CANCELLATION_NOTICE_DELAY
+    )
+    seats.release(Counter(ticket.ticket_type_id for ticket in tickets))  # the seat rows, locked last
+    transaction.on_commit(functools.partial(_after_cancel, refund_id=refund.pk), robust=True)
     return refund
 
 
@@ -322,22 +349,16 @@ class EventCancelBatch:
 
 
 def event_cancel_batch(*, event_id: int, now: datetime, batch_size: int = 100) -> EventCancelBatch:
-    """Withdraws the event from sale and cancels (and refunds) the next `batch_size` paid orders holding any of its
-    tickets, each order in its own transaction; re-running continues where an interrupted run stopped."""
+    """Withdraws the event from sale and cancels the event's tickets in the next `batch_size` paid orders holding
+    any, each order in its own transaction (`event_tickets_cancel`). Re-running continues where an interrupted run
+    stopped."""
     Event.objects.filter(pk=event_id, is_published=True).update(is_published=False)  # no new sales
-    paid = Order.objects.filter(
-        Exists(OrderLine.objects.filter(order=OuterRef("pk"), ticket_type__event_id=event_id)),
-        status=Order.Status.PAID,
-    )
+    paid = selectors.paid_orders_of_event(event_id=event_id)
     cancelled: list[str] = []
     skipped: list[str] = []
     for order_id, code in paid.order_by("pk").values_list("pk", "code")[:batch_size]:
-        try:
-            order_cancel(order_id=order_id, now=now)
-        except OrderNotCancellableError:
-            skipped.append(code)  # cancelled by someone else meanwhile
-        else:
-            cancelled.append(code)
+        refund = event_tickets_cancel(order_id=order_id, event_id=event_id, now=now)
+        (cancelled if refund is not None else skipped).append(code)  # skipped: cancelled by someone else meanwhile
     return EventCancelBatch(cancelled=cancelled, skipped=skipped, remaining=paid.count())
 
 

@@ -50,8 +50,13 @@ NOT_IN_SCHEMA = {
 DOOR_STAFF_OPERATIONS = {
     "POST /api/check-ins": "door staff scan tickets at the entrance; every other organizer operation refuses them",
 }
-# Operations that move money: staff also need the admin's "Can cancel and refund orders" permission.
-REFUND_OPERATIONS = {"POST /api/orders/{code}/cancel", "POST /api/orders/{code}/refunds"}
+# Operations that move money: staff also need the admin's "Can cancel and refund orders" permission (and, to cancel
+# an event, "Can change event", as the admin's action does).
+REFUND_OPERATIONS = {
+    "POST /api/orders/{code}/cancel",
+    "POST /api/orders/{code}/refunds",
+    "POST /api/events/{event_id}/cancel",
+}
 # At least this many protected operations exist (11 when this was written): the enumeration must not shrink.
 MIN_ORGANIZER_OPERATIONS = 11
 
@@ -227,6 +232,7 @@ WRITE_BODIES: dict[str, Callable[[Shop], dict[str, Any] | None]] = {
     "ticket_types_update": lambda shop: {"price": "1.00", "capacity": 1000},
     "orders_cancel": lambda shop: None,
     "orders_refund": lambda shop: {"amount": "1.00", "note": "goodwill"},
+    "events_cancel": lambda shop: {"batch_size": 10},
     "check_ins_create": lambda shop: {"secret": shop.order.tickets.first().code, "event_id": shop.event.pk},
 }
 
@@ -367,7 +373,7 @@ def test_the_same_request_with_a_staff_token_is_served(op, shop):
 
 def refunding_staff() -> Any:
     user = UserFactory(is_staff=True)
-    user.user_permissions.add(Permission.objects.get(codename="refund_order"))
+    user.user_permissions.add(*Permission.objects.filter(codename__in=["refund_order", "change_event"]))
     return user
 
 

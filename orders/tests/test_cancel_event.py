@@ -1,16 +1,21 @@
-"""`manage.py cancel_event`: every paid order of an event cancelled and refunded, in batches, resumable, idempotent."""
+"""`manage.py cancel_event`: every paid order of an event cancelled and refunded, in batches, resumable, idempotent;
+an order that also holds tickets of other events keeps those, and only the event's tickets are refunded."""
 
 from __future__ import annotations
 
 import io
+from decimal import Decimal
 
 import pytest
+from django.contrib.auth.models import Permission
 from django.core import mail
 from django.core.management import CommandError, call_command
+from django.utils import timezone
 
+from aegistickets.tests.test_organizer_access import refunding_staff, staff_with, token_client
 from events.models import Event
-from events.tests.factories import EventFactory, TicketTypeFactory
-from orders import services
+from events.tests.factories import EventFactory, TicketTypeFactory, UserFactory
+from orders import checkout, services
 from orders.models import Order, Refund
 from orders.tests.test_cancellations import (  # noqa: F401 - provider is a fixture
     RecordingProvider,
@@ -113,3 +118,132 @@ def test_refunds_the_provider_failed_are_retried_by_the_next_run(sold_event, pro
 def test_unknown_event_is_an_error():
     with pytest.raises(CommandError, match="No event"):
         run("no-such-event", "--yes")
+
+
+def two_event_order(ticket_type, other_type):  # type: ignore[no-untyped-def]
+    """One order of 2 tickets of `ticket_type` and 1 of `other_type` (another event)."""
+    now = timezone.now()
+    token = services.basket_add(token=None, ticket_type_id=ticket_type.pk, quantity=2, now=now).token
+    services.basket_add(token=token, ticket_type_id=other_type.pk, quantity=1, now=now)
+    order = checkout.order_place(token=token, name="Ada", email="ada@example.com", payment_method="test", now=now).order
+    send_queued_emails()
+    mail.outbox.clear()
+    return order
+
+
+def test_an_order_keeps_its_tickets_for_other_events_and_the_buyer_is_told_once(provider):  # noqa: F811
+    event = EventFactory(name="Open Air")
+    ticket_type = TicketTypeFactory(event=event, capacity=10, price=Decimal("30.00"))
+    other_type = TicketTypeFactory(event=EventFactory(name="Jazz Night"), capacity=10, price=Decimal("20.00"))
+    order = two_event_order(ticket_type, other_type)
+
+    run(str(event.pk), "--yes")
+    again = run(str(event.pk), "--yes")
+
+    assert "Done: 0 order(s) cancelled in this run." in again
+    order.refresh_from_db()
+    assert order.status == Order.Status.PAID
+    valid = order.tickets.filter(cancelled_at__isnull=True)
+    assert [ticket.ticket_type_id for ticket in valid] == [other_type.pk]
+    (refund,) = Refund.objects.all()
+    assert (refund.reason, refund.amount, refund.status) == ("event_cancelled", Decimal("60.00"), "succeeded")
+    assert provider.refunds == [(Decimal("60.00"), order.payment_reference)]
+    ticket_type.refresh_from_db()
+    other_type.refresh_from_db()
+    assert (ticket_type.sold, other_type.sold) == (0, 1)
+    send_queued_emails()
+    (message,) = mail.outbox
+    assert message.subject.startswith("Tickets cancelled: Open Air, Jazz Night")
+    assert "Open Air has been cancelled" in message.body
+    assert "Your other tickets remain valid" in message.body
+    assert "We have refunded 60.00 EUR" in message.body
+
+
+def test_the_refund_is_at_most_what_is_left_of_the_order(provider):  # noqa: F811
+    event = EventFactory()
+    ticket_type = TicketTypeFactory(event=event, capacity=10, price=Decimal("30.00"))
+    order = two_event_order(ticket_type, TicketTypeFactory(capacity=10, price=Decimal("20.00")))
+    services.refund_part(order_id=order.pk, amount=Decimal("70.00"), note="goodwill", now=timezone.now())
+
+    run(str(event.pk), "--yes")
+
+    assert Refund.objects.get(reason="event_cancelled").amount == Decimal("10.00")
+    assert order.tickets.filter(cancelled_at__isnull=True).count() == 1
+
+
+# --- the same from the API and the admin -------------------------------------------------------------------
+
+
+def test_the_api_cancels_in_batches_until_nothing_remains(sold_event, provider):  # noqa: F811
+    event, ticket_type, orders, other = sold_event
+    api = token_client(refunding_staff())
+
+    first = api.post(f"/api/events/{event.pk}/cancel", {"batch_size": 3}, format="json")
+    second = api.post(f"/api/events/{event.pk}/cancel", {}, format="json")
+    third = api.post(f"/api/events/{event.pk}/cancel", {}, format="json")
+
+    assert (first.status_code, len(first.json()["cancelled"]), first.json()["remaining"]) == (200, 3, 2)
+    assert (len(second.json()["cancelled"]), second.json()["remaining"]) == (2, 0)
+    assert third.json() == {"event_id": event.pk, "cancelled": [], "skipped": [], "remaining": 0}
+    assert set(Order.objects.filter(status=Order.Status.CANCELLED)) == set(orders)
+    assert Order.objects.get(pk=other.pk).status == Order.Status.PAID
+    assert len(provider.refunds) == 5
+    assert not Event.objects.get(pk=event.pk).is_published
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code"),
+    [({"batch_size": 0}, 400, "validation_error"), ({"batch_size": "5"}, 400, "validation_error")],
+)
+def test_the_api_refuses_bad_input_and_changes_nothing(sold_event, provider, body, status, code):  # noqa: F811
+    event = sold_event[0]
+    response = token_client(refunding_staff()).post(f"/api/events/{event.pk}/cancel", body, format="json")
+    assert (response.status_code, response.json()["code"]) == (status, code)
+    assert Event.objects.get(pk=event.pk).is_published
+    assert not Refund.objects.exists()
+
+
+def test_the_api_answers_404_for_an_unknown_event(provider):  # noqa: F811
+    response = token_client(refunding_staff()).post("/api/events/999999/cancel", {}, format="json")
+    assert (response.status_code, response.json()["code"]) == (404, "not_found")
+
+
+def test_refund_rights_alone_do_not_cancel_an_event(sold_event, provider):  # noqa: F811
+    """Cancelling an event changes it too: the admin's change right on events, as well as the refund right."""
+    event = sold_event[0]
+    user = staff_with("refund_order")
+    response = token_client(user).post(f"/api/events/{event.pk}/cancel", {}, format="json")
+    assert (response.status_code, response.json()["code"]) == (403, "permission_denied")
+    assert Event.objects.get(pk=event.pk).is_published
+
+
+def test_the_admin_asks_first_then_cancels_the_event(client, sold_event, provider):  # noqa: F811
+    event, _, orders, other = sold_event
+    staff = refunding_staff()
+    staff.save()  # the factory's password, stored: an admin session checks it
+    client.force_login(staff)
+    url = "/admin/events/event/"
+    action = {"action": "cancel_event", "_selected_action": [event.pk]}
+
+    asked = client.post(url, action)
+    assert asked.status_code == 200
+    page = asked.content.decode()
+    assert "5 ticket(s) in 5 paid order(s), 125.00 EUR" in page
+    assert Event.objects.get(pk=event.pk).is_published  # nothing done yet
+
+    done = client.post(url, {**action, "confirmed": "yes"}, follow=True)
+    assert "Open Air is cancelled: 5 order(s) cancelled and refunded." in done.content.decode()
+    assert set(Order.objects.filter(status=Order.Status.CANCELLED)) == set(orders)
+    assert Order.objects.get(pk=other.pk).status == Order.Status.PAID
+
+
+def test_the_admin_offers_the_action_only_with_the_refund_permission(client, sold_event, provider):  # noqa: F811
+    editor = UserFactory(is_staff=True)
+    editor.save()
+    editor.user_permissions.add(*Permission.objects.filter(codename__in=["view_event", "change_event"]))
+    client.force_login(editor)
+    assert 'value="cancel_event"' not in client.get("/admin/events/event/").content.decode()
+
+    editor.user_permissions.add(Permission.objects.get(codename="refund_order"))
+    client.force_login(type(editor).objects.get(pk=editor.pk))  # permissions are cached on the user object
+    assert 'value="cancel_event"' in client.get("/admin/events/event/").content.decode()

@@ -1,4 +1,4 @@
-"""Cancels an event as a whole: withdraws it from sale, then cancels and refunds every paid order in batches."""
+"""Cancels an event: withdraws it from sale, then cancels and refunds its tickets in every paid order, in batches."""
 
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ class Command(BaseCommand):
     help = (
         "Cancels an event: no more sales, every paid order cancelled (tickets void, seats released) and refunded, "
         "the buyers emailed. Works in batches; safe to interrupt and re-run (it continues, never refunds twice). "
-        "An order that also holds tickets of other events is cancelled and refunded as a whole."
+        "An order that also holds tickets of other events keeps those: only this event's tickets are cancelled and "
+        "refunded."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
