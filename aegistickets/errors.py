@@ -172,6 +172,13 @@ class TicketNotCancellableError(ApplicationError):
     default_detail = "Only a valid ticket that has not been admitted at the door can be cancelled."
 
 
+class CancellationClosedError(ApplicationError):
+    code = "cancellation_closed"
+    status = 409
+    title = "Cancellation closed"
+    default_detail = "These tickets can no longer be cancelled here; ask the organizer."
+
+
 class WrongEventError(ApplicationError):
     code = "wrong_event"
     status = 409

@@ -102,6 +102,13 @@ class EventCreateInput(JsonInput):
     starts_at = ShopDateTimeField()
     ends_at = ShopDateTimeField()
     is_published = serializers.BooleanField(required=False, default=False)
+    buyer_cancellation_until = ShopDateTimeField(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="Until when buyers may cancel their own tickets from their order page (their price refunded); at "
+        "the latest starts_at. Null: they may not.",
+    )
 
 
 class EventUpdateInput(EventCreateInput):
@@ -127,6 +134,7 @@ class OrganizerEventOutput(serializers.Serializer):
     starts_at = serializers.DateTimeField()
     ends_at = serializers.DateTimeField()
     is_published = serializers.BooleanField()
+    buyer_cancellation_until = serializers.DateTimeField(allow_null=True)
     url = serializers.SerializerMethodField()
 
     def get_url(self, event: Event) -> str:

@@ -17,6 +17,13 @@ class Event(models.Model):
     max_tickets_per_buyer = models.PositiveSmallIntegerField(
         null=True, blank=True, help_text="Most tickets one email address may buy for this event; empty for no limit."
     )
+    # Buyers may cancel their own tickets of this event from their order page (their price refunded) until then.
+    buyer_cancellation_until = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="Until when buyers may cancel their tickets themselves (their price is refunded); at the latest "
+        "when the event starts. Empty: they may not.",
+    )
     image = models.ImageField(upload_to="events/", blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -26,6 +33,10 @@ class Event(models.Model):
         indexes = [models.Index(fields=["is_published", "starts_at"], name="event_published_start_idx")]
         constraints = [
             models.CheckConstraint(condition=Q(ends_at__gt=F("starts_at")), name="event_ends_after_start"),
+            models.CheckConstraint(
+                condition=Q(buyer_cancellation_until__isnull=True) | Q(buyer_cancellation_until__lte=F("starts_at")),
+                name="event_buyer_cancellation_before_start",
+            ),
         ]
 
     def __str__(self) -> str:

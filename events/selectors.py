@@ -34,6 +34,11 @@ def ticket_types_with_availability(queryset: QuerySet[TicketType], *, now: datet
     )
 
 
+def buyer_may_cancel(event: Event, *, now: datetime) -> bool:
+    """Whether buyers may cancel their own tickets of this event now (from their order page)."""
+    return event.buyer_cancellation_until is not None and now < event.buyer_cancellation_until
+
+
 def ticket_type_is_on_sale(ticket_type: TicketType, *, now: datetime) -> bool:
     """On sale when its event is published and not over, and now is inside its sale window."""
     event = ticket_type.event

@@ -14,7 +14,9 @@ from events.availability import held_for
 from events.cache import catalog_invalidate
 from events.models import Event, TicketType
 
-EVENT_FIELDS = frozenset({"name", "slug", "description", "venue", "city", "starts_at", "ends_at", "is_published"})
+EVENT_FIELDS = frozenset(
+    {"name", "slug", "description", "venue", "city", "starts_at", "ends_at", "is_published", "buyer_cancellation_until"}
+)
 TICKET_TYPE_FIELDS = frozenset(
     {"name", "description", "price", "capacity", "max_per_order", "sale_starts_at", "sale_ends_at", "position"}
 )
@@ -29,9 +31,11 @@ def _unique_slug(base: str) -> str:
     return slug
 
 
-def _check_event_times(starts_at: datetime, ends_at: datetime) -> None:
+def _check_event_times(starts_at: datetime, ends_at: datetime, cancellable_until: datetime | None = None) -> None:
     if ends_at <= starts_at:
         raise ValidationFailedError(errors={"ends_at": ["Must be after starts_at."]})
+    if cancellable_until is not None and cancellable_until > starts_at:
+        raise ValidationFailedError(errors={"buyer_cancellation_until": ["Must be at or before starts_at."]})
 
 
 def event_create(
@@ -44,9 +48,10 @@ def event_create(
     description: str = "",
     slug: str = "",
     is_published: bool = False,
+    buyer_cancellation_until: datetime | None = None,
 ) -> Event:
     """Creates an event with a unique slug (derived from the name unless given)."""
-    _check_event_times(starts_at, ends_at)
+    _check_event_times(starts_at, ends_at, buyer_cancellation_until)
     if slug and Event.objects.filter(slug=slug).exists():
         raise ValidationFailedError(errors={"slug": ["An event with this slug already exists."]})
     try:
@@ -61,6 +66,7 @@ def event_create(
                 starts_at=starts_at,
                 ends_at=ends_at,
                 is_published=is_published,
+                buyer_cancellation_until=buyer_cancellation_until,
             )
     except IntegrityError:
         raise ValidationFailedError(errors={"slug": ["An event with this slug already exists."]}) from None
@@ -79,7 +85,7 @@ def event_update(*, event_id: int, data: dict[str, Any]) -> Event:
                 raise NotFoundError("No such event.") from None
             for field, value in data.items():
                 setattr(event, field, value)
-            _check_event_times(event.starts_at, event.ends_at)
+            _check_event_times(event.starts_at, event.ends_at, event.buyer_cancellation_until)
             event.save(update_fields=[*data, "updated_at"])
             catalog_invalidate()
             return event

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hmac
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -25,6 +25,7 @@ from django.db.models.functions import Coalesce
 
 from aegistickets.errors import BasketNotFoundError, NotFoundError
 from events.models import Event, TicketType
+from events.selectors import buyer_may_cancel
 from orders import seats
 from orders.models import Basket, CheckIn, Hold, Order, OrderLine, Payment, Refund, Ticket
 from orders.payments import payment_provider_named
@@ -159,6 +160,33 @@ def order_for_shopper(*, code: str, secret: str, with_refunds: bool = False) -> 
         tickets=tickets,
         refunds=tuple(order.refunds.order_by("created_at", "id")) if refunded else (),
     )
+
+
+@dataclass(frozen=True)
+class BuyerCancellation:
+    """The tickets of an order its buyer may cancel now, and until when each of their events allows it."""
+
+    tickets: list[Ticket]
+    deadlines: list[tuple[Event, datetime]]  # each event once, in the order of its first ticket
+
+
+def buyer_cancellable(detail: OrderDetail, *, now: datetime) -> BuyerCancellation:
+    """Read from the order's tickets as `order_for_shopper` loads them (with their events): no query."""
+    if detail.order.status != Order.Status.PAID:
+        return BuyerCancellation(tickets=[], deadlines=[])
+    tickets = [t for t in detail.tickets if not t.cancelled_at and buyer_may_cancel(t.ticket_type.event, now=now)]
+    events = {ticket.ticket_type.event_id: ticket.ticket_type.event for ticket in tickets}
+    deadlines = [(event, until) for event in events.values() if (until := event.buyer_cancellation_until)]
+    return BuyerCancellation(tickets=tickets, deadlines=deadlines)
+
+
+def buyer_cancellation_quote(detail: OrderDetail, codes: Collection[str]) -> tuple[list[Ticket], Decimal]:
+    """The order's valid tickets among `codes` and what cancelling them refunds: their prices, at most what is left
+    of the order to refund (as `tickets_cancel_by_buyer` decides under the lock). One query."""
+    chosen = [ticket for ticket in detail.tickets if ticket.code in codes and not ticket.cancelled_at]
+    refunded = detail.order.refunds.aggregate(total=Coalesce(Sum("amount"), Decimal("0.00")))["total"]
+    prices = sum((ticket.line.unit_price for ticket in chosen), Decimal("0.00"))
+    return chosen, min(prices, detail.order.total - refunded)
 
 
 def _order_without_tickets(*, code: str, secret: str) -> OrderDetail:

@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from aegistickets.errors import (
     AlreadyCheckedInError,
+    CancellationClosedError,
     InsufficientInventoryError,
     MaxPerOrderExceededError,
     NotFoundError,
@@ -38,7 +39,7 @@ from aegistickets.errors import (
 )
 from events.cache import catalog_cached, recently_sold_out, remember_sold_out
 from events.models import Event, TicketType
-from events.selectors import ticket_type_is_on_sale
+from events.selectors import buyer_may_cancel, ticket_type_is_on_sale
 from orders import metrics, outbox, seats, selectors
 from orders.models import (
     Basket,
@@ -242,6 +243,26 @@ def tickets_cancel(*, order_id: int, codes: Collection[str], note: str, now: dat
         return _cancel_tickets(order, tickets, amount=amount, reason=Refund.Reason.TICKETS, note=note, now=now)
 
 
+def tickets_cancel_by_buyer(*, order_id: int, codes: Collection[str], now: datetime) -> Refund:
+    """The buyer cancels some of their tickets from the private order page: as `tickets_cancel`, where each
+    ticket's event lets buyers cancel and until its deadline, decided under the order's lock. The refund is what the
+    tickets cost, at most what is left of the order (a goodwill refund may have returned part of it already)."""
+    with transaction.atomic():
+        order = seats.lock_order(order_id)
+        if order.status != Order.Status.PAID:
+            raise OrderNotRefundableError(f"Order {order.code} is {order.status}; only paid orders can be cancelled.")
+        tickets = _cancellable_tickets(order, codes)
+        closed = sorted(ticket.code for ticket in tickets if not buyer_may_cancel(ticket.ticket_type.event, now=now))
+        if closed:
+            raise CancellationClosedError(
+                f"These tickets can no longer be cancelled here: {', '.join(closed)}. Ask the organizer.",
+                extra={"tickets": closed},
+            )
+        amount = min(sum((ticket.line.unit_price for ticket in tickets), Decimal("0.00")), order_refundable(order))
+        note = "Cancelled by the buyer."
+        return _cancel_tickets(order, tickets, amount=amount, reason=Refund.Reason.TICKETS, note=note, now=now)
+
+
 def event_tickets_cancel(*, order_id: int, event_id: int, now: datetime) -> Refund | None:
     """The event is cancelled: a paid order's valid tickets of it are cancelled (admitted at the door or not) and
     refunded, decided under the order's lock. An order with no other valid ticket is cancelled as a whole
@@ -295,7 +316,7 @@ def _cancel_tickets(
 def _cancellable_tickets(order: Order, codes: Collection[str]) -> list[Ticket]:
     """The order's tickets with these codes, each still valid and not yet admitted at the door."""
     wanted = {"".join(code.split()).upper() for code in codes}
-    tickets = list(order.tickets.select_related("line").filter(code__in=wanted))
+    tickets = list(order.tickets.select_related("line", "ticket_type__event").filter(code__in=wanted))
     unknown = sorted(wanted - {ticket.code for ticket in tickets})
     if not wanted or unknown:
         message = f"Not tickets of order {order.code}: {', '.join(unknown)}." if unknown else "Name a ticket."

@@ -12,6 +12,7 @@ urlpatterns = [
     path("checkout/", views.checkout, name="checkout"),
     path("orders/<order_code:code>/<token:secret>/", views.order_detail, name="detail"),
     path("orders/<order_code:code>/<token:secret>/tickets.pdf", views.order_tickets_pdf, name="tickets-pdf"),
+    path("orders/<order_code:code>/<token:secret>/cancel/", views.order_cancel_tickets, name="cancel-tickets"),
     path("orders/<order_code:code>/<token:secret>/pay/", views.order_pay, name="pay"),
     path("orders/<order_code:code>/<token:secret>/pay/return/", views.order_pay_return, name="pay-return"),
     path("check-in/", views.check_in_desk, name="check-in"),

@@ -166,8 +166,44 @@ def order_detail(request: HttpRequest, code: str, secret: str) -> HttpResponse:
         detail = selectors.order_for_shopper(code=code, secret=secret, with_refunds=True)
     except NotFoundError:
         raise Http404 from None
-    context = {"order": detail.order, "lines": detail.lines, "tickets": detail.tickets, "refunds": detail.refunds}
+    context = {
+        "order": detail.order,
+        "lines": detail.lines,
+        "tickets": detail.tickets,
+        "refunds": detail.refunds,
+        "cancellation": selectors.buyer_cancellable(detail, now=timezone.now()),
+    }
     return render(request, "orders/order_detail.html", context)
+
+
+@require_POST
+def order_cancel_tickets(request: HttpRequest, code: str, secret: str) -> HttpResponse:
+    """The buyer cancels tickets from the order page: the chosen tickets and their refund shown first (this page),
+    then, confirmed, cancelled by the same rules as staff's, where the event allows it."""
+    try:
+        detail = selectors.order_for_shopper(code=code, secret=secret)
+    except NotFoundError:
+        raise Http404 from None
+    order = detail.order
+    chosen, refund = selectors.buyer_cancellation_quote(detail, set(request.POST.getlist("tickets")))
+    context = {"order": order, "chosen": chosen, "refund": refund, "error": ""}
+    if not chosen:
+        context["error"] = "Choose the tickets to cancel."
+        return render(request, "orders/cancel_tickets.html", context, status=400)
+    if "confirmed" not in request.POST:
+        return render(request, "orders/cancel_tickets.html", context)
+    try:
+        refund = services.tickets_cancel_by_buyer(order_id=order.pk, codes=[t.code for t in chosen], now=timezone.now())
+    except ApplicationError as error:
+        context["error"] = error.detail
+        return render(request, "orders/cancel_tickets.html", context, status=error.status)
+    count = len(chosen)
+    messages.success(
+        request,
+        f"{count} ticket{'s' if count != 1 else ''} cancelled. €{refund.amount:.2f} will be refunded to your original "
+        "payment method; we have emailed you a confirmation.",
+    )
+    return redirect("orders:detail", code=order.code, secret=order.secret)
 
 
 def order_tickets_pdf(request: HttpRequest, code: str, secret: str) -> HttpResponse:

@@ -25,6 +25,7 @@ EXPECTED_OPERATIONS = {
     ("/api/check-ins", "post"),
     ("/api/events/{event_id}/orders.csv", "get"),
     ("/api/events/{event_id}/attendees.csv", "get"),
+    ("/api/events/{event_id}/cancel", "post"),
 }
 
 

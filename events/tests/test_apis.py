@@ -283,6 +283,25 @@ def test_update_event_cannot_end_before_it_starts(staff_api, event):
     assert_problem(response, 400, "validation_error")
 
 
+def test_organizers_set_until_when_buyers_may_cancel_at_the_latest_when_it_starts(staff_api, event):
+    until = (event.starts_at - timedelta(days=2)).isoformat()
+    response = staff_api.patch(f"/api/events/{event.pk}", {"buyer_cancellation_until": until}, format="json")
+    assert response.status_code == 200
+    assert response.json()["buyer_cancellation_until"] is not None
+    event.refresh_from_db()
+    assert event.buyer_cancellation_until == event.starts_at - timedelta(days=2)
+
+    late = (event.starts_at + timedelta(minutes=1)).isoformat()
+    refused = staff_api.patch(f"/api/events/{event.pk}", {"buyer_cancellation_until": late}, format="json")
+    assert list(assert_problem(refused, 400, "validation_error")["errors"]) == ["buyer_cancellation_until"]
+    # Moving the start before the deadline is refused too: the deadline is checked against the event as saved.
+    earlier = (event.starts_at - timedelta(days=3)).isoformat()
+    moved = staff_api.patch(f"/api/events/{event.pk}", {"starts_at": earlier}, format="json")
+    assert list(assert_problem(moved, 400, "validation_error")["errors"]) == ["buyer_cancellation_until"]
+    cleared = staff_api.patch(f"/api/events/{event.pk}", {"buyer_cancellation_until": None}, format="json")
+    assert cleared.json()["buyer_cancellation_until"] is None
+
+
 def test_update_event_slug_taken(staff_api, event):
     other = EventFactory()
     response = staff_api.patch(f"/api/events/{event.pk}", {"slug": other.slug}, format="json")

@@ -20,6 +20,7 @@ from pypdf import PdfReader
 from events.tests.factories import EventFactory, TicketTypeFactory
 from orders.models import Hold, Order
 from orders.payments import TEST_DECLINE_EMAIL
+from orders.tests.test_cancellations import paid_order
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -232,6 +233,41 @@ def test_the_hold_countdown_runs_out_and_works_without_javascript(browser, live_
     assert response.status == 404
     expect(page.get_by_role("heading", level=1)).to_have_text("Page not found")
     _screenshot(page, f"{viewport}-07-not-found")
+    context.close()
+
+
+@pytest.mark.parametrize("viewport", list(VIEWPORTS))
+def test_a_buyer_who_cannot_come_cancels_a_ticket_from_the_order_page(browser, live_server, shop, viewport):  # type: ignore[no-untyped-def]
+    """The event lets buyers cancel until two days before: one of two tickets, reviewed, then confirmed."""
+    event, standard = shop
+    type(event).objects.filter(pk=event.pk).update(buyer_cancellation_until=event.starts_at - timedelta(days=2))
+    order = paid_order(standard, quantity=2)
+    first, second = order.tickets.order_by("pk")
+    context = browser.new_context(viewport=VIEWPORTS[viewport], locale="en-GB")
+    page = context.new_page()
+    problems: list[str] = []
+    page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+
+    page.goto(f"{live_server.url}/orders/{order.code}/{order.secret}/")
+    section = page.get_by_role("region", name="Can't make it?")
+    expect(section).to_contain_text("You can cancel tickets until")
+    section.get_by_label(re.compile(first.code)).check()
+    _screenshot(page, f"{viewport}-13-order-cancel-choose")
+    section.get_by_role("button", name="Review cancellation").click()
+
+    expect(page.get_by_role("heading", level=1)).to_have_text("Cancel 1 ticket?")
+    expect(page.locator(".summary-total")).to_have_text("€35.00 will be refunded")
+    _screenshot(page, f"{viewport}-14-order-cancel-review")
+    page.get_by_role("button", name="Cancel 1 ticket").click()
+
+    expect(page.get_by_role("status")).to_contain_text("1 ticket cancelled. €35.00 will be refunded")
+    expect(page.locator(".ticket-stub--void")).to_have_count(1)
+    expect(page.get_by_role("region", name="Can't make it?").get_by_role("checkbox")).to_have_count(1)
+    _screenshot(page, f"{viewport}-15-order-cancelled-ticket")
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert (first.cancelled_at is not None, second.cancelled_at) == (True, None)
+    assert problems == []
     context.close()
 
 

@@ -55,6 +55,8 @@ class DemoEvent:
     starts_at_minute: int
     duration: timedelta
     ticket_types: list[DemoTicketType] = field(default_factory=list)
+    # Buyers may cancel their own tickets until this long before the start (None: they may not).
+    buyer_cancellation_before: timedelta | None = None
 
 
 DEMO_EVENTS = [
@@ -89,6 +91,7 @@ DEMO_EVENTS = [
         starts_at_hour=19,
         starts_at_minute=30,
         duration=timedelta(hours=4),
+        buyer_cancellation_before=timedelta(days=2),
         ticket_types=[
             DemoTicketType("Standing", "29.00", capacity=250, sold=12, description="Ground floor, standing."),
             DemoTicketType("Seated", "49.00", capacity=120, sold=6, description="Gallery, numbered seats."),
@@ -240,6 +243,9 @@ class Command(BaseCommand):
             starts_at=starts_at,
             ends_at=starts_at + demo.duration,
             is_published=True,
+            buyer_cancellation_until=(
+                starts_at - demo.buyer_cancellation_before if demo.buyer_cancellation_before else None
+            ),
         )
         sales = Sales()
         for position, spec in enumerate(demo.ticket_types):
