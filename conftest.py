@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import pytest
-from django.contrib.auth.models import Permission
 from django.db import connection
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from events.tests.factories import EventFactory, TicketTypeFactory, UserFactory
+from events.tests.factories import EventFactory, TicketTypeFactory, organizer
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -36,22 +36,22 @@ def api() -> APIClient:
     return APIClient()
 
 
-@pytest.fixture
-def staff_api(db: None) -> APIClient:
-    user = UserFactory(is_staff=True)
+def token_api(user: Any) -> APIClient:
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
     return client
+
+
+@pytest.fixture
+def staff_api(db: None) -> APIClient:
+    """An organizer: staff with the admin's rights on the shop's models, not the right to refund."""
+    return token_api(organizer())
 
 
 @pytest.fixture
 def refunding_api(db: None) -> APIClient:
-    """Staff holding the permission to cancel and refund orders."""
-    user = UserFactory(is_staff=True)
-    user.user_permissions.add(Permission.objects.get(codename="refund_order"))
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
-    return client
+    """An organizer who may also cancel and refund orders."""
+    return token_api(organizer(refund=True))
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from drf_spectacular.utils import OpenApiResponse
 from rest_framework import serializers
 from rest_framework.fields import Field, empty
 from rest_framework.pagination import PageNumberPagination
-from rest_framework.permissions import IsAdminUser
+from rest_framework.permissions import DjangoModelPermissions, IsAdminUser
 from rest_framework.response import Response
 
 from aegistickets.errors import PROBLEM_CONTENT_TYPE
@@ -51,6 +51,17 @@ class NamedPagePagination(PageNumberPagination):
 
 class IsStaff(IsAdminUser):
     """Organizer endpoints: an authenticated user with `is_staff`."""
+
+
+class AdminRights(DjangoModelPermissions):
+    """The admin's own rights on the model of the view's `queryset`: view to read, add to create, change to update.
+    A role set up in the admin (say, support staff who may only look at orders) means the same through the API."""
+
+    perms_map = {
+        **DjangoModelPermissions.perms_map,
+        "GET": ["%(app_label)s.view_%(model_name)s"],
+        "HEAD": ["%(app_label)s.view_%(model_name)s"],
+    }
 
 
 class ProblemSerializer(serializers.Serializer):

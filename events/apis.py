@@ -16,6 +16,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from aegistickets.api import (
+    AdminRights,
     IsStaff,
     JsonInput,
     NamedPagePagination,
@@ -169,8 +170,10 @@ class EventsApi(APIView):
 
     pagination_class = EventPagination  # for the schema: the list is documented as its page envelope
 
+    queryset = Event.objects.none()  # the model whose admin rights an organizer needs (AdminRights)
+
     def get_permissions(self) -> list[BasePermission]:
-        return [IsStaff()] if self.request.method == "POST" else [AllowAny()]
+        return [IsStaff(), AdminRights()] if self.request.method == "POST" else [AllowAny()]
 
     @extend_schema(
         operation_id="events_list",
@@ -201,8 +204,10 @@ class EventsApi(APIView):
 class EventApi(APIView):
     """GET: one published event with its ticket types. PATCH: an organizer edits it."""
 
+    queryset = Event.objects.none()  # the model whose admin rights an organizer needs (AdminRights)
+
     def get_permissions(self) -> list[BasePermission]:
-        return [IsStaff()] if self.request.method == "PATCH" else [AllowAny()]
+        return [IsStaff(), AdminRights()] if self.request.method == "PATCH" else [AllowAny()]
 
     @extend_schema(operation_id="events_retrieve", responses={200: EventDetailOutput, **problems(404)})
     def get(self, request: Request, pk: int) -> HttpResponse:
@@ -221,7 +226,8 @@ class EventApi(APIView):
 
 
 class TicketTypeCreateApi(APIView):
-    permission_classes = [IsStaff]
+    permission_classes = [IsStaff, AdminRights]
+    queryset = TicketType.objects.none()
 
     @extend_schema(
         operation_id="ticket_types_create",
@@ -236,7 +242,8 @@ class TicketTypeCreateApi(APIView):
 class TicketTypeApi(APIView):
     """GET: seats sold, held and available (the organizer's truth). PATCH: edit price, capacity, window."""
 
-    permission_classes = [IsStaff]
+    permission_classes = [IsStaff, AdminRights]
+    queryset = TicketType.objects.none()
 
     @extend_schema(
         operation_id="ticket_types_retrieve", responses={200: OrganizerTicketTypeOutput, **problems(401, 403, 404)}

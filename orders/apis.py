@@ -19,6 +19,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from aegistickets.api import (
+    AdminRights,
     IsStaff,
     JsonInput,
     NamedPagePagination,
@@ -276,7 +277,8 @@ class OrderFilterInput(PageInput):
 
 
 class OrderListApi(APIView):
-    permission_classes = [IsStaff]
+    permission_classes = [IsStaff, AdminRights]
+    queryset = Order.objects.none()
     pagination_class = OrderPagination  # for the schema: the list is documented as its page envelope
 
     @extend_schema(
@@ -294,7 +296,8 @@ class OrderListApi(APIView):
 
 
 class OrderApi(APIView):
-    permission_classes = [IsStaff]
+    permission_classes = [IsStaff, AdminRights]
+    queryset = Order.objects.none()
 
     @extend_schema(operation_id="orders_retrieve", responses={200: OrderEnvelope, **problems(401, 403, 404)})
     def get(self, request: Request, code: str) -> Response:
@@ -463,7 +466,8 @@ class CsvRenderer(BaseRenderer):
 
 
 class EventOrdersCsvApi(APIView):
-    permission_classes = [IsStaff]
+    permission_classes = [IsStaff, AdminRights]
+    queryset = Order.objects.none()  # the event's orders: the admin's right to view orders
     renderer_classes = [JSONRenderer, CsvRenderer]
 
     @extend_schema(operation_id="events_orders_csv", responses={(200, "text/csv"): str, **problems(401, 403, 404)})
@@ -472,7 +476,8 @@ class EventOrdersCsvApi(APIView):
 
 
 class EventAttendeesCsvApi(APIView):
-    permission_classes = [IsStaff]
+    permission_classes = [IsStaff, AdminRights]
+    queryset = Order.objects.none()  # the buyers' names and tickets: the admin's right to view orders
     renderer_classes = [JSONRenderer, CsvRenderer]
 
     @extend_schema(operation_id="events_attendees_csv", responses={(200, "text/csv"): str, **problems(401, 403, 404)})

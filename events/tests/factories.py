@@ -1,8 +1,10 @@
 from datetime import timedelta
 from decimal import Decimal
+from typing import Any
 
 import factory
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
 from django.utils import timezone
 
 from events.models import Event, TicketType
@@ -41,3 +43,13 @@ class TicketTypeFactory(factory.django.DjangoModelFactory):
     price = Decimal("25.00")
     capacity = 100
     max_per_order = 10
+
+
+def organizer(*, refund: bool = False) -> Any:
+    """A staff user with the admin's rights on the shop's models (view, add, change, delete of events, ticket
+    types, orders, …), as an organizer's role is set up in the admin; with `refund`, also the right to cancel and
+    refund orders, which moves money."""
+    user = UserFactory(is_staff=True)
+    rights = Permission.objects.filter(content_type__app_label__in=["events", "orders"])
+    user.user_permissions.add(*(rights if refund else rights.exclude(codename="refund_order")))
+    return user

@@ -11,7 +11,7 @@ from django.utils import timezone
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from events.tests.factories import UserFactory
+from events.tests.factories import UserFactory, organizer
 from orders import services
 from orders.models import Basket, Hold
 
@@ -59,7 +59,7 @@ def test_release_expired_holds_with_nothing_to_do(ticket_type):
 
 
 def test_create_api_token_prints_only_a_key_that_opens_the_organizer_api(db):
-    user = UserFactory(is_staff=True)
+    user = organizer()
 
     out = run("create_api_token", user.username)
 
@@ -72,7 +72,7 @@ def test_create_api_token_prints_only_a_key_that_opens_the_organizer_api(db):
 
 
 def test_create_api_token_returns_the_same_key_until_rotated(db):
-    user = UserFactory(is_staff=True)
+    user = organizer()
     first = run("create_api_token", user.username).strip()
 
     again = run("create_api_token", user.username).strip()
