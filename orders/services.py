@@ -349,9 +349,14 @@ def refund_process(*, refund_id: int, now: datetime) -> Refund:
     if not claimed:
         return refund  # done already, or another worker is on it
     try:
-        result = payment_provider_named(refund.provider).refund(
-            payment_id=refund.order.payment_reference, amount=refund.amount, currency=refund.currency
-        )
+        if refund.amount:
+            result = payment_provider_named(refund.provider).refund(
+                payment_id=refund.order.payment_reference, amount=refund.amount, currency=refund.currency
+            )
+        else:
+            # Earlier refunds returned it all (free tickets, goodwill): providers refuse an amount of 0 (Stripe
+            # does), which would leave this failing for ever.
+            result = PaymentResult(approved=True, reference="", message="Nothing left to refund.")
     except Exception as error:  # noqa: BLE001 - any provider failure is recorded and retried later
         result = PaymentResult(approved=False, reference="", message=f"{type(error).__name__}: {error}")
     refund.status = Refund.Status.SUCCEEDED if result.approved else Refund.Status.FAILED

@@ -247,3 +247,27 @@ def test_the_admin_offers_the_action_only_with_the_refund_permission(client, sol
     editor.user_permissions.add(Permission.objects.get(codename="refund_order"))
     client.force_login(type(editor).objects.get(pk=editor.pk))  # permissions are cached on the user object
     assert 'value="cancel_event"' in client.get("/admin/events/event/").content.decode()
+
+
+def test_nothing_left_to_refund_is_recorded_as_done_without_asking_the_provider(provider):  # noqa: F811
+    """Goodwill returned the money of the event's ticket already: the ticket is cancelled, and a refund of 0 is on
+    record as done, never sent to the provider (Stripe refuses an amount of 0, which would fail it forever)."""
+    event = EventFactory()
+    ticket_type = TicketTypeFactory(event=event, capacity=10, price=Decimal("30.00"))
+    order = two_event_order(ticket_type, TicketTypeFactory(capacity=10, price=Decimal("20.00")))  # 2 x 30 + 20
+    now = timezone.now()
+    services.refund_part(order_id=order.pk, amount=Decimal("60.00"), note="goodwill", now=now)
+    other = order.tickets.exclude(ticket_type=ticket_type).get()
+    services.tickets_cancel(order_id=order.pk, codes=[other.code], note="", now=now)  # the last 20.00
+    provider.refunds.clear()
+
+    run(str(event.pk), "--yes")
+
+    refund = Refund.objects.get(reason="cancellation")  # the event's tickets were all that was left
+    assert (refund.amount, refund.status, refund.message) == (Decimal("0.00"), "succeeded", "Nothing left to refund.")
+    assert provider.refunds == []
+    assert Order.objects.get(pk=order.pk).status == Order.Status.CANCELLED
+    send_queued_emails()
+    notice = mail.outbox[-1]
+    assert "All of its money had been refunded already." in notice.body
+    assert "0.00 EUR" not in notice.body
