@@ -180,10 +180,12 @@ def buyer_cancellable(detail: OrderDetail, *, now: datetime) -> BuyerCancellatio
     return BuyerCancellation(tickets=tickets, deadlines=deadlines)
 
 
-def buyer_cancellation_quote(detail: OrderDetail, codes: Collection[str]) -> tuple[list[Ticket], Decimal]:
-    """The order's valid tickets among `codes` and what cancelling them refunds: their prices, at most what is left
-    of the order to refund (as `tickets_cancel_by_buyer` decides under the lock). One query."""
-    chosen = [ticket for ticket in detail.tickets if ticket.code in codes and not ticket.cancelled_at]
+def buyer_cancellation_quote(
+    detail: OrderDetail, codes: Collection[str], *, now: datetime
+) -> tuple[list[Ticket], Decimal]:
+    """The tickets among `codes` the buyer may cancel now, and what cancelling them refunds: their prices, at most
+    what is left of the order to refund (as `tickets_cancel_by_buyer` decides again under the lock). One query."""
+    chosen = [ticket for ticket in buyer_cancellable(detail, now=now).tickets if ticket.code in codes]
     refunded = detail.order.refunds.aggregate(total=Coalesce(Sum("amount"), Decimal("0.00")))["total"]
     prices = sum((ticket.line.unit_price for ticket in chosen), Decimal("0.00"))
     return chosen, min(prices, detail.order.total - refunded)

@@ -19,6 +19,7 @@ from aegistickets.errors import (
     PROBLEM_CONTENT_TYPE,
     ApplicationError,
     BasketNotFoundError,
+    CancellationClosedError,
     NotFoundError,
     OrderNotPayableError,
     ValidationFailedError,
@@ -184,16 +185,18 @@ def order_cancel_tickets(request: HttpRequest, code: str, secret: str) -> HttpRe
         detail = selectors.order_for_shopper(code=code, secret=secret)
     except NotFoundError:
         raise Http404 from None
-    order = detail.order
-    chosen, refund = selectors.buyer_cancellation_quote(detail, set(request.POST.getlist("tickets")))
+    order, wanted, now = detail.order, set(request.POST.getlist("tickets")), timezone.now()
+    chosen, refund = selectors.buyer_cancellation_quote(detail, wanted, now=now)
     context = {"order": order, "chosen": chosen, "refund": refund, "error": ""}
     if not chosen:
-        context["error"] = "Choose the tickets to cancel."
-        return render(request, "orders/cancel_tickets.html", context, status=400)
+        # Nothing ticked, or only tickets past their event's deadline (or cancelled, or of an unpaid order).
+        refusal = CancellationClosedError() if wanted else ValidationFailedError("Choose the tickets to cancel.")
+        context["error"] = refusal.detail
+        return render(request, "orders/cancel_tickets.html", context, status=refusal.status)
     if "confirmed" not in request.POST:
         return render(request, "orders/cancel_tickets.html", context)
     try:
-        refund = services.tickets_cancel_by_buyer(order_id=order.pk, codes=[t.code for t in chosen], now=timezone.now())
+        refund = services.tickets_cancel_by_buyer(order_id=order.pk, codes=[t.code for t in chosen], now=now)
     except ApplicationError as error:
         context["error"] = error.detail
         return render(request, "orders/cancel_tickets.html", context, status=error.status)
