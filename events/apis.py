@@ -81,6 +81,11 @@ class TicketTypeOutput(serializers.Serializer):
 
 class EventDetailOutput(EventListOutput):
     description = serializers.CharField()
+    attendee_data = serializers.ChoiceField(
+        choices=Event.AttendeeData.choices,
+        help_text="What checkout asks about each ticket's holder: `attendees` in POST /api/checkout, one per seat "
+        "(with an email for name_email), unless none.",
+    )
     image = serializers.SerializerMethodField()
     ticket_types = TicketTypeOutput(many=True)
 
@@ -103,6 +108,12 @@ class EventCreateInput(JsonInput):
     starts_at = ShopDateTimeField()
     ends_at = ShopDateTimeField()
     is_published = serializers.BooleanField(required=False, default=False)
+    attendee_data = serializers.ChoiceField(
+        choices=Event.AttendeeData.choices,
+        required=False,
+        default=Event.AttendeeData.NONE,
+        help_text="What checkout asks about each ticket's holder.",
+    )
     buyer_cancellation_until = ShopDateTimeField(
         required=False,
         allow_null=True,
@@ -136,6 +147,7 @@ class OrganizerEventOutput(serializers.Serializer):
     ends_at = serializers.DateTimeField()
     is_published = serializers.BooleanField()
     buyer_cancellation_until = serializers.DateTimeField(allow_null=True)
+    attendee_data = serializers.ChoiceField(choices=Event.AttendeeData.choices)
     url = serializers.SerializerMethodField()
 
     def get_url(self, event: Event) -> str:

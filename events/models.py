@@ -5,6 +5,11 @@ from django.db.models import F, Q
 
 
 class Event(models.Model):
+    class AttendeeData(models.TextChoices):
+        NONE = "none", "Only the buyer's name and email"
+        NAME = "name", "A name for each ticket"
+        NAME_EMAIL = "name_email", "A name and an email for each ticket"
+
     name = models.CharField(max_length=200)
     slug = models.SlugField(max_length=200, unique=True)
     description = models.TextField(blank=True)
@@ -24,6 +29,13 @@ class Event(models.Model):
         help_text="Until when buyers may cancel their tickets themselves (their price is refunded); at the latest "
         "when the event starts. Empty: they may not.",
     )
+    # What checkout asks about each ticket's holder (badges, the door's list of names).
+    attendee_data = models.CharField(
+        max_length=16,
+        choices=AttendeeData.choices,
+        default=AttendeeData.NONE,
+        help_text="What checkout asks about the person each ticket is for.",
+    )
     image = models.ImageField(upload_to="events/", blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -37,10 +49,21 @@ class Event(models.Model):
                 condition=Q(buyer_cancellation_until__isnull=True) | Q(buyer_cancellation_until__lte=F("starts_at")),
                 name="event_buyer_cancellation_before_start",
             ),
+            models.CheckConstraint(
+                condition=Q(attendee_data__in=["none", "name", "name_email"]), name="event_attendee_data_valid"
+            ),
         ]
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def asks_attendee_name(self) -> bool:
+        return self.attendee_data != self.AttendeeData.NONE
+
+    @property
+    def asks_attendee_email(self) -> bool:
+        return self.attendee_data == self.AttendeeData.NAME_EMAIL
 
 
 class TicketType(models.Model):

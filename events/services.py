@@ -15,7 +15,18 @@ from events.cache import catalog_invalidate
 from events.models import Event, TicketType
 
 EVENT_FIELDS = frozenset(
-    {"name", "slug", "description", "venue", "city", "starts_at", "ends_at", "is_published", "buyer_cancellation_until"}
+    {
+        "name",
+        "slug",
+        "description",
+        "venue",
+        "city",
+        "starts_at",
+        "ends_at",
+        "is_published",
+        "buyer_cancellation_until",
+        "attendee_data",
+    }
 )
 TICKET_TYPE_FIELDS = frozenset(
     {"name", "description", "price", "capacity", "max_per_order", "sale_starts_at", "sale_ends_at", "position"}
@@ -49,6 +60,7 @@ def event_create(
     slug: str = "",
     is_published: bool = False,
     buyer_cancellation_until: datetime | None = None,
+    attendee_data: str = Event.AttendeeData.NONE,
 ) -> Event:
     """Creates an event with a unique slug (derived from the name unless given)."""
     _check_event_times(starts_at, ends_at, buyer_cancellation_until)
@@ -67,6 +79,7 @@ def event_create(
                 ends_at=ends_at,
                 is_published=is_published,
                 buyer_cancellation_until=buyer_cancellation_until,
+                attendee_data=attendee_data,
             )
     except IntegrityError:
         raise ValidationFailedError(errors={"slug": ["An event with this slug already exists."]}) from None

@@ -66,7 +66,7 @@ class OrderLineInline(ReadOnlyInline):
 
 class TicketInline(ReadOnlyInline):
     model = Ticket
-    fields = readonly_fields = ("code", "ticket_type", "cancelled_at", "refund")
+    fields = readonly_fields = ("code", "ticket_type", "attendee_name", "attendee_email", "cancelled_at", "refund")
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Ticket]:
         return super().get_queryset(request).select_related("ticket_type__event")

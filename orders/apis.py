@@ -137,6 +137,8 @@ class TicketOutput(serializers.Serializer):
     cancelled_at = serializers.DateTimeField(
         allow_null=True, help_text="When this ticket was cancelled on its own (it no longer admits anyone)."
     )
+    attendee_name = serializers.CharField(help_text="Who the ticket is for, where its event asks; else empty.")
+    attendee_email = serializers.CharField(help_text="Their email, where its event asks; else empty.")
 
 
 class PaymentOutput(serializers.Serializer):
@@ -198,6 +200,12 @@ def _order_body(detail: OrderDetail) -> dict[str, Any]:
     return {"order": OrderOutput.represent(detail)}
 
 
+class AttendeeInput(JsonInput):
+    ticket_type_id = serializers.IntegerField(min_value=1, max_value=MAX_ID)
+    name = serializers.CharField(max_length=200)
+    email = serializers.EmailField(max_length=254, required=False, default="")
+
+
 class CheckoutInput(JsonInput):
     basket = serializers.RegexField(TOKEN_PATTERN)
     name = serializers.CharField(max_length=200)
@@ -215,6 +223,14 @@ class CheckoutInput(JsonInput):
         required=False,
         default="",
         help_text="Stripe: where the buyer comes back to after 3-D Secure, when payment_token is given.",
+    )
+    attendees = AttendeeInput(
+        many=True,
+        required=False,
+        max_length=100,
+        help_text="Who each ticket is for, where its event asks (its `attendee_data`): one entry per seat of each "
+        "such ticket type, with an email where the event asks for one; none for other ticket types. Tickets get "
+        "them in the order given.",
     )
 
 
@@ -260,6 +276,7 @@ class CheckoutApi(APIView):
             fingerprint=checkout.checkout_fingerprint(**data),
             payment_token=data["payment_token"],
             return_url=data["return_url"],
+            attendees=[checkout.Attendee(**attendee) for attendee in data.get("attendees", [])],
         )
         paid = result.order.status == Order.Status.PAID
         body = {"order": CheckoutOrderOutput.represent(result.detail)}
@@ -504,6 +521,7 @@ class CheckedInTicketOutput(serializers.Serializer):
     code = serializers.CharField()
     order = serializers.CharField(source="order.code")
     name = serializers.CharField(source="order.name")
+    attendee_name = serializers.CharField(help_text="Who the ticket is for, where its event asks; else empty.")
     event_id = serializers.IntegerField(source="ticket_type.event_id")
     event_name = serializers.CharField(source="ticket_type.event.name")
     ticket_type_name = serializers.CharField(source="ticket_type.name")

@@ -27,6 +27,7 @@ import json
 import logging
 import secrets
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -46,6 +47,7 @@ from aegistickets.errors import (
     OrderNotPayableError,
     PaymentDeclinedError,
     PriceChangedError,
+    ValidationFailedError,
 )
 from events.selectors import ticket_type_is_on_sale
 from orders import metrics, outbox, seats, selectors
@@ -95,6 +97,15 @@ class CheckoutResult:
 
 
 @dataclass(frozen=True)
+class Attendee:
+    """Who one seat is for, as the buyer named them: a ticket of `ticket_type_id`, where its event asks."""
+
+    ticket_type_id: int
+    name: str
+    email: str = ""
+
+
+@dataclass(frozen=True)
 class Checkout:
     """What a checkout asks for."""
 
@@ -108,6 +119,8 @@ class Checkout:
     # sends the buyer back after 3-D Secure.
     payment_token: str = ""
     return_url: str = ""
+    # One per seat whose event asks who it is for (Event.attendee_data), in seat order per ticket type.
+    attendees: tuple[Attendee, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -158,9 +171,12 @@ def order_place(
     fingerprint: str = "",
     payment_token: str = "",
     return_url: str = "",
+    attendees: Sequence[Attendee] = (),
 ) -> CheckoutResult:
     """Sells a basket's seats exactly once, priced from the database; a repeated key returns the first order."""
-    checkout = Checkout(token, name, email, payment_method, idempotency_key, fingerprint, payment_token, return_url)
+    checkout = Checkout(
+        token, name, email, payment_method, idempotency_key, fingerprint, payment_token, return_url, tuple(attendees)
+    )
     try:
         _replay_if_placed(checkout)
         quote = _price(_validate(checkout, now=now))
@@ -192,12 +208,35 @@ def _validate(checkout: Checkout, *, now: datetime) -> list[Hold]:
         if not Basket.objects.filter(token=checkout.token).exists():
             raise BasketNotFoundError()
         raise BasketEmptyError()
+    _check_attendees(holds, checkout.attendees)
     for hold in holds:
         if hold.expires_at <= now:
             ticket_type = hold.ticket_type
             counted = seats.Seats(ticket_type.pk, ticket_type.capacity, ticket_type.sold, ticket_type.price)
             _check_expired_hold(hold, seats_now=counted, now=now)
     return holds
+
+
+def _check_attendees(holds: list[Hold], attendees: Sequence[Attendee]) -> None:
+    """One attendee per seat of each ticket type whose event asks who its tickets are for (with an email where it
+    asks for one), and none for the others; refused as a whole, each problem named."""
+    given = Counter(attendee.ticket_type_id for attendee in attendees)
+    problems: list[str] = []
+    for hold in holds:
+        event, name = hold.ticket_type.event, hold.ticket_type.name
+        wanted = hold.quantity if event.asks_attendee_name else 0
+        if given.pop(hold.ticket_type_id, 0) != wanted:
+            problems.append(f"{name}: name {wanted} attendee{'s' if wanted != 1 else ''}, one per ticket.")
+        elif event.asks_attendee_email and any(
+            not a.email for a in attendees if a.ticket_type_id == hold.ticket_type_id
+        ):
+            problems.append(f"{name}: {event.name} asks for each attendee's email.")
+    if given:
+        problems.append(f"Not ticket types of this basket: {', '.join(map(str, sorted(given)))}.")
+    if any(not attendee.name.strip() for attendee in attendees):
+        problems.append("Every attendee needs a name.")
+    if problems:
+        raise ValidationFailedError(errors={"attendees": problems})
 
 
 def _check_expired_hold(hold: Hold, *, seats_now: seats.Seats, now: datetime) -> None:
@@ -343,11 +382,11 @@ def _commit(
             )
         _attach(authorized, order=order, now=now)
         if authorized.paid:
-            detail = _sell(order, holds, now=now)
+            detail = _sell(order, holds, attendees=checkout.attendees, now=now)
             seats.release_holds(quote.basket_id)  # invisible to others until commit: no lock needed for them
             _take_seats(holds, prices=quote.prices, now=now)
         else:
-            detail = OrderDetail(order=order, lines=_order_lines(order, holds), tickets=[])
+            detail = OrderDetail(order=order, lines=_order_lines(order, holds, checkout.attendees), tickets=[])
             _hold_for_payment(order, holds, quote=quote, now=now)
         attempt.committing = True  # the last step: leaving the block sends the COMMIT
     return detail
@@ -397,12 +436,20 @@ def _quoted_holds(quote: Quote, *, checkout: Checkout) -> list[Hold]:
     return quote.holds
 
 
-def _order_lines(order: Order, holds: list[Hold]) -> list[OrderLine]:
-    """One line per hold at the quoted price, each with its ticket type and event, to show."""
+def _order_lines(order: Order, holds: list[Hold], attendees: Sequence[Attendee]) -> list[OrderLine]:
+    """One line per hold at the quoted price, with who its seats are for, each with its ticket type and event."""
     ticket_types = {hold.ticket_type_id: hold.ticket_type for hold in holds}
     lines = seats.insert(
         [
-            OrderLine(order=order, ticket_type_id=h.ticket_type_id, quantity=h.quantity, unit_price=h.ticket_type.price)
+            OrderLine(
+                order=order,
+                ticket_type_id=h.ticket_type_id,
+                quantity=h.quantity,
+                unit_price=h.ticket_type.price,
+                attendees=[
+                    {"name": a.name, "email": a.email} for a in attendees if a.ticket_type_id == h.ticket_type_id
+                ],
+            )
             for h in holds
         ]
     )
@@ -411,18 +458,24 @@ def _order_lines(order: Order, holds: list[Hold]) -> list[OrderLine]:
     return lines
 
 
-def _sell(order: Order, holds: list[Hold], *, now: datetime) -> OrderDetail:
+def _sell(order: Order, holds: list[Hold], *, attendees: Sequence[Attendee], now: datetime) -> OrderDetail:
     """A paid order's lines and tickets (one per seat), its confirmation queued, the sale counted after commit."""
-    lines = _order_lines(order, holds)
+    lines = _order_lines(order, holds, attendees)
     return _issue_tickets(order, lines, now=now)
 
 
 def _issue_tickets(order: Order, lines: list[OrderLine], *, now: datetime) -> OrderDetail:
     tickets = seats.insert(
         [
-            Ticket(order=order, line=line, ticket_type_id=line.ticket_type_id)
+            Ticket(
+                order=order,
+                line=line,
+                ticket_type_id=line.ticket_type_id,
+                attendee_name=attendee.get("name", ""),
+                attendee_email=attendee.get("email", ""),
+            )
             for line in lines
-            for _ in range(line.quantity)
+            for attendee in _per_seat(line)
         ]
     )
     ticket_types = {line.ticket_type_id: line.ticket_type for line in lines}
@@ -434,6 +487,12 @@ def _issue_tickets(order: Order, lines: list[OrderLine], *, now: datetime) -> Or
     # Counted only if this commits; the callback runs after commit, never under the seat locks.
     transaction.on_commit(functools.partial(metrics.order_committed, lines=lines), robust=True)
     return OrderDetail(order=order, lines=lines, tickets=tickets)
+
+
+def _per_seat(line: OrderLine) -> list[dict[str, str]]:
+    """Who each of the line's seats is for ({} where the buyer named nobody)."""
+    named: list[dict[str, str]] = list(line.attendees or [])
+    return named[: line.quantity] + [{}] * (line.quantity - len(named))
 
 
 def _take_seats(holds: list[Hold], *, prices: dict[int, Decimal] | None, now: datetime) -> None:

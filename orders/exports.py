@@ -27,7 +27,17 @@ ORDERS_HEADER = (
     "payment_method",
     "refund",
 )
-ATTENDEES_HEADER = ("ticket_id", "order", "name", "email", "ticket_type", "checked_in_at")
+# name and email are the buyer's; attendee_name and attendee_email whom the ticket is for, where the event asks.
+ATTENDEES_HEADER = (
+    "ticket_id",
+    "order",
+    "name",
+    "email",
+    "ticket_type",
+    "checked_in_at",
+    "attendee_name",
+    "attendee_email",
+)
 
 # A cell starting with one of these is a formula to spreadsheet programs (CSV injection): buyers type names.
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")

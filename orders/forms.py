@@ -1,10 +1,14 @@
 import uuid
+from dataclasses import dataclass
 from decimal import Decimal
 
 from django import forms
 from django.core.validators import RegexValidator
 
+from events.models import Event
+from orders.checkout import Attendee
 from orders.payments import payment_methods
+from orders.selectors import BasketSummary
 
 PAYMENT_LABELS = {"stripe": "Card", "test": "Test payment (no money moves)", "free": "Free order"}
 
@@ -20,8 +24,15 @@ class CheckoutForm(forms.Form):
         validators=[RegexValidator(r"^[A-Za-z0-9-]{1,64}$")],
     )
 
-    def __init__(self, *args: object, total: Decimal | None = None, **kwargs: object) -> None:
+    def __init__(
+        self, *args: object, total: Decimal | None = None, basket: BasketSummary | None = None, **kwargs: object
+    ) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self._seats = _named_seats(basket)
+        for seat in self._seats:
+            self.fields[seat.name_field] = forms.CharField(label=f"{seat.label}: name", max_length=200)
+            if seat.asks_email:
+                self.fields[seat.email_field] = forms.EmailField(label=f"{seat.label}: email", max_length=254)
         methods = payment_methods()
         if total is not None:
             # Offer what `payment_provider_for` accepts for this amount: `free` only for a zero total.
@@ -33,6 +44,48 @@ class CheckoutForm(forms.Form):
     @property
     def offers_test_payment(self) -> bool:
         return any(value == "test" for value, _ in self.fields["payment_method"].choices)
+
+    def buyer_fields(self) -> list[forms.BoundField]:
+        return [self[name] for name in ("name", "email", "payment_method")]
+
+    def attendee_fields(self) -> list[forms.BoundField]:
+        return [field for field in self.visible_fields() if field.name.startswith("attendee_")]
+
+    def attendees(self) -> list[Attendee]:
+        """Who each seat is for, from the cleaned form, in seat order."""
+        data = self.cleaned_data
+        return [
+            Attendee(seat.ticket_type_id, data[seat.name_field], data.get(seat.email_field, "")) for seat in self._seats
+        ]
+
+
+@dataclass(frozen=True)
+class _Seat:
+    """One seat of the basket whose event asks who it is for: its fields on the checkout form."""
+
+    ticket_type_id: int
+    index: int  # within its ticket type, from 0
+    label: str
+    asks_email: bool
+
+    @property
+    def name_field(self) -> str:
+        return f"attendee_{self.ticket_type_id}_{self.index}_name"
+
+    @property
+    def email_field(self) -> str:
+        return f"attendee_{self.ticket_type_id}_{self.index}_email"
+
+
+def _named_seats(basket: BasketSummary | None) -> list[_Seat]:
+    seats: list[_Seat] = []
+    for item in basket.items if basket else []:
+        if item.attendee_data == Event.AttendeeData.NONE:
+            continue
+        for index in range(item.quantity):
+            label = f"Ticket {len(seats) + 1} ({item.ticket_type_name}, {item.event_name})"
+            seats.append(_Seat(item.ticket_type_id, index, label, item.attendee_data == Event.AttendeeData.NAME_EMAIL))
+    return seats
 
 
 class CardPaymentForm(forms.Form):

@@ -165,6 +165,9 @@ class OrderLine(models.Model):
     quantity = models.PositiveIntegerField()
     # Snapshot of the price at the moment of sale; later price changes never touch it.
     unit_price = models.DecimalField(max_digits=10, decimal_places=2)
+    # Who each seat is for, as the buyer named them at checkout ({"name", "email"} per seat, in seat order), kept
+    # for the tickets, which a pending order gets only once paid. Empty where the event asks for no names.
+    attendees = models.JSONField(default=list, blank=True)
 
     class Meta:
         ordering = ["id"]
@@ -194,6 +197,9 @@ class Ticket(models.Model):
     refund = models.ForeignKey(
         "Refund", null=True, blank=True, on_delete=models.PROTECT, related_name="tickets", editable=False
     )
+    # The person the ticket is for, where its event asks (Event.attendee_data); blank otherwise.
+    attendee_name = models.CharField(max_length=200, blank=True)
+    attendee_email = models.EmailField(max_length=254, blank=True)
 
     class Meta:
         ordering = ["id"]

@@ -45,6 +45,8 @@ class BasketItem:
     line_total: Decimal
     expires_at: datetime
     expired: bool
+    # What checkout asks about each seat's holder (Event.attendee_data).
+    attendee_data: str = Event.AttendeeData.NONE
 
 
 @dataclass(frozen=True)
@@ -90,6 +92,7 @@ def basket_summary_of(basket: Basket, holds: list[Hold], *, now: datetime) -> Ba
             line_total=hold.ticket_type.price * hold.quantity,
             expires_at=hold.expires_at,
             expired=hold.expires_at <= now,
+            attendee_data=hold.ticket_type.event.attendee_data,
         )
         for hold in holds
     ]
@@ -394,7 +397,16 @@ def event_attendees_export(*, event_id: int) -> Iterator[tuple[Any, ...]]:
             ticket_type__event_id=event_id, order__status=Order.Status.PAID, cancelled_at__isnull=True
         )
         .annotate(checked_in_at=Subquery(checked_in_at))
-        .values_list("pk", "order__code", "order__name", "order__email", "ticket_type__name", "checked_in_at")
+        .values_list(
+            "pk",
+            "order__code",
+            "order__name",
+            "order__email",
+            "ticket_type__name",
+            "checked_in_at",
+            "attendee_name",
+            "attendee_email",
+        )
         .order_by("pk")
     )
     return rows.iterator(chunk_size=EXPORT_CHUNK)

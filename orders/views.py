@@ -127,7 +127,7 @@ def checkout(request: HttpRequest) -> HttpResponse:
                 return _order_page(placed)
         messages.info(request, "Your basket is empty.")
         return redirect("orders:basket")
-    form = CheckoutForm(request.POST if request.method == "POST" else None, total=basket.total)
+    form = CheckoutForm(request.POST if request.method == "POST" else None, total=basket.total, basket=basket)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
@@ -139,8 +139,13 @@ def checkout(request: HttpRequest) -> HttpResponse:
                 now=timezone.now(),
                 idempotency_key=_form_key(data["idempotency_key"]),
                 fingerprint=checkout_fingerprint(
-                    basket=basket.token, name=data["name"], email=data["email"], payment_method=data["payment_method"]
+                    basket=basket.token,
+                    name=data["name"],
+                    email=data["email"],
+                    payment_method=data["payment_method"],
+                    attendees=form.attendees(),
                 ),
+                attendees=form.attendees(),
             )
         except ApplicationError as error:
             for field, field_errors in (error.errors or {}).items():

@@ -100,6 +100,7 @@ def _screenshot(page, name: str) -> None:  # type: ignore[no-untyped-def]
 @pytest.mark.parametrize("viewport", list(VIEWPORTS))
 def test_a_shopper_buys_two_tickets(browser, live_server, shop, viewport):  # type: ignore[no-untyped-def]
     event, standard = shop
+    type(event).objects.filter(pk=event.pk).update(attendee_data="name")  # the quartet prints a name on each ticket
     context = browser.new_context(viewport=VIEWPORTS[viewport], locale="en-GB")
     page = context.new_page()
     problems: list[str] = []
@@ -142,6 +143,9 @@ def test_a_shopper_buys_two_tickets(browser, live_server, shop, viewport):  # ty
     expect(page).to_have_url(re.compile(r"/checkout/$"))
     page.get_by_label("Full name").fill("Ada Lovelace")
     page.get_by_label("Email").fill(TEST_DECLINE_EMAIL)
+    who = page.get_by_role("group", name="Who's coming?")
+    who.get_by_label("Ticket 1 (Standard, Aurora Quartet: Late Beethoven): name").fill("Ada Lovelace")
+    who.get_by_label("Ticket 2 (Standard, Aurora Quartet: Late Beethoven): name").fill("Charles Babbage")
     expect(page.get_by_label("Test payment (no money moves)")).to_be_checked()
     page.get_by_role("button", name="Pay and place order").click()
     expect(page.get_by_role("alert")).to_contain_text("Card declined (test provider).")
@@ -156,6 +160,7 @@ def test_a_shopper_buys_two_tickets(browser, live_server, shop, viewport):  # ty
     code = re.search(r"AT-[0-9A-Z]{6}", heading.inner_text()).group(0)
     tickets = page.locator(".ticket-stub")
     expect(tickets).to_have_count(2)
+    expect(tickets.nth(1)).to_contain_text("For Charles Babbage")
     snap("05-confirmation")
 
     order = Order.objects.get()
