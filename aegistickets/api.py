@@ -118,6 +118,19 @@ class PageInput(ReusedSerializer):
     page = serializers.IntegerField(required=False, min_value=1, help_text="1 for the first page.")
 
 
+def _json_type_errors(field: Field, value: Any) -> list[str]:
+    """What is of the wrong JSON type in a value: a list's items and a dict's values against their child field,
+    each named by its index or key, as the problem's flat messages name them."""
+    if isinstance(field, serializers.ListField) and isinstance(value, list):
+        items: Any = enumerate(value)
+    elif isinstance(field, serializers.DictField) and isinstance(value, Mapping):
+        items = value.items()
+    else:
+        error = _json_type_error(field, value)
+        return [error] if error else []
+    return [f"{where}: {error}" for where, item in items if (error := _json_type_error(field.child, item))]
+
+
 def _json_type_error(field: Field, value: Any) -> str | None:
     if isinstance(field, serializers.BooleanField):
         return None if isinstance(value, bool) else "Must be true or false."
@@ -151,8 +164,8 @@ class JsonInput(ReusedSerializer):
         errors = {}
         for field in (field for field in self.fields.values() if not field.read_only):
             value = data.get(field.field_name, empty)
-            if value is not empty and value is not None and (error := _json_type_error(field, value)):
-                errors[field.field_name] = [error]
+            if value is not empty and value is not None and (wrong := _json_type_errors(field, value)):
+                errors[field.field_name] = wrong
         try:
             validated = super().to_internal_value(data)
         except serializers.ValidationError as refused:

@@ -17,9 +17,9 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from aegistickets.errors import ApplicationError
-from events.models import Event, TicketType
+from events.models import Event, EventTerms, TicketType
 from events.selectors import events_with_availability, ticket_types_with_availability
-from events.services import TICKET_TYPE_FIELDS, ticket_type_create, ticket_type_update
+from events.services import TICKET_TYPE_FIELDS, event_terms_set, ticket_type_create, ticket_type_update
 
 TICKET_TYPE_FORM_FIELDS = (
     "name",
@@ -84,14 +84,27 @@ class TicketTypeInline(_AvailabilityColumns, admin.TabularInline):
         return ticket_types_with_availability(queryset, now=timezone.now())
 
 
+class TermsVersionInline(admin.TabularInline):
+    """Every version of the terms buyers accepted, as it was: read only."""
+
+    model = EventTerms
+    fields = readonly_fields = ("version", "text", "created_at")
+    extra = 0
+    can_delete = False
+    verbose_name_plural = "terms versions (buyers' orders record the version they accepted)"
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
 @admin.register(Event)
 class EventAdmin(admin.ModelAdmin):
     list_display = ("name", "starts_at", "city", "venue", "is_published", "seats_sold", "seats_available")
     list_filter = ("is_published", "city")
     search_fields = ("name", "venue", "city")
     prepopulated_fields = {"slug": ("name",)}
-    readonly_fields = ("created_at", "updated_at")
-    inlines = (TicketTypeInline,)
+    readonly_fields = ("terms_version", "created_at", "updated_at")
+    inlines = (TicketTypeInline, TermsVersionInline)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Event]:
         return events_with_availability(super().get_queryset(request), now=timezone.now())
@@ -103,6 +116,14 @@ class EventAdmin(admin.ModelAdmin):
     @admin.display(description="seats available", ordering="available")
     def seats_available(self, obj: Event) -> int:
         return obj.available  # type: ignore[attr-defined]
+
+    def save_model(self, request: HttpRequest, obj: Event, form: forms.ModelForm, change: bool) -> None:
+        """The terms go through the service, which makes a changed text a new version; the rest is saved as is."""
+        terms = obj.terms
+        obj.terms = form.initial.get("terms", "") if change else ""
+        super().save_model(request, obj, form, change)
+        saved = event_terms_set(event_id=obj.pk, text=terms)
+        obj.terms, obj.terms_version = saved.terms, saved.terms_version
 
     def save_formset(self, request: HttpRequest, form: forms.ModelForm, formset: Any, change: bool) -> None:
         if formset.model is not TicketType:

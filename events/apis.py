@@ -86,6 +86,10 @@ class EventDetailOutput(EventListOutput):
         help_text="What checkout asks about each ticket's holder: `attendees` in POST /api/checkout, one per seat "
         "(with an email for name_email), unless none.",
     )
+    terms = serializers.CharField(help_text="Terms and conditions a buyer must accept; empty for none.")
+    terms_version = serializers.IntegerField(
+        help_text="Their version (0: none): `accepted_terms` in POST /api/checkout names it for this event."
+    )
     image = serializers.SerializerMethodField()
     ticket_types = TicketTypeOutput(many=True)
 
@@ -113,6 +117,13 @@ class EventCreateInput(JsonInput):
         required=False,
         default=Event.AttendeeData.NONE,
         help_text="What checkout asks about each ticket's holder.",
+    )
+    terms = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=50000,
+        default="",
+        help_text="Terms and conditions buyers must accept; a changed text is a new version. Empty: none.",
     )
     buyer_cancellation_until = ShopDateTimeField(
         required=False,
@@ -148,6 +159,8 @@ class OrganizerEventOutput(serializers.Serializer):
     is_published = serializers.BooleanField()
     buyer_cancellation_until = serializers.DateTimeField(allow_null=True)
     attendee_data = serializers.ChoiceField(choices=Event.AttendeeData.choices)
+    terms = serializers.CharField()
+    terms_version = serializers.IntegerField()
     url = serializers.SerializerMethodField()
 
     def get_url(self, event: Event) -> str:

@@ -36,6 +36,10 @@ class Event(models.Model):
         default=AttendeeData.NONE,
         help_text="What checkout asks about the person each ticket is for.",
     )
+    # Terms the buyer must accept at checkout; each change is a new version (EventTerms), and an order records the
+    # version its buyer accepted. Written through events.services.event_terms_set, never directly.
+    terms = models.TextField(blank=True, help_text="Terms and conditions buyers must accept; empty for none.")
+    terms_version = models.PositiveIntegerField(default=0, editable=False)
     image = models.ImageField(upload_to="events/", blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -64,6 +68,25 @@ class Event(models.Model):
     @property
     def asks_attendee_email(self) -> bool:
         return self.attendee_data == self.AttendeeData.NAME_EMAIL
+
+
+class EventTerms(models.Model):
+    """One version of an event's terms, kept unchanged: what the buyers of that version accepted."""
+
+    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="terms_versions")
+    version = models.PositiveIntegerField()
+    text = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["event", "version"]
+        constraints = [
+            models.UniqueConstraint(fields=["event", "version"], name="event_terms_version_unique"),
+            models.CheckConstraint(condition=Q(version__gte=1), name="event_terms_version_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_id} terms v{self.version}"
 
 
 class TicketType(models.Model):

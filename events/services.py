@@ -7,12 +7,13 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import IntegrityError, transaction
+from django.db.models import Max
 from django.utils.text import slugify
 
 from aegistickets.errors import NotFoundError, ValidationFailedError
 from events.availability import held_for
 from events.cache import catalog_invalidate
-from events.models import Event, TicketType
+from events.models import Event, EventTerms, TicketType
 
 EVENT_FIELDS = frozenset(
     {
@@ -26,6 +27,7 @@ EVENT_FIELDS = frozenset(
         "is_published",
         "buyer_cancellation_until",
         "attendee_data",
+        "terms",
     }
 )
 TICKET_TYPE_FIELDS = frozenset(
@@ -61,6 +63,7 @@ def event_create(
     is_published: bool = False,
     buyer_cancellation_until: datetime | None = None,
     attendee_data: str = Event.AttendeeData.NONE,
+    terms: str = "",
 ) -> Event:
     """Creates an event with a unique slug (derived from the name unless given)."""
     _check_event_times(starts_at, ends_at, buyer_cancellation_until)
@@ -69,7 +72,7 @@ def event_create(
     try:
         with transaction.atomic():
             catalog_invalidate()
-            return Event.objects.create(
+            event = Event.objects.create(
                 name=name,
                 slug=slug or _unique_slug(name),
                 description=description,
@@ -81,6 +84,9 @@ def event_create(
                 buyer_cancellation_until=buyer_cancellation_until,
                 attendee_data=attendee_data,
             )
+            if terms:
+                event.save(update_fields=_new_terms(event, terms))
+            return event
     except IntegrityError:
         raise ValidationFailedError(errors={"slug": ["An event with this slug already exists."]}) from None
 
@@ -96,14 +102,44 @@ def event_update(*, event_id: int, data: dict[str, Any]) -> Event:
                 event = Event.objects.select_for_update().get(pk=event_id)
             except Event.DoesNotExist:
                 raise NotFoundError("No such event.") from None
+            terms = data.pop("terms", event.terms)
             for field, value in data.items():
                 setattr(event, field, value)
             _check_event_times(event.starts_at, event.ends_at, event.buyer_cancellation_until)
-            event.save(update_fields=[*data, "updated_at"])
+            event.save(update_fields=[*data, *_new_terms(event, terms), "updated_at"])
             catalog_invalidate()
             return event
     except IntegrityError:
         raise ValidationFailedError(errors={"slug": ["An event with this slug already exists."]}) from None
+
+
+def event_terms_set(*, event_id: int, text: str) -> Event:
+    """Sets an event's terms: a changed text becomes a new version (kept in EventTerms), under the event's row lock,
+    so two editors never make the same version number."""
+    with transaction.atomic():
+        event = Event.objects.select_for_update().filter(pk=event_id).first()
+        if event is None:
+            raise NotFoundError("No such event.")
+        changed = _new_terms(event, text)
+        if changed:
+            event.save(update_fields=[*changed, "updated_at"])
+            catalog_invalidate()
+        return event
+
+
+def _new_terms(event: Event, text: str) -> list[str]:
+    """The event's terms set to `text` (in memory, for the caller to save): a new version if the text changed and
+    is not empty, no terms (version 0) if it is empty. The fields changed."""
+    if text == event.terms:
+        return []
+    event.terms = text
+    if not text:
+        event.terms_version = 0
+    else:
+        latest = EventTerms.objects.filter(event=event).aggregate(latest=Max("version"))["latest"] or 0
+        event.terms_version = latest + 1
+        EventTerms.objects.create(event=event, version=event.terms_version, text=text)
+    return ["terms", "terms_version"]
 
 
 def _check_sale_window(starts: datetime | None, ends: datetime | None) -> None:

@@ -173,6 +173,7 @@ class OrderAdmin(admin.ModelAdmin):
         "payment_reference",
         "payment_deadline",
         "payment_note",
+        "accepted_terms",
         "flagged",
         "created_at",
         "cancelled_at",

@@ -175,6 +175,11 @@ class OrderOutput(ReusedSerializer):
     )
     payment_note = serializers.CharField(source="order.payment_note", help_text="What happened to the payment.")
     flagged = serializers.BooleanField(source="order.flagged", help_text="Needs staff attention (a dispute).")
+    accepted_terms = serializers.DictField(
+        source="order.accepted_terms",
+        child=serializers.IntegerField(),
+        help_text='The terms the buyer accepted: {"<event id>": <terms version>}.',
+    )
     payment = PaymentOutput(allow_null=True)
     lines = OrderLineOutput(many=True)
     tickets = TicketOutput(many=True)
@@ -232,6 +237,18 @@ class CheckoutInput(JsonInput):
         "such ticket type, with an email where the event asks for one; none for other ticket types. Tickets get "
         "them in the order given.",
     )
+    accepted_terms = serializers.DictField(
+        child=serializers.IntegerField(min_value=1, max_value=2**31 - 1),
+        required=False,
+        allow_empty=True,
+        help_text='The terms the buyer accepted, {"<event id>": <terms_version>}, for each event of the basket with '
+        "terms (GET /api/events/{id}: `terms`, `terms_version`).",
+    )
+
+    def validate_accepted_terms(self, value: dict[str, int]) -> dict[int, int]:
+        if not all(key.isdigit() and len(key) <= 18 for key in value):
+            raise serializers.ValidationError("Keys are event ids.")
+        return {int(key): version for key, version in value.items()}
 
 
 class CheckoutApi(APIView):
@@ -277,6 +294,7 @@ class CheckoutApi(APIView):
             payment_token=data["payment_token"],
             return_url=data["return_url"],
             attendees=[checkout.Attendee(**attendee) for attendee in data.get("attendees", [])],
+            accepted_terms=data.get("accepted_terms"),
         )
         paid = result.order.status == Order.Status.PAID
         body = {"order": CheckoutOrderOutput.represent(result.detail)}

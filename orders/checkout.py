@@ -27,7 +27,7 @@ import json
 import logging
 import secrets
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -121,6 +121,8 @@ class Checkout:
     return_url: str = ""
     # One per seat whose event asks who it is for (Event.attendee_data), in seat order per ticket type.
     attendees: tuple[Attendee, ...] = ()
+    # The version of each event's terms the buyer accepted: (event id, version) pairs.
+    accepted_terms: tuple[tuple[int, int], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -172,10 +174,21 @@ def order_place(
     payment_token: str = "",
     return_url: str = "",
     attendees: Sequence[Attendee] = (),
+    accepted_terms: Mapping[int, int] | None = None,
 ) -> CheckoutResult:
     """Sells a basket's seats exactly once, priced from the database; a repeated key returns the first order."""
+    accepted = tuple(sorted((accepted_terms or {}).items()))
     checkout = Checkout(
-        token, name, email, payment_method, idempotency_key, fingerprint, payment_token, return_url, tuple(attendees)
+        token,
+        name,
+        email,
+        payment_method,
+        idempotency_key,
+        fingerprint,
+        payment_token,
+        return_url,
+        tuple(attendees),
+        accepted,
     )
     try:
         _replay_if_placed(checkout)
@@ -209,12 +222,27 @@ def _validate(checkout: Checkout, *, now: datetime) -> list[Hold]:
             raise BasketNotFoundError()
         raise BasketEmptyError()
     _check_attendees(holds, checkout.attendees)
+    _check_terms(holds, dict(checkout.accepted_terms))
     for hold in holds:
         if hold.expires_at <= now:
             ticket_type = hold.ticket_type
             counted = seats.Seats(ticket_type.pk, ticket_type.capacity, ticket_type.sold, ticket_type.price)
             _check_expired_hold(hold, seats_now=counted, now=now)
     return holds
+
+
+def _check_terms(holds: list[Hold], accepted: Mapping[int, int]) -> None:
+    """The buyer accepted the current version of the terms of each event that has terms: one they never saw (a newer
+    version since the page was shown) is not accepted."""
+    events = {hold.ticket_type.event_id: hold.ticket_type.event for hold in holds}
+    problems = [
+        f"Read and accept the terms of {event.name} (version {event.terms_version})."
+        + (" They changed since you accepted them." if accepted.get(event.pk) else "")
+        for event in events.values()
+        if event.terms_version and accepted.get(event.pk) != event.terms_version
+    ]
+    if problems:
+        raise ValidationFailedError(errors={"accepted_terms": problems})
 
 
 def _check_attendees(holds: list[Hold], attendees: Sequence[Attendee]) -> None:
@@ -408,6 +436,11 @@ def _new_order(quote: Quote, *, checkout: Checkout, authorized: Authorized, now:
                 payment_deadline=None if authorized.paid else now + payment_window(),
                 # A pending order's seats stay held by a basket of its own, whose token nobody has.
                 basket=None if authorized.paid else seats.new_basket(),
+                accepted_terms={
+                    str(hold.ticket_type.event_id): hold.ticket_type.event.terms_version
+                    for hold in quote.holds
+                    if hold.ticket_type.event.terms_version
+                },
             )
         ]
     )

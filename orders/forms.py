@@ -1,3 +1,5 @@
+from __future__ import annotations
+
 import uuid
 from dataclasses import dataclass
 from decimal import Decimal
@@ -33,6 +35,12 @@ class CheckoutForm(forms.Form):
             self.fields[seat.name_field] = forms.CharField(label=f"{seat.label}: name", max_length=200)
             if seat.asks_email:
                 self.fields[seat.email_field] = forms.EmailField(label=f"{seat.label}: email", max_length=254)
+        self.terms = _terms_to_accept(basket)
+        for terms in self.terms:
+            self.fields[terms.accept_field] = forms.BooleanField(
+                label=f"I have read and accept the terms of {terms.event_name}"
+            )
+            self.fields[terms.version_field] = forms.IntegerField(widget=forms.HiddenInput, initial=terms.version)
         methods = payment_methods()
         if total is not None:
             # Offer what `payment_provider_for` accepts for this amount: `free` only for a zero total.
@@ -50,6 +58,13 @@ class CheckoutForm(forms.Form):
 
     def attendee_fields(self) -> list[forms.BoundField]:
         return [field for field in self.visible_fields() if field.name.startswith("attendee_")]
+
+    def terms_fields(self) -> list[tuple[TermsToAccept, forms.BoundField]]:
+        return [(terms, self[terms.accept_field]) for terms in self.terms]
+
+    def accepted_terms(self) -> dict[int, int]:
+        """The version of each event's terms the buyer accepted: the one this form showed them."""
+        return {terms.event_id: self.cleaned_data[terms.version_field] for terms in self.terms}
 
     def attendees(self) -> list[Attendee]:
         """Who each seat is for, from the cleaned form, in seat order."""
@@ -75,6 +90,34 @@ class _Seat:
     @property
     def email_field(self) -> str:
         return f"attendee_{self.ticket_type_id}_{self.index}_email"
+
+
+@dataclass(frozen=True)
+class TermsToAccept:
+    """An event of the basket with terms, as the checkout form shows them: the text and its version."""
+
+    event_id: int
+    event_name: str
+    version: int
+    text: str
+
+    @property
+    def accept_field(self) -> str:
+        return f"terms_{self.event_id}"
+
+    @property
+    def version_field(self) -> str:
+        return f"terms_{self.event_id}_version"
+
+
+def _terms_to_accept(basket: BasketSummary | None) -> list[TermsToAccept]:
+    shown: dict[int, TermsToAccept] = {}
+    for item in basket.items if basket else []:
+        if item.event_terms_version and item.event_id not in shown:
+            shown[item.event_id] = TermsToAccept(
+                item.event_id, item.event_name, item.event_terms_version, item.event_terms
+            )
+    return list(shown.values())
 
 
 def _named_seats(basket: BasketSummary | None) -> list[_Seat]:

@@ -119,6 +119,8 @@ class Order(models.Model):
     flagged = models.BooleanField(default=False)
     # What happened to the payment beyond the status: a late payment refunded, a dispute, a provider's message.
     payment_note = models.CharField(max_length=500, blank=True)
+    # The terms the buyer accepted at checkout: {"<event id>": <EventTerms version>} for each event with terms.
+    accepted_terms = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -45,8 +45,10 @@ class BasketItem:
     line_total: Decimal
     expires_at: datetime
     expired: bool
-    # What checkout asks about each seat's holder (Event.attendee_data).
+    # What checkout asks about each seat's holder (Event.attendee_data), and the event's terms to accept.
     attendee_data: str = Event.AttendeeData.NONE
+    event_terms: str = ""
+    event_terms_version: int = 0
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,8 @@ def basket_summary_of(basket: Basket, holds: list[Hold], *, now: datetime) -> Ba
             expires_at=hold.expires_at,
             expired=hold.expires_at <= now,
             attendee_data=hold.ticket_type.event.attendee_data,
+            event_terms=hold.ticket_type.event.terms,
+            event_terms_version=hold.ticket_type.event.terms_version,
         )
         for hold in holds
     ]

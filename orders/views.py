@@ -144,8 +144,10 @@ def checkout(request: HttpRequest) -> HttpResponse:
                     email=data["email"],
                     payment_method=data["payment_method"],
                     attendees=form.attendees(),
+                    accepted_terms=form.accepted_terms(),
                 ),
                 attendees=form.attendees(),
+                accepted_terms=form.accepted_terms(),
             )
         except ApplicationError as error:
             for field, field_errors in (error.errors or {}).items():
