@@ -212,9 +212,10 @@ def test_checkout_creates_the_order(api, ticket_type):
     order = response.json()["order"]
     assert set(order) == {
         "code", "status", "name", "email", "total", "currency", "created_at", "lines", "tickets", "url",
-        "payment_deadline", "payment_note", "flagged", "payment",
+        "payment_deadline", "payment_note", "flagged", "payment", "accepted_terms",
     }  # fmt: skip
     assert order["status"] == "paid"
+    assert order["accepted_terms"] == {}  # the event has no terms
     assert order["payment_deadline"] is None
     assert order["payment"] == {
         "provider": "test", "id": order["payment"]["id"], "status": "captured", "amount": order["total"],
