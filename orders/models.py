@@ -78,7 +78,11 @@ class Hold(models.Model):
 class Order(models.Model):
     """A buyer's order. Born `paid` when the payment was authorized before it committed (immediate methods), or
     `pending` while the buyer pays (Stripe: card entry, 3-D Secure); a pending order's seats stay taken until
-    `payment_deadline` by the holds of its own basket, so availability needs no job to give them back."""
+    `payment_deadline` by the holds of its own basket, so availability needs no job to give them back.
+
+    The database allows only the documented status transitions (a trigger, migration 0005). SQLite makes some schema
+    changes of this table (a new field with a default, for one) by rebuilding it, which drops that trigger: such a
+    migration makes it again, as 0013 does; the transition test fails on SQLite if one does not."""
 
     class Status(models.TextChoices):
         PENDING = "pending", "Awaiting payment"
