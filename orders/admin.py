@@ -27,11 +27,10 @@ from events.models import Event
 from orders import exports
 from orders.models import Basket, Hold, Order, OrderLine, OutboundEmail, Payment, Refund, Ticket
 from orders.outbox import outbox_enqueue, outbox_retry_now
-from orders.selectors import event_cancellation_preview
+from orders.selectors import event_cancellation_preview, order_refundable
 from orders.services import (
     event_cancel_batch,
     order_cancel,
-    order_refundable,
     refund_part,
     refund_process,
     tickets_cancel,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hmac
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -169,6 +169,17 @@ def order_for_shopper(*, code: str, secret: str, with_refunds: bool = False) -> 
     )
 
 
+def order_refundable(order: Order) -> Decimal:
+    """What is left to refund of an order: its total less its refunds, done or still to do (a failed one is
+    retried, so it counts). One query."""
+    return order.total - (order.refunds.aggregate(total=Sum("amount"))["total"] or Decimal("0.00"))
+
+
+def tickets_price(tickets: Iterable[Ticket]) -> Decimal:
+    """What these tickets cost, each at its line's price (tickets loaded with their line)."""
+    return sum((ticket.line.unit_price for ticket in tickets), Decimal("0.00"))
+
+
 @dataclass(frozen=True)
 class BuyerCancellation:
     """The tickets of an order its buyer may cancel now, and until when each of their events allows it."""
@@ -193,9 +204,7 @@ def buyer_cancellation_quote(
     """The tickets among `codes` the buyer may cancel now, and what cancelling them refunds: their prices, at most
     what is left of the order to refund (as `tickets_cancel_by_buyer` decides again under the lock). One query."""
     chosen = [ticket for ticket in buyer_cancellable(detail, now=now).tickets if ticket.code in codes]
-    refunded = detail.order.refunds.aggregate(total=Coalesce(Sum("amount"), Decimal("0.00")))["total"]
-    prices = sum((ticket.line.unit_price for ticket in chosen), Decimal("0.00"))
-    return chosen, min(prices, detail.order.total - refunded)
+    return chosen, min(tickets_price(chosen), order_refundable(detail.order))
 
 
 def _order_without_tickets(*, code: str, secret: str) -> OrderDetail:
@@ -338,10 +347,16 @@ def event_exists(*, event_id: int) -> bool:
     return Event.objects.filter(pk=event_id).exists()
 
 
+def _valid_tickets_of_event(event_id: int) -> QuerySet[Ticket]:
+    """The event's tickets not cancelled on their own (their order's status decides the rest)."""
+    return Ticket.objects.filter(ticket_type__event_id=event_id, cancelled_at__isnull=True)
+
+
 def paid_orders_of_event(*, event_id: int) -> QuerySet[Order]:
     """Paid orders holding valid tickets of the event."""
-    of_event = Ticket.objects.filter(order=OuterRef("pk"), ticket_type__event_id=event_id, cancelled_at__isnull=True)
-    return Order.objects.filter(Exists(of_event), status=Order.Status.PAID)
+    return Order.objects.filter(
+        Exists(_valid_tickets_of_event(event_id).filter(order=OuterRef("pk"))), status=Order.Status.PAID
+    )
 
 
 @dataclass(frozen=True)
@@ -355,9 +370,7 @@ class EventCancellation:
 
 def event_cancellation_preview(*, event_id: int) -> EventCancellation:
     """Two queries, whatever the number of orders."""
-    valid = Ticket.objects.filter(
-        ticket_type__event_id=event_id, cancelled_at__isnull=True, order__status=Order.Status.PAID
-    )
+    valid = _valid_tickets_of_event(event_id).filter(order__status=Order.Status.PAID)
     totals = valid.aggregate(tickets=Count("pk"), amount=Coalesce(Sum("line__unit_price"), Decimal("0.00")))
     return EventCancellation(
         orders=paid_orders_of_event(event_id=event_id).count(), tickets=totals["tickets"], amount=totals["amount"]
@@ -397,9 +410,8 @@ def event_attendees_export(*, event_id: int) -> Iterator[tuple[Any, ...]]:
     """One row per valid ticket of the event (paid orders), with its check-in time; never the ticket secret."""
     checked_in_at = CheckIn.objects.filter(ticket=OuterRef("pk")).values("checked_in_at")[:1]
     rows = (
-        Ticket.objects.filter(
-            ticket_type__event_id=event_id, order__status=Order.Status.PAID, cancelled_at__isnull=True
-        )
+        _valid_tickets_of_event(event_id)
+        .filter(order__status=Order.Status.PAID)
         .annotate(checked_in_at=Subquery(checked_in_at))
         .values_list(
             "pk",

@@ -17,7 +17,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Exists, F, OuterRef, Sum
+from django.db.models import Exists, F, OuterRef
 from django.utils import timezone
 
 from aegistickets.errors import (
@@ -52,6 +52,7 @@ from orders.models import (
     Ticket,
 )
 from orders.payments import PaymentResult, payment_provider_named
+from orders.selectors import order_refundable, tickets_price
 
 
 def hold_duration() -> timedelta:
@@ -183,12 +184,6 @@ def order_cancel(*, order_id: int, now: datetime) -> Order:
     return order
 
 
-def order_refundable(order: Order) -> Decimal:
-    """What is left to refund of an order: its total less its refunds, done or still to do (a failed one is
-    retried, so it counts)."""
-    return order.total - (order.refunds.aggregate(total=Sum("amount"))["total"] or Decimal("0.00"))
-
-
 def refund_part(*, order_id: int, amount: Decimal, note: str, now: datetime) -> Refund:
     """Returns part of a paid order's money (a goodwill gesture, a price cut); its tickets stay valid. Never more in
     all than the order's total: decided under the order's lock, against every refund on record. Refunding the
@@ -233,7 +228,7 @@ def tickets_cancel(*, order_id: int, codes: Collection[str], note: str, now: dat
         if order.status != Order.Status.PAID:
             raise OrderNotRefundableError(f"Order {order.code} is {order.status}; only paid orders can be refunded.")
         tickets = _cancellable_tickets(order, codes)
-        amount = sum((ticket.line.unit_price for ticket in tickets), Decimal("0.00"))
+        amount = tickets_price(tickets)
         left = order_refundable(order)
         if amount > left:
             raise RefundTooLargeError(
@@ -258,7 +253,7 @@ def tickets_cancel_by_buyer(*, order_id: int, codes: Collection[str], now: datet
                 f"These tickets can no longer be cancelled here: {', '.join(closed)}. Ask the organizer.",
                 extra={"tickets": closed},
             )
-        amount = min(sum((ticket.line.unit_price for ticket in tickets), Decimal("0.00")), order_refundable(order))
+        amount = min(tickets_price(tickets), order_refundable(order))
         note = "Cancelled by the buyer."
         return _cancel_tickets(order, tickets, amount=amount, reason=Refund.Reason.TICKETS, note=note, now=now)
 
@@ -280,7 +275,7 @@ def event_tickets_cancel(*, order_id: int, event_id: int, now: datetime) -> Refu
         if len(tickets) == len(valid):
             order_cancel(order_id=order.pk, now=now)  # the same transaction; the lock is this one's already
             return order.refunds.get(reason=Refund.Reason.CANCELLATION)
-        amount = min(sum((ticket.line.unit_price for ticket in tickets), Decimal("0.00")), order_refundable(order))
+        amount = min(tickets_price(tickets), order_refundable(order))
         return _cancel_tickets(order, tickets, amount=amount, reason=Refund.Reason.EVENT_CANCELLED, note="", now=now)
 
 

@@ -129,7 +129,7 @@ def checkout(request: HttpRequest) -> HttpResponse:
         return redirect("orders:basket")
     form = CheckoutForm(request.POST if request.method == "POST" else None, total=basket.total, basket=basket)
     if request.method == "POST" and form.is_valid():
-        data = form.cleaned_data
+        data, attendees, accepted_terms = form.cleaned_data, form.attendees(), form.accepted_terms()
         try:
             result = order_place(
                 token=basket.token,
@@ -143,11 +143,11 @@ def checkout(request: HttpRequest) -> HttpResponse:
                     name=data["name"],
                     email=data["email"],
                     payment_method=data["payment_method"],
-                    attendees=form.attendees(),
-                    accepted_terms=form.accepted_terms(),
+                    attendees=attendees,
+                    accepted_terms=accepted_terms,
                 ),
-                attendees=form.attendees(),
-                accepted_terms=form.accepted_terms(),
+                attendees=attendees,
+                accepted_terms=accepted_terms,
             )
         except ApplicationError as error:
             for field, field_errors in (error.errors or {}).items():

@@ -19,6 +19,7 @@ from events.tests.factories import EventFactory, TicketTypeFactory
 from orders import checkout, services
 from orders.models import Order, Payment, Ticket
 from orders.tests.test_cancellations import send_queued_emails
+from orders.tests.test_pages import _checkout
 from orders.tests.test_pending_orders import WINDOW, pay, pending_order
 
 pytestmark = pytest.mark.django_db
@@ -120,17 +121,6 @@ def test_a_pending_order_keeps_the_names_until_it_is_paid(stripe_shop, named, no
 # --- the checkout page ----------------------------------------------------------------------------------------
 
 
-def page_checkout(client: Client, **fields: str):  # type: ignore[no-untyped-def]
-    data = {
-        "name": "Ada Lovelace",
-        "email": "ada@example.com",
-        "payment_method": "test",
-        "idempotency_key": "9d1f0c2e-4a51-4c4e-9c1b-2f3f1c0f9a11",
-        **fields,
-    }
-    return client.post("/checkout/", data)
-
-
 def test_the_page_asks_who_is_coming_and_says_what_is_missing_next_to_the_field(client, named):
     client.post(f"/events/{named.event.slug}/basket/", {"ticket_type": named.pk, "quantity": 2})
 
@@ -138,7 +128,7 @@ def test_the_page_asks_who_is_coming_and_says_what_is_missing_next_to_the_field(
     assert "Who's coming?" in html
     assert "Ticket 2 (Conference, PyCon Kraków): email" in html
 
-    refused = page_checkout(client, **{f"attendee_{named.pk}_0_name": "Grace Hopper"})
+    refused = _checkout(client, **{f"attendee_{named.pk}_0_name": "Grace Hopper"})
     assert refused.status_code == 200
     assert "This field is required." in refused.content.decode()
     assert not Order.objects.exists()
@@ -150,7 +140,7 @@ def test_the_names_reach_the_order_page_pdf_email_door_and_export(client, staff_
     for index, attendee in enumerate(two(named)):
         fields[f"attendee_{named.pk}_{index}_name"] = attendee["name"]
         fields[f"attendee_{named.pk}_{index}_email"] = attendee["email"]
-    placed = page_checkout(client, **fields)
+    placed = _checkout(client, **fields)
     order = Order.objects.get()
     assert placed["Location"] == f"/orders/{order.code}/{order.secret}/"
 

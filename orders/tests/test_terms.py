@@ -14,6 +14,7 @@ from events.models import Event, EventTerms
 from events.services import event_terms_set
 from events.tests.factories import EventFactory, TicketTypeFactory, organizer
 from orders.models import Order, Payment
+from orders.tests.test_pages import _checkout
 
 pytestmark = pytest.mark.django_db
 
@@ -123,17 +124,6 @@ def test_an_event_without_terms_asks_nothing(api):
 # --- the checkout page ----------------------------------------------------------------------------------------
 
 
-def page_checkout(client, **fields):  # type: ignore[no-untyped-def]
-    data = {
-        "name": "Ada Lovelace",
-        "email": "ada@example.com",
-        "payment_method": "test",
-        "idempotency_key": "4c0a1f2e-4a51-4c4e-9c1b-2f3f1c0f9a11",
-        **fields,
-    }
-    return client.post("/checkout/", data)
-
-
 def test_the_page_shows_the_terms_and_the_buyer_must_tick_them(client, with_terms):
     event = with_terms.event
     client.post(f"/events/{event.slug}/basket/", {"ticket_type": with_terms.pk, "quantity": 1})
@@ -142,11 +132,11 @@ def test_the_page_shows_the_terms_and_the_buyer_must_tick_them(client, with_term
     assert f"Terms and conditions of {event.name}" in html
     assert "Bring a photo ID." in html
 
-    refused = page_checkout(client, **{f"terms_{event.pk}_version": "1"})
+    refused = _checkout(client, **{f"terms_{event.pk}_version": "1"})
     assert "This field is required." in refused.content.decode()
     assert not Order.objects.exists()
 
-    placed = page_checkout(client, **{f"terms_{event.pk}": "on", f"terms_{event.pk}_version": "1"})
+    placed = _checkout(client, **{f"terms_{event.pk}": "on", f"terms_{event.pk}_version": "1"})
     assert placed.status_code == 302
     assert Order.objects.get().accepted_terms == {str(event.pk): 1}
 
@@ -156,7 +146,7 @@ def test_terms_changed_while_the_buyer_read_them_must_be_read_again(client, with
     client.post(f"/events/{event.slug}/basket/", {"ticket_type": with_terms.pk, "quantity": 1})
     event_terms_set(event_id=event.pk, text="Changed while you were reading.")
 
-    answer = page_checkout(client, **{f"terms_{event.pk}": "on", f"terms_{event.pk}_version": "1"})
+    answer = _checkout(client, **{f"terms_{event.pk}": "on", f"terms_{event.pk}_version": "1"})
 
     assert "They changed since you accepted them." in answer.content.decode()
     assert "Changed while you were reading." in answer.content.decode()  # the page shows the new text
