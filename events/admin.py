@@ -17,7 +17,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from aegistickets.errors import ApplicationError
-from events.models import Event, EventTerms, TicketType
+from events.models import Event, EventTerms, Organizer, TicketType
 from events.selectors import events_with_availability, ticket_types_with_availability
 from events.services import TICKET_TYPE_FIELDS, event_terms_set, ticket_type_create, ticket_type_update
 
@@ -95,6 +95,14 @@ class TermsVersionInline(admin.TabularInline):
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+@admin.register(Organizer)
+class OrganizerAdmin(admin.ModelAdmin):
+    list_display = ("name", "slug", "created_at")
+    search_fields = ("name",)
+    prepopulated_fields = {"slug": ("name",)}
+    filter_horizontal = ("members",)
 
 
 @admin.register(Event)

@@ -104,6 +104,11 @@ class EventListInput(PageInput):
 
 
 class EventCreateInput(JsonInput):
+    organizer_id = serializers.IntegerField(
+        required=False,
+        default=None,
+        help_text="Whose event it is: one of your organizers. May be left out by a member of only one.",
+    )
     name = serializers.CharField(max_length=200)
     slug = serializers.SlugField(max_length=200, required=False, default="")
     description = serializers.CharField(required=False, allow_blank=True, max_length=20000, default="")
@@ -149,6 +154,7 @@ class OrganizerTicketTypeOutput(TicketTypeOutput):
 
 class OrganizerEventOutput(serializers.Serializer):
     id = serializers.IntegerField()
+    organizer_id = serializers.IntegerField()
     slug = serializers.SlugField()
     name = serializers.CharField()
     description = serializers.CharField()
@@ -222,7 +228,9 @@ class EventsApi(APIView):
         responses={201: OrganizerEventOutput, **problems(400, 401, 403)},
     )
     def post(self, request: Request) -> Response:
-        event = services.event_create(**validated_input(EventCreateInput, request.data))
+        data = validated_input(EventCreateInput, request.data)
+        organizer = selectors.organizer_for_new_event(user=request.user, organizer_id=data.pop("organizer_id"))
+        event = services.event_create(organizer=organizer, **data)
         return Response(OrganizerEventOutput(event).data, status=status.HTTP_201_CREATED)
 
 

@@ -1,7 +1,24 @@
 from decimal import Decimal
 
+from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
+
+
+class Organizer(models.Model):
+    """Who runs events: their staff (members) see and change only their own events, the orders and vouchers of
+    those events and their check-ins, in the admin and the API alike. Superusers see every organizer's."""
+
+    name = models.CharField(max_length=200, unique=True)
+    slug = models.SlugField(max_length=100, unique=True)
+    members = models.ManyToManyField(settings.AUTH_USER_MODEL, related_name="organizers", blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
 
 
 class Event(models.Model):
@@ -10,6 +27,7 @@ class Event(models.Model):
         NAME = "name", "A name for each ticket"
         NAME_EMAIL = "name_email", "A name and an email for each ticket"
 
+    organizer = models.ForeignKey(Organizer, on_delete=models.PROTECT, related_name="events")
     name = models.CharField(max_length=200)
     slug = models.SlugField(max_length=200, unique=True)
     description = models.TextField(blank=True)

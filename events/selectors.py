@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from django.core.paginator import Paginator
 from django.db.models import (
@@ -22,9 +23,9 @@ from django.db.models import (
 )
 from django.db.models.functions import Coalesce, Greatest
 
-from aegistickets.errors import NotFoundError
+from aegistickets.errors import NotFoundError, ValidationFailedError
 from events.availability import held_per
-from events.models import Event, TicketType
+from events.models import Event, Organizer, TicketType
 
 
 def ticket_types_with_availability(queryset: QuerySet[TicketType], *, now: datetime) -> QuerySet[TicketType]:
@@ -32,6 +33,28 @@ def ticket_types_with_availability(queryset: QuerySet[TicketType], *, now: datet
     return queryset.annotate(held=held_per("ticket_type", now)).annotate(
         available=Greatest(F("capacity") - F("sold") - F("held"), Value(0))
     )
+
+
+def organizers_of(user: Any) -> QuerySet[Organizer]:
+    """The organizers whose events a staff user runs: those they are a member of, every one for a superuser."""
+    if user.is_superuser:
+        return Organizer.objects.all()
+    return Organizer.objects.filter(members=user)
+
+
+def organizer_for_new_event(*, user: Any, organizer_id: int | None) -> Organizer:
+    """Whose event a staff user creates: the organizer named, if they are its member, else their only one."""
+    mine = organizers_of(user)
+    if organizer_id is not None:
+        organizer = mine.filter(pk=organizer_id).first()
+        if organizer is None:
+            raise ValidationFailedError(errors={"organizer_id": ["Not an organizer you are a member of."]})
+        return organizer
+    first_two = list(mine[:2])
+    if len(first_two) != 1:
+        problem = "You are a member of no organizer." if not first_two else "Name the organizer: you have several."
+        raise ValidationFailedError(errors={"organizer_id": [problem]})
+    return first_two[0]
 
 
 def buyer_may_cancel(event: Event, *, now: datetime) -> bool:

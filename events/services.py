@@ -13,7 +13,7 @@ from django.utils.text import slugify
 from aegistickets.errors import NotFoundError, ValidationFailedError
 from events.availability import held_for
 from events.cache import catalog_invalidate
-from events.models import Event, EventTerms, TicketType
+from events.models import Event, EventTerms, Organizer, TicketType
 
 EVENT_FIELDS = frozenset(
     {
@@ -53,6 +53,7 @@ def _check_event_times(starts_at: datetime, ends_at: datetime, cancellable_until
 
 def event_create(
     *,
+    organizer: Organizer,
     name: str,
     venue: str,
     city: str,
@@ -73,6 +74,7 @@ def event_create(
         with transaction.atomic():
             catalog_invalidate()
             event = Event.objects.create(
+                organizer=organizer,
                 name=name,
                 slug=slug or _unique_slug(name),
                 description=description,

@@ -7,7 +7,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 from django.utils import timezone
 
-from events.models import Event, TicketType
+from events.models import Event, Organizer, TicketType
 
 
 class UserFactory(factory.django.DjangoModelFactory):
@@ -20,10 +20,26 @@ class UserFactory(factory.django.DjangoModelFactory):
     password = factory.PostGenerationMethodCall("set_password", "correct-horse-battery")
 
 
+class OrganizerFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Organizer
+        skip_postgeneration_save = True
+
+    name = factory.Sequence(lambda n: f"Organizer {n}")
+    slug = factory.Sequence(lambda n: f"organizer-{n}")
+
+
+def main_organizer() -> Organizer:
+    """The organizer a test's events belong to unless it says otherwise, and whose staff `organizer()` makes."""
+    found, _ = Organizer.objects.get_or_create(slug="main", defaults={"name": "Main organizer"})
+    return found
+
+
 class EventFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = Event
 
+    organizer = factory.LazyFunction(main_organizer)
     name = factory.Sequence(lambda n: f"Concert {n}")
     slug = factory.Sequence(lambda n: f"concert-{n}")
     description = "An evening of music."
@@ -45,11 +61,12 @@ class TicketTypeFactory(factory.django.DjangoModelFactory):
     max_per_order = 10
 
 
-def organizer(*, refund: bool = False) -> Any:
+def organizer(*, refund: bool = False, of: Organizer | None = None) -> Any:
     """A staff user with the admin's rights on the shop's models (view, add, change, delete of events, ticket
-    types, orders, …), as an organizer's role is set up in the admin; with `refund`, also the right to cancel and
-    refund orders, which moves money."""
+    types, orders, …), as an organizer's role is set up in the admin, and a member of `of` (the main organizer
+    unless given); with `refund`, also the right to cancel and refund orders, which moves money."""
     user = UserFactory(is_staff=True)
+    (of or main_organizer()).members.add(user)
     rights = Permission.objects.filter(content_type__app_label__in=["events", "orders"])
     user.user_permissions.add(*(rights if refund else rights.exclude(codename="refund_order")))
     return user

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from events.admin import TicketTypeAdminForm
 from events.models import Event, TicketType
-from events.tests.factories import EventFactory, TicketTypeFactory
+from events.tests.factories import EventFactory, TicketTypeFactory, main_organizer
 from orders import checkout, services
 from orders.models import Hold
 
@@ -184,6 +184,7 @@ def test_add_event_with_ticket_type_in_admin(admin_client):
     data = form_data(admin_client.get(url).content.decode())
     data.update(
         {
+            "organizer": str(main_organizer().pk),
             "name": "Harbour Sessions",
             "slug": "harbour-sessions",
             "venue": "Fabrik",

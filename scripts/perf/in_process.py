@@ -34,10 +34,12 @@ def event_on_sale(name: str) -> Any:
     """A published event a month ahead, with no ticket types yet."""
     from django.utils import timezone
 
-    from events.models import Event
+    from events.models import Event, Organizer
 
     starts = timezone.now() + timedelta(days=30)
+    organizer, _ = Organizer.objects.get_or_create(slug="bench", defaults={"name": "Benchmark organizer"})
     return Event.objects.create(
+        organizer=organizer,
         name=name,
         slug=f"{name.lower()}-{secrets.token_hex(4)}",
         venue="Hall",

@@ -20,7 +20,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from aegistickets.errors import ApplicationError, ValidationFailedError
-from events.models import Event, TicketType
+from events.models import Event, Organizer, TicketType
 from events.services import event_create, ticket_type_create
 from orders.checkout import order_place
 from orders.models import Order
@@ -43,6 +43,13 @@ class DemoTicketType:
     sale_starts_in: timedelta | None = None
 
 
+# Two organizers, so that the admin and the API show each one's staff only their own events.
+DEMO_ORGANIZERS = {
+    "nachtklang": "Nachtklang Konzerte",
+    "web-craft": "Web Craft e.V.",
+}
+
+
 @dataclass(frozen=True)
 class DemoEvent:
     slug: str
@@ -57,6 +64,7 @@ class DemoEvent:
     ticket_types: list[DemoTicketType] = field(default_factory=list)
     # Buyers may cancel their own tickets until this long before the start (None: they may not).
     buyer_cancellation_before: timedelta | None = None
+    organizer: str = "nachtklang"  # a key of DEMO_ORGANIZERS
 
 
 DEMO_EVENTS = [
@@ -122,6 +130,7 @@ DEMO_EVENTS = [
     DemoEvent(
         slug="web-craft-day-munich",
         name="Web Craft Day Munich",
+        organizer="web-craft",
         venue="Alte Kongresshalle",
         city="Munich",
         description=(
@@ -234,7 +243,11 @@ class Command(BaseCommand):
     def _create_event(self, demo: DemoEvent, *, now: datetime, first_buyer: int) -> Sales:
         local = timezone.localtime(now) + timedelta(days=demo.days_from_now)
         starts_at = local.replace(hour=demo.starts_at_hour, minute=demo.starts_at_minute, second=0, microsecond=0)
+        organizer, _ = Organizer.objects.get_or_create(
+            slug=demo.organizer, defaults={"name": DEMO_ORGANIZERS[demo.organizer]}
+        )
         event = event_create(
+            organizer=organizer,
             name=demo.name,
             slug=demo.slug,
             venue=demo.venue,
