@@ -179,6 +179,27 @@ class CancellationClosedError(ApplicationError):
     default_detail = "These tickets can no longer be cancelled here; ask the organizer."
 
 
+class VoucherInvalidError(ApplicationError):
+    code = "voucher_invalid"
+    status = 400
+    title = "Voucher not valid"
+    default_detail = "This voucher code is not valid for these tickets."
+
+
+class VoucherExpiredError(ApplicationError):
+    code = "voucher_expired"
+    status = 400
+    title = "Voucher not valid now"
+    default_detail = "This voucher code is not valid at this time."
+
+
+class VoucherExhaustedError(ApplicationError):
+    code = "voucher_exhausted"
+    status = 409
+    title = "Voucher used up"
+    default_detail = "This voucher code has been used as often as it may be."
+
+
 class WrongEventError(ApplicationError):
     code = "wrong_event"
     status = 409

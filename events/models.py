@@ -1,4 +1,4 @@
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 from django.conf import settings
 from django.db import models
@@ -120,6 +120,11 @@ class TicketType(models.Model):
     sale_starts_at = models.DateTimeField(null=True, blank=True)
     sale_ends_at = models.DateTimeField(null=True, blank=True)
     position = models.PositiveSmallIntegerField(default=0)
+    # Press, sponsors, crew: listed and sold only to a shopper with a voucher that names this ticket type.
+    requires_voucher = models.BooleanField(
+        default=False,
+        help_text="Hidden: shown and sold only with a voucher that names this ticket type.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -140,3 +145,83 @@ class TicketType(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event.name} – {self.name}"
+
+
+class Voucher(models.Model):
+    """A code that changes what a ticket costs (a percentage or a fixed amount off, or a set price) or unlocks hidden
+    ticket types, for one event or all of its organizer's events, optionally only some ticket types, within a
+    window, at most `max_redemptions` tickets.
+
+    A redemption is one ticket. Like seats, redemptions are counted at the moment of a decision under the voucher's
+    row lock (orders/seats.py): `redeemed` counts tickets sold with it, and the unexpired holds that carry it
+    (baskets, pending orders) count too, so an abandoned basket gives its redemptions back when it expires. Written
+    by the services only; `redeemed` never exceeds `max_redemptions` (a constraint holds it)."""
+
+    class DiscountType(models.TextChoices):
+        NONE = "none", "No discount (unlocks hidden ticket types)"
+        PERCENT = "percent", "Percentage off"
+        FIXED = "fixed", "Amount off"
+        PRICE = "price", "Set price"
+
+    organizer = models.ForeignKey(Organizer, on_delete=models.CASCADE, related_name="vouchers")
+    # Empty: every event of the organizer.
+    event = models.ForeignKey(Event, null=True, blank=True, on_delete=models.CASCADE, related_name="vouchers")
+    # Empty: every ticket type in scope that anyone may buy. A hidden ticket type is unlocked only by naming it.
+    ticket_types = models.ManyToManyField(TicketType, blank=True, related_name="vouchers")
+    # Kept in upper case: shoppers type codes in any case.
+    code = models.CharField(max_length=64)
+    discount_type = models.CharField(max_length=8, choices=DiscountType.choices, default=DiscountType.PERCENT)
+    value = models.DecimalField(max_digits=10, decimal_places=2, default=Decimal("0"))
+    max_redemptions = models.PositiveIntegerField(default=1, help_text="Most tickets this code may be used for.")
+    redeemed = models.PositiveIntegerField(default=0, editable=False)
+    valid_from = models.DateTimeField(null=True, blank=True)
+    valid_until = models.DateTimeField(null=True, blank=True)
+    comment = models.CharField(max_length=200, blank=True, help_text="For staff: who it is for.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["organizer", "code"], name="voucher_code_unique_per_organizer"),
+            models.CheckConstraint(condition=~Q(code=""), name="voucher_code_not_empty"),
+            models.CheckConstraint(condition=Q(value__gte=0), name="voucher_value_not_negative"),
+            models.CheckConstraint(
+                condition=~Q(discount_type="percent") | Q(value__lte=100), name="voucher_percent_at_most_100"
+            ),
+            models.CheckConstraint(
+                condition=Q(discount_type__in=["none", "percent", "fixed", "price"]), name="voucher_discount_type_valid"
+            ),
+            models.CheckConstraint(condition=Q(max_redemptions__gte=1), name="voucher_max_redemptions_positive"),
+            models.CheckConstraint(
+                condition=Q(redeemed__lte=F("max_redemptions")), name="voucher_redeemed_within_maximum"
+            ),
+            models.CheckConstraint(
+                condition=Q(valid_from__isnull=True) | Q(valid_until__isnull=True) | Q(valid_until__gt=F("valid_from")),
+                name="voucher_window_ordered",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.code
+
+    def price_for(self, price: Decimal) -> Decimal:
+        """What a ticket of this list price costs with the voucher, to the cent: never below zero, never above the list
+        price."""
+        if self.discount_type == self.DiscountType.PERCENT:
+            off = (price * self.value / 100).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+            return price - off
+        if self.discount_type == self.DiscountType.FIXED:
+            return max(price - self.value, Decimal("0.00"))
+        if self.discount_type == self.DiscountType.PRICE:
+            return min(self.value, price)
+        return price
+
+    def describe(self) -> str:
+        """The effect in words, as shoppers and staff read it."""
+        if self.discount_type == self.DiscountType.PERCENT:
+            return f"{self.value.normalize():f} % off"
+        if self.discount_type == self.DiscountType.FIXED:
+            return f"{self.value:.2f} off"
+        if self.discount_type == self.DiscountType.PRICE:
+            return f"price {self.value:.2f}"
+        return "unlocks tickets"

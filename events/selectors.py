@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -23,9 +24,9 @@ from django.db.models import (
 )
 from django.db.models.functions import Coalesce, Greatest
 
-from aegistickets.errors import NotFoundError, ValidationFailedError
+from aegistickets.errors import NotFoundError, ValidationFailedError, VoucherExpiredError, VoucherInvalidError
 from events.availability import held_per
-from events.models import Event, Organizer, TicketType
+from events.models import Event, Organizer, TicketType, Voucher
 
 
 def ticket_types_with_availability(queryset: QuerySet[TicketType], *, now: datetime) -> QuerySet[TicketType]:
@@ -78,7 +79,8 @@ def events_with_availability(queryset: QuerySet[Event], *, now: datetime) -> Que
 
 
 def _event_annotations(now: datetime) -> dict[str, object]:
-    types = TicketType.objects.filter(event=OuterRef("pk")).order_by().values("event")
+    # Hidden ticket types (for voucher holders only) are no part of what the public catalog says about an event.
+    types = TicketType.objects.filter(event=OuterRef("pk"), requires_voucher=False).order_by().values("event")
     unsold = types.annotate(total=Sum(F("capacity") - F("sold"))).values("total")
     sold = types.annotate(total=Sum("sold")).values("total")
     # "From €X": the cheapest type a shopper can buy now; the cheapest of all when none can be bought.
@@ -88,7 +90,7 @@ def _event_annotations(now: datetime) -> dict[str, object]:
         capacity__gt=F("sold"),
     )
     cheapest_buyable = buyable.order_by("price").values("price")[:1]
-    cheapest = TicketType.objects.filter(event=OuterRef("pk")).order_by("price").values("price")[:1]
+    cheapest = types.order_by("price").values("price")[:1]
     available = Greatest(
         Coalesce(Subquery(unsold, output_field=IntegerField()), 0) - held_per("ticket_type__event", now), Value(0)
     )
@@ -151,10 +153,17 @@ def events_upcoming_page(*, now: datetime, search: str = "", page: str | int | N
     )
 
 
-def event_detail(*, now: datetime, pk: int | None = None, slug: str | None = None) -> Event:
-    """A published event with its ticket types and their live availability (two queries)."""
+def event_detail(
+    *, now: datetime, pk: int | None = None, slug: str | None = None, voucher: Voucher | None = None
+) -> Event:
+    """A published event with the ticket types anyone may buy (and, with a voucher, those it unlocks, each priced
+    with it as `voucher_price`) and their live availability (two queries)."""
     lookup = {"pk": pk} if pk is not None else {"slug": slug}
     types = ticket_types_with_availability(TicketType.objects.all(), now=now)
+    if voucher is None:
+        types = types.filter(requires_voucher=False)
+    else:
+        types = types.filter(Q(requires_voucher=False) | Q(pk__in=[t.pk for t in voucher.ticket_types.all()]))
     try:
         event = (
             events_with_availability(Event.objects.filter(is_published=True, **lookup), now=now)
@@ -165,7 +174,43 @@ def event_detail(*, now: datetime, pk: int | None = None, slug: str | None = Non
         raise NotFoundError("No such event.") from None
     for ticket_type in event.ticket_types.all():
         ticket_type.is_on_sale = ticket_type_is_on_sale(ticket_type, now=now)  # type: ignore[attr-defined]
+        if voucher is not None and voucher_applies(voucher, ticket_type):
+            ticket_type.voucher_price = voucher.price_for(ticket_type.price)  # type: ignore[attr-defined]
     return event
+
+
+def voucher_code(code: str) -> str:
+    """A code as stored: shoppers type codes in any case, with stray spaces."""
+    return code.strip().upper()
+
+
+def voucher_for(*, code: str, organizer_ids: Collection[int], now: datetime) -> Voucher:
+    """The voucher of one of these organizers with this code, valid now, with the ticket types it names (two
+    queries). An unknown code and one of another organizer are the same answer: nothing to learn from it."""
+    voucher = (
+        Voucher.objects.filter(organizer_id__in=organizer_ids, code=voucher_code(code))
+        .prefetch_related("ticket_types")
+        .order_by("pk")
+        .first()
+    )
+    if voucher is None:
+        raise VoucherInvalidError("This voucher code is not valid.")
+    if (voucher.valid_from is not None and now < voucher.valid_from) or (
+        voucher.valid_until is not None and now >= voucher.valid_until
+    ):
+        raise VoucherExpiredError(f"The voucher code {voucher.code} is not valid at this time.")
+    return voucher
+
+
+def voucher_applies(voucher: Voucher, ticket_type: TicketType) -> bool:
+    """Whether the voucher prices (or unlocks) this ticket type: of its organizer, its event if it names one, and its
+    ticket types if it names some; a hidden ticket type only if it names it (a general discount unlocks nothing)."""
+    if ticket_type.event.organizer_id != voucher.organizer_id:
+        return False
+    if voucher.event_id is not None and voucher.event_id != ticket_type.event_id:
+        return False
+    named = {t.pk for t in voucher.ticket_types.all()}
+    return ticket_type.pk in named if named else not ticket_type.requires_voucher
 
 
 def ticket_type_for_organizer(*, pk: int, now: datetime) -> TicketType:

@@ -48,8 +48,9 @@ from aegistickets.errors import (
     PaymentDeclinedError,
     PriceChangedError,
     ValidationFailedError,
+    VoucherExhaustedError,
 )
-from events.selectors import ticket_type_is_on_sale
+from events.selectors import ticket_type_is_on_sale, voucher_for
 from orders import metrics, outbox, seats, selectors
 from orders.models import (
     Basket,
@@ -64,6 +65,7 @@ from orders.models import (
 )
 from orders.payments import Authorization, PaymentProvider, payment_provider_for, payment_provider_named
 from orders.selectors import OrderDetail
+from orders.services import basket_apply_voucher
 
 ORDER_CODE_ATTEMPTS = 5
 # How long a provider replays the answer to a repeated idempotency key: Stripe keeps keys for at least 24 hours.
@@ -136,11 +138,12 @@ class Quote:
 
     @property
     def prices(self) -> dict[int, Decimal]:
+        """List prices by ticket type: what the seat rows must still say when the seats are taken."""
         return {hold.ticket_type_id: hold.ticket_type.price for hold in self.holds}
 
     @property
-    def lines(self) -> dict[int, tuple[int, Decimal]]:
-        return {hold.ticket_type_id: (hold.quantity, hold.ticket_type.price) for hold in self.holds}
+    def lines(self) -> dict[int, tuple[int, Decimal, int | None]]:
+        return {hold.ticket_type_id: (hold.quantity, hold.ticket_type.price, hold.voucher_id) for hold in self.holds}
 
 
 @dataclass(frozen=True)
@@ -175,8 +178,10 @@ def order_place(
     return_url: str = "",
     attendees: Sequence[Attendee] = (),
     accepted_terms: Mapping[int, int] | None = None,
+    voucher: str = "",
 ) -> CheckoutResult:
-    """Sells a basket's seats exactly once, priced from the database; a repeated key returns the first order."""
+    """Sells a basket's seats exactly once, priced from the database (after the voucher, applied to the basket
+    first); a repeated key returns the first order."""
     accepted = tuple(sorted((accepted_terms or {}).items()))
     checkout = Checkout(
         token,
@@ -192,6 +197,8 @@ def order_place(
     )
     try:
         _replay_if_placed(checkout)
+        if voucher:
+            basket_apply_voucher(token=token, code=voucher, now=now)
         quote = _price(_validate(checkout, now=now))
         authorized = _authorize(quote, checkout=checkout, now=now)
         detail = _commit_or_void(quote, checkout=checkout, authorized=authorized, now=now)
@@ -223,6 +230,9 @@ def _validate(checkout: Checkout, *, now: datetime) -> list[Hold]:
         raise BasketEmptyError()
     _check_attendees(holds, checkout.attendees)
     _check_terms(holds, dict(checkout.accepted_terms))
+    for hold in holds:
+        if hold.voucher is not None:
+            voucher_for(code=hold.voucher.code, organizer_ids=[hold.voucher.organizer_id], now=now)  # still valid
     for hold in holds:
         if hold.expires_at <= now:
             ticket_type = hold.ticket_type
@@ -282,7 +292,7 @@ def _check_expired_hold(hold: Hold, *, seats_now: seats.Seats, now: datetime) ->
 
 def _price(holds: list[Hold]) -> Quote:
     """The total from the database's prices, never the client's."""
-    total = sum((hold.ticket_type.price * hold.quantity for hold in holds), Decimal("0.00"))
+    total = sum((hold.unit_price * hold.quantity for hold in holds), Decimal("0.00"))
     return Quote(basket_id=holds[0].basket_id, holds=holds, total=total)
 
 
@@ -478,7 +488,9 @@ def _order_lines(order: Order, holds: list[Hold], attendees: Sequence[Attendee])
                 order=order,
                 ticket_type_id=h.ticket_type_id,
                 quantity=h.quantity,
-                unit_price=h.ticket_type.price,
+                unit_price=h.unit_price,
+                voucher_id=h.voucher_id,
+                discount=h.ticket_type.price - h.unit_price,
                 attendees=[
                     {"name": a.name, "email": a.email} for a in attendees if a.ticket_type_id == h.ticket_type_id
                 ],
@@ -529,13 +541,36 @@ def _per_seat(line: OrderLine) -> list[dict[str, str]]:
 
 
 def _take_seats(holds: list[Hold], *, prices: dict[int, Decimal] | None, now: datetime) -> None:
-    """Sells the held seats; the seat rows are locked last, in ticket-type order."""
+    """Sells the held seats and the voucher redemptions they carry; the voucher rows are locked before the seat
+    rows, which are locked last, in ticket-type order."""
     for hold in holds:
         event = hold.ticket_type.event
         if not event.is_published:
             raise NotOnSaleError(f"{event.name} has been withdrawn from sale.")
+    seats.redeem(_count_redemptions(holds, quoted=prices is not None, now=now))
     _recount_expired(holds, now=now)
     seats.take(holds, prices=prices)
+
+
+def _count_redemptions(holds: list[Hold], *, quoted: bool, now: datetime) -> Counter[int]:
+    """Under the vouchers' locks: the redemptions the holds carry, by voucher, each still free for them (an expired
+    hold's were free for others) and, for `quoted` holds, each voucher still pricing its seats as the buyer was
+    charged (staff may have changed it since)."""
+    wanted: Counter[int] = Counter()
+    for hold in holds:
+        if hold.voucher_id is not None:
+            wanted[hold.voucher_id] += hold.quantity
+    if not wanted:
+        return wanted
+    locked = seats.lock_vouchers(wanted)
+    for hold in holds:
+        voucher = locked.get(hold.voucher_id) if hold.voucher_id is not None else None
+        if quoted and voucher is not None and voucher.price_for(hold.ticket_type.price) != hold.unit_price:
+            raise PriceChangedError()
+    for voucher_id, count in wanted.items():
+        if count > seats.free_redemptions(voucher=locked[voucher_id], basket_id=holds[0].basket_id, now=now):
+            raise VoucherExhaustedError(f"The voucher code {locked[voucher_id].code} has been used up meanwhile.")
+    return wanted
 
 
 def _recount_expired(holds: list[Hold], *, now: datetime) -> None:
@@ -549,6 +584,7 @@ def _recount_expired(holds: list[Hold], *, now: datetime) -> None:
 def _hold_for_payment(order: Order, holds: list[Hold], *, quote: Quote, now: datetime) -> None:
     """Moves the holds to the order's own basket until its payment deadline: the buyer's basket is empty, as after
     any checkout, and nobody can change what the pending order will buy."""
+    _count_redemptions(holds, quoted=True, now=now)  # kept by the moved holds until the order is paid or expires
     _recount_expired(holds, now=now)
     if order.basket_id is None:
         raise AssertionError("a pending order is written with a basket of its own")
@@ -712,7 +748,13 @@ def _complete(payment: Payment, *, now: datetime) -> Settlement:
     authorization is voided. A paid order's authorization is simply captured (again: idempotent)."""
     try:
         outcome = _take_for_payment(payment, now=now)
-    except (HoldExpiredError, NotOnSaleError, BuyerLimitExceededError, PriceChangedError) as refusal:
+    except (
+        HoldExpiredError,
+        NotOnSaleError,
+        BuyerLimitExceededError,
+        PriceChangedError,
+        VoucherExhaustedError,
+    ) as refusal:
         outcome = _not_completed(payment, note=refusal.detail, now=now)
     order = Order.objects.get(pk=_order_id(payment))
     if order.status == Order.Status.PAID:
@@ -732,7 +774,7 @@ def _take_for_payment(payment: Payment, *, now: datetime) -> str:
         order = _lock_for_settling(payment)
         if order.status not in (Order.Status.PENDING, Order.Status.EXPIRED):
             return "unchanged"
-        lines = list(order.lines.select_related("ticket_type__event"))
+        lines = list(order.lines.select_related("ticket_type__event", "voucher"))
         holds = _holds_for(order, lines, now=now)
         _check_buyer_limits(holds=holds, email=order.email)
         _issue_tickets(order, lines, now=now)
@@ -767,8 +809,10 @@ def _holds_for(order: Order, lines: list[OrderLine], *, now: datetime) -> list[H
                 ticket_type_id=line.ticket_type_id,
                 quantity=line.quantity,
                 expires_at=now - timedelta(microseconds=1),
+                voucher_id=line.voucher_id,
             )
         hold.ticket_type = line.ticket_type
+        hold.voucher = line.voucher
         holds.append(hold)
     return holds
 

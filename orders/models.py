@@ -1,11 +1,12 @@
 import secrets
 from datetime import datetime
+from decimal import Decimal
 
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
-from events.models import TicketType
+from events.models import TicketType, Voucher
 
 # Codes shoppers read aloud or type: no 0/O, 1/I/L, 5/S, 2/Z.
 CODE_ALPHABET = "346789ABCDEFGHJKMNPQRTUVWXY"
@@ -62,6 +63,9 @@ class Hold(models.Model):
     quantity = models.PositiveIntegerField()
     expires_at = models.DateTimeField()
     created_at = models.DateTimeField(auto_now_add=True)
+    # The voucher every seat of this hold is priced with; while the hold lives, it keeps that many of the voucher's
+    # redemptions from others, as it keeps its seats.
+    voucher = models.ForeignKey(Voucher, null=True, blank=True, on_delete=models.PROTECT, related_name="holds")
 
     class Meta:
         ordering = ["id"]
@@ -73,6 +77,12 @@ class Hold(models.Model):
 
     def __str__(self) -> str:
         return f"{self.quantity} × {self.ticket_type_id} until {self.expires_at:%H:%M:%S}"
+
+    @property
+    def unit_price(self) -> Decimal:
+        """What each seat costs now: its ticket type's price, after the hold's voucher."""
+        price = self.ticket_type.price
+        return self.voucher.price_for(price) if self.voucher is not None else price
 
 
 class Order(models.Model):
@@ -169,8 +179,11 @@ class OrderLine(models.Model):
     order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="lines")
     ticket_type = models.ForeignKey(TicketType, on_delete=models.PROTECT, related_name="order_lines")
     quantity = models.PositiveIntegerField()
-    # Snapshot of the price at the moment of sale; later price changes never touch it.
+    # Snapshot of the price at the moment of sale, after any voucher; later price changes never touch it.
     unit_price = models.DecimalField(max_digits=10, decimal_places=2)
+    # The voucher the seats were bought with and what it took off each seat's list price.
+    voucher = models.ForeignKey(Voucher, null=True, blank=True, on_delete=models.PROTECT, related_name="order_lines")
+    discount = models.DecimalField(max_digits=10, decimal_places=2, default=0)
     # Who each seat is for, as the buyer named them at checkout ({"name", "email"} per seat, in seat order), kept
     # for the tickets, which a pending order gets only once paid. Empty where the event asks for no names.
     attendees = models.JSONField(default=list, blank=True)
@@ -180,6 +193,7 @@ class OrderLine(models.Model):
         constraints = [
             models.CheckConstraint(condition=Q(quantity__gte=1), name="order_line_quantity_positive"),
             models.CheckConstraint(condition=Q(unit_price__gte=0), name="order_line_price_not_negative"),
+            models.CheckConstraint(condition=Q(discount__gte=0), name="order_line_discount_not_negative"),
         ]
 
     def __str__(self) -> str:

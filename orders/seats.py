@@ -11,10 +11,15 @@ takes it. FOR NO KEY UPDATE, not FOR UPDATE: inserting a row that merely refers 
 ticket type, an order line) never waits for it. SQLite has no row locks: there every write transaction begins
 IMMEDIATE (settings), which serializes all writers, so the same code is correct on both.
 
-**One lock order**, for every writer: the basket, then orders, then events, then ticket types, each kind in
-primary-key order. Two writers therefore never wait for each other in a circle: no deadlock. The ticket types are
-the hot rows of an on-sale rush, so they are locked last and held for as little as possible; nothing slow (an email,
-a template, a payment call) ever runs in these transactions.
+**One lock order**, for every writer: the basket, then orders, then events, then vouchers, then ticket types, each
+kind in primary-key order. Two writers therefore never wait for each other in a circle: no deadlock. The ticket types
+are the hot rows of an on-sale rush, so they are locked last and held for as little as possible; nothing slow (an
+email, a template, a payment call) ever runs in these transactions.
+
+**Voucher redemptions are seats of another kind**: `max_redemptions − redeemed − redemptions of unexpired holds
+carrying the voucher`, counted under the voucher's row lock, and `redeemed` grows in the transaction that sells the
+seats. A hold that expires (an abandoned basket, a pending order never paid) gives its redemptions back as it gives
+its seats back: by no longer counting.
 
 **SQL of its own.** This is the one module allowed to write SQL, and it does so only for the statements every basket
 add and checkout runs, where building the statement through the ORM cost several times more CPU than the database
@@ -33,11 +38,12 @@ from decimal import Decimal
 from typing import Any, TypeVar
 
 from django.db import connection, transaction
-from django.db.models import Exists, F, Field, Model, OuterRef, QuerySet
+from django.db.models import Exists, F, Field, Model, OuterRef, QuerySet, Sum
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from aegistickets.errors import BasketNotFoundError, IdempotencyConflictError, NotFoundError, PriceChangedError
-from events.models import Event, TicketType
+from events.models import Event, TicketType, Voucher
 from orders.models import Basket, Hold, IdempotencyRecord, Order, Ticket, new_basket_token
 
 _Model = TypeVar("_Model", bound=Model)
@@ -96,19 +102,31 @@ def basket_holds(*, token: str | None = None, basket_id: int | None = None) -> l
         hold.ticket_type = read.load(TicketType, row)
         hold.ticket_type.event = read.load(Event, row)
         holds.append(hold)
+    _attach_vouchers(holds)
     return holds
 
 
-def basket_lines(basket_id: int) -> dict[int, tuple[int, Decimal]]:
-    """A basket's holds as they are now: quantity and current price by ticket type. Read by checkout under the
-    basket's lock, to sell exactly what it charged for (a hold renewed since has a new quantity too).
+def _attach_vouchers(holds: list[Hold]) -> None:
+    """Each hold's voucher, in one query, and none for a basket without vouchers (nearly every one)."""
+    ids = {hold.voucher_id for hold in holds if hold.voucher_id is not None}
+    if ids:
+        vouchers = Voucher.objects.in_bulk(ids)
+        for hold in holds:
+            if hold.voucher_id is not None:
+                hold.voucher = vouchers[hold.voucher_id]
+
+
+def basket_lines(basket_id: int) -> dict[int, tuple[int, Decimal, int | None]]:
+    """A basket's holds as they are now: quantity, current list price and voucher by ticket type. Read by checkout
+    under the basket's lock, to sell exactly what it charged for (a hold renewed since has a new quantity too).
 
     SQL of its own: the narrow read checkout needs under its lock; the ORM's cost ~4 times its CPU."""
     sql = (
-        f"SELECT h.ticket_type_id, h.quantity, t.price FROM {_table(Hold)} h "  # noqa: S608 - model metadata
+        f"SELECT h.ticket_type_id, h.quantity, t.price, h.voucher_id FROM {_table(Hold)} h "  # noqa: S608 - model metadata
         f"JOIN {_table(TicketType)} t ON t.id = h.ticket_type_id WHERE h.basket_id = %s"
     )
-    return {type_id: (quantity, _money(price)) for type_id, quantity, price in _rows(sql, [basket_id])}
+    rows = _rows(sql, [basket_id])
+    return {type_id: (quantity, _money(price), voucher_id) for type_id, quantity, price, voucher_id in rows}
 
 
 # --- locks ----------------------------------------------------------------------------------------------------
@@ -140,6 +158,13 @@ def lock_events(ids: Iterable[int]) -> None:
     list(Event.objects.select_for_update(no_key=True).filter(pk__in=set(ids)).order_by("pk").values_list("pk"))
 
 
+def lock_vouchers(ids: Iterable[int]) -> dict[int, Voucher]:
+    """Voucher row locks, in primary-key order (after the events', before the ticket types'), and the vouchers as
+    they are under them."""
+    locked = Voucher.objects.select_for_update(no_key=True).filter(pk__in=set(ids)).order_by("pk")
+    return {voucher.pk: voucher for voucher in locked}
+
+
 def lock_ticket_type(ticket_type_id: int) -> Seats:
     """A ticket type's row lock (last in the lock order) and its seats as they are under it.
 
@@ -168,25 +193,36 @@ def new_basket() -> Basket:
     return Basket.from_db(connection.alias, ["id", "token", "created_at", "updated_at"], [pk, token, now, now])
 
 
-def hold(*, basket: Basket, ticket_type_id: int, held: Hold | None, quantity: int, expires_at: datetime) -> Hold:
-    """Writes a basket's hold of `quantity` seats: a new one, or `held` (its hold of this ticket type) changed. Nobody
-    sees it before commit: call `free_seats` under the ticket type's lock next, and refuse (roll back) if it went too
-    far.
+def hold(
+    *,
+    basket: Basket,
+    ticket_type_id: int,
+    held: Hold | None,
+    quantity: int,
+    expires_at: datetime,
+    voucher_id: int | None = None,
+) -> Hold:
+    """Writes a basket's hold of `quantity` seats, each priced with the voucher: a new one, or `held` (its hold of
+    this ticket type) changed. Nobody sees it before commit: call `free_seats` under the ticket type's lock next (and
+    `free_redemptions` under the voucher's before), and refuse (roll back) if it went too far.
 
     SQL of its own: see `new_basket`."""
     until = connection.ops.adapt_datetimefield_value(expires_at)
     if held is not None:
-        _write(f"UPDATE {_table(Hold)} SET quantity = %s, expires_at = %s WHERE id = %s", [quantity, until, held.pk])  # noqa: S608 - model metadata
-        held.quantity, held.expires_at = quantity, expires_at
+        sql = f"UPDATE {_table(Hold)} SET quantity = %s, expires_at = %s, voucher_id = %s WHERE id = %s"  # noqa: S608 - model metadata
+        _write(sql, [quantity, until, voucher_id, held.pk])
+        held.quantity, held.expires_at, held.voucher_id = quantity, expires_at, voucher_id
         return held
     now = timezone.now()
     sql = (
-        f"INSERT INTO {_table(Hold)} (basket_id, ticket_type_id, quantity, expires_at, created_at) "  # noqa: S608 - model metadata
-        "VALUES (%s, %s, %s, %s, %s) RETURNING id"
+        f"INSERT INTO {_table(Hold)} (basket_id, ticket_type_id, quantity, expires_at, created_at, voucher_id) "  # noqa: S608 - model metadata
+        "VALUES (%s, %s, %s, %s, %s, %s) RETURNING id"
     )
-    ((pk,),) = _rows(sql, [basket.pk, ticket_type_id, quantity, until, connection.ops.adapt_datetimefield_value(now)])
-    fields = ["id", "basket_id", "ticket_type_id", "quantity", "expires_at", "created_at"]
-    created = Hold.from_db(connection.alias, fields, [pk, basket.pk, ticket_type_id, quantity, expires_at, now])
+    stamp = connection.ops.adapt_datetimefield_value(now)
+    ((pk,),) = _rows(sql, [basket.pk, ticket_type_id, quantity, until, stamp, voucher_id])
+    fields = ["id", "basket_id", "ticket_type_id", "quantity", "expires_at", "created_at", "voucher_id"]
+    values = [pk, basket.pk, ticket_type_id, quantity, expires_at, now, voucher_id]
+    created = Hold.from_db(connection.alias, fields, values)
     created.basket = basket
     return created
 
@@ -208,6 +244,30 @@ def take(holds: list[Hold], *, prices: dict[int, Decimal] | None) -> None:
         price = connection.ops.adapt_decimalfield_value(prices[held.ticket_type_id], 10, 2)
         if not _write(sql + " AND price = %s", [held.quantity, held.ticket_type_id, price]):
             raise PriceChangedError()
+
+
+def free_redemptions(*, voucher: Voucher, basket_id: int, now: datetime) -> int:
+    """Redemptions a basket could still hold: max − redeemed − other baskets' unexpired holds carrying the voucher.
+    Call it with the voucher locked (`lock_vouchers`), in a statement after the lock, as `free_seats`."""
+    others = Hold.objects.filter(voucher_id=voucher.pk, expires_at__gt=now).exclude(basket_id=basket_id)
+    held = others.aggregate(held=Coalesce(Sum("quantity"), 0))["held"]
+    return voucher.max_redemptions - voucher.redeemed - int(held)
+
+
+def redeem(counts: Mapping[int, int]) -> None:
+    """Counts redemptions (tickets, by voucher) as used, in voucher order: with the seats they priced, sold. Only for
+    redemptions a live hold kept or `free_redemptions` found free under the lock; the row's CHECK constraint refuses
+    more than the maximum anyway."""
+    for voucher_id, count in sorted(counts.items()):
+        if count:
+            Voucher.objects.filter(pk=voucher_id).update(redeemed=F("redeemed") + count)
+
+
+def unredeem(counts: Mapping[int, int]) -> None:
+    """Gives redemptions (tickets, by voucher) back: their tickets were cancelled."""
+    for voucher_id, count in sorted(counts.items()):
+        if count:
+            Voucher.objects.filter(pk=voucher_id).update(redeemed=F("redeemed") - count)
 
 
 def move_holds(*, from_basket_id: int, to_basket_id: int, until: datetime | None) -> int:

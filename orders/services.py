@@ -22,6 +22,8 @@ from django.utils import timezone
 
 from aegistickets.errors import (
     AlreadyCheckedInError,
+    BasketEmptyError,
+    BasketNotFoundError,
     CancellationClosedError,
     InsufficientInventoryError,
     MaxPerOrderExceededError,
@@ -35,11 +37,13 @@ from aegistickets.errors import (
     TicketNotCancellableError,
     TicketNotFoundError,
     ValidationFailedError,
+    VoucherExhaustedError,
+    VoucherInvalidError,
     WrongEventError,
 )
 from events.cache import catalog_cached, recently_sold_out, remember_sold_out
-from events.models import Event, TicketType
-from events.selectors import buyer_may_cancel, ticket_type_is_on_sale
+from events.models import Event, TicketType, Voucher
+from events.selectors import buyer_may_cancel, ticket_type_is_on_sale, voucher_applies, voucher_for
 from orders import metrics, outbox, seats, selectors
 from orders.models import (
     Basket,
@@ -63,13 +67,25 @@ def hold_duration() -> timedelta:
 
 
 @metrics.records_outcome("basket", lambda basket: "held")
-def basket_add(*, token: str | None, ticket_type_id: int, quantity: int, now: datetime) -> Basket:
-    """Holds seats for HOLD_MINUTES; never holds more than capacity − sold − other baskets' holds."""
+def basket_add(
+    *, token: str | None, ticket_type_id: int, quantity: int, now: datetime, voucher: str = ""
+) -> Basket:
+    """Holds seats for HOLD_MINUTES; never holds more than capacity − sold − other baskets' holds, nor more of a
+    voucher's redemptions than it has left. A voucher prices every seat of the hold (and a hold keeps its voucher
+    when more seats are added without one)."""
     ticket_type = _buyable(ticket_type_id=ticket_type_id, quantity=quantity, now=now)
+    given = _voucher_for(voucher, ticket_type=ticket_type, now=now) if voucher else None
     with transaction.atomic():
-        # The basket row first, then the ticket type: the seat protocol's lock order.
+        # The basket row first, then the voucher, then the ticket type: the seat protocol's lock order.
         basket = seats.lock_basket(token=token) if token else seats.new_basket()
-        held = Hold.objects.filter(basket=basket, ticket_type_id=ticket_type_id).first() if token else None
+        held = (
+            Hold.objects.select_related("voucher").filter(basket=basket, ticket_type_id=ticket_type_id).first()
+            if token
+            else None
+        )
+        priced_with = given or (held.voucher if held is not None else None)
+        if ticket_type.requires_voucher and priced_with is None:
+            raise NotFoundError("No such ticket type.")  # hidden: as if it did not exist
         already = held.quantity if held is not None else 0
         if already + quantity > ticket_type.max_per_order:
             raise _max_per_order_error(ticket_type, already=already)
@@ -81,7 +97,10 @@ def basket_add(*, token: str | None, ticket_type_id: int, quantity: int, now: da
             held=held,
             quantity=already + quantity,
             expires_at=now + hold_duration(),
+            voucher_id=priced_with.pk if priced_with is not None else None,
         )
+        if priced_with is not None:
+            _refuse_unless_redeemable(priced_with, basket_id=basket.pk, wanted=hold.quantity, now=now)
         locked = seats.lock_ticket_type(ticket_type_id)
         available = seats.free_seats(seats=locked, basket_id=basket.pk, now=now)
         if available <= 0:
@@ -89,7 +108,53 @@ def basket_add(*, token: str | None, ticket_type_id: int, quantity: int, now: da
         _refuse_unless_available(ticket_type=ticket_type, wanted=hold.quantity, already=already, available=available)
     ticket_type.price = locked.price  # this copy came from the catalog cache; the lock's price is the truth
     hold.ticket_type = ticket_type
+    hold.voucher = priced_with
     basket.just_held = hold
+    return basket
+
+
+def _voucher_for(code: str, *, ticket_type: TicketType, now: datetime) -> Voucher:
+    """The voucher a shopper typed for this ticket type, refused (voucher_invalid, voucher_expired) unless it is
+    valid now and prices or unlocks it."""
+    found = voucher_for(code=code, organizer_ids=[ticket_type.event.organizer_id], now=now)
+    if not voucher_applies(found, ticket_type):
+        raise VoucherInvalidError(f"The voucher code {found.code} is not valid for {ticket_type.name} tickets.")
+    return found
+
+
+def _refuse_unless_redeemable(voucher: Voucher, *, basket_id: int, wanted: int, now: datetime) -> None:
+    """Under the voucher's lock: a basket may hold a voucher for as many seats as it has redemptions left."""
+    (locked,) = seats.lock_vouchers([voucher.pk]).values()
+    free = seats.free_redemptions(voucher=locked, basket_id=basket_id, now=now)
+    if wanted > free:
+        left = max(free, 0)
+        raise VoucherExhaustedError(
+            f"The voucher code {voucher.code} is used up."
+            if not left
+            else f"The voucher code {voucher.code} is good for only {left} more ticket{'s' if left != 1 else ''}.",
+            extra={"available": left},
+        )
+
+
+def basket_apply_voucher(*, token: str, code: str, now: datetime) -> Basket:
+    """Prices every seat of the basket that the voucher covers with it, if it has the redemptions left for all of
+    them; refused as a whole (voucher_invalid when it covers nothing in the basket)."""
+    holds = seats.basket_holds(token=token)
+    if not holds:
+        if not Basket.objects.filter(token=token).exists():
+            raise BasketNotFoundError()
+        raise BasketEmptyError()
+    organizers = {hold.ticket_type.event.organizer_id for hold in holds}
+    found = voucher_for(code=code, organizer_ids=organizers, now=now)
+    covered = [hold for hold in holds if voucher_applies(found, hold.ticket_type)]
+    if not covered:
+        raise VoucherInvalidError(f"The voucher code {found.code} is not valid for the tickets in your basket.")
+    with transaction.atomic():
+        basket = seats.lock_basket(token=token)
+        covered_now = Hold.objects.filter(basket_id=basket.pk, pk__in=[hold.pk for hold in covered])
+        wanted = sum(covered_now.values_list("quantity", flat=True))
+        _refuse_unless_redeemable(found, basket_id=basket.pk, wanted=wanted, now=now)
+        covered_now.update(voucher=found)
     return basket
 
 
