@@ -46,6 +46,12 @@ class BasketAddInput(JsonInput):
     ticket_type_id = serializers.IntegerField(min_value=1, max_value=MAX_ID)
     quantity = serializers.IntegerField(min_value=1, max_value=1000)
     basket = serializers.RegexField(TOKEN_PATTERN, required=False, allow_null=True, default=None)
+    voucher = serializers.CharField(
+        max_length=64,
+        required=False,
+        default="",
+        help_text="A voucher code (any case) to price these seats with, or to unlock a hidden ticket type.",
+    )
 
 
 class BasketItemOutput(serializers.Serializer):
@@ -55,7 +61,9 @@ class BasketItemOutput(serializers.Serializer):
     event_name = serializers.CharField()
     ticket_type_name = serializers.CharField()
     quantity = serializers.IntegerField()
-    unit_price = serializers.DecimalField(max_digits=10, decimal_places=2)
+    unit_price = serializers.DecimalField(max_digits=10, decimal_places=2, help_text="After the voucher, if any.")
+    list_price = serializers.DecimalField(max_digits=10, decimal_places=2, help_text="Before the voucher.")
+    voucher = serializers.CharField(help_text="The voucher code the seats are priced with; empty for none.")
     line_total = serializers.DecimalField(max_digits=12, decimal_places=2)
     expires_at = serializers.DateTimeField()
     expired = serializers.BooleanField()
@@ -95,7 +103,11 @@ class BasketAddApi(APIView):
         data = validated_input(BasketAddInput, request.data)
         now = timezone.now()
         basket = services.basket_add(
-            token=data["basket"], ticket_type_id=data["ticket_type_id"], quantity=data["quantity"], now=now
+            token=data["basket"],
+            ticket_type_id=data["ticket_type_id"],
+            quantity=data["quantity"],
+            now=now,
+            voucher=data["voucher"],
         )
         if data["basket"] is None and basket.just_held is not None:  # a new basket holds just what was added
             summary = selectors.basket_summary_of(basket, [basket.just_held], now=now)
@@ -126,7 +138,9 @@ class OrderLineOutput(serializers.Serializer):
     event_name = serializers.CharField(source="ticket_type.event.name")
     ticket_type_name = serializers.CharField(source="ticket_type.name")
     quantity = serializers.IntegerField()
-    unit_price = serializers.DecimalField(max_digits=10, decimal_places=2)
+    unit_price = serializers.DecimalField(max_digits=10, decimal_places=2, help_text="After the voucher, if any.")
+    discount = serializers.DecimalField(max_digits=10, decimal_places=2, help_text="Taken off each seat by the voucher.")
+    voucher = serializers.CharField(source="voucher.code", allow_null=True, default=None)
     line_total = serializers.DecimalField(max_digits=12, decimal_places=2)
 
 
@@ -245,6 +259,14 @@ class CheckoutInput(JsonInput):
         "terms (GET /api/events/{id}: `terms`, `terms_version`).",
     )
 
+    voucher = serializers.CharField(
+        max_length=64,
+        required=False,
+        default="",
+        help_text="A voucher code (any case) to price the basket's seats with, those it covers; refused with "
+        "voucher_invalid, voucher_expired or voucher_exhausted.",
+    )
+
     def validate_accepted_terms(self, value: dict[str, int]) -> dict[int, int]:
         if not all(key.isdigit() and len(key) <= 18 for key in value):
             raise serializers.ValidationError("Keys are event ids.")
@@ -295,6 +317,7 @@ class CheckoutApi(APIView):
             return_url=data["return_url"],
             attendees=[checkout.Attendee(**attendee) for attendee in data.get("attendees", [])],
             accepted_terms=data.get("accepted_terms"),
+            voucher=data["voucher"],
         )
         paid = result.order.status == Order.Status.PAID
         body = {"order": CheckoutOrderOutput.represent(result.detail)}

@@ -482,6 +482,7 @@ def _quoted_holds(quote: Quote, *, checkout: Checkout) -> list[Hold]:
 def _order_lines(order: Order, holds: list[Hold], attendees: Sequence[Attendee]) -> list[OrderLine]:
     """One line per hold at the quoted price, with who its seats are for, each with its ticket type and event."""
     ticket_types = {hold.ticket_type_id: hold.ticket_type for hold in holds}
+    vouchers = {hold.ticket_type_id: hold.voucher for hold in holds}
     lines = seats.insert(
         [
             OrderLine(
@@ -499,7 +500,7 @@ def _order_lines(order: Order, holds: list[Hold], attendees: Sequence[Attendee])
         ]
     )
     for line in lines:
-        line.ticket_type = ticket_types[line.ticket_type_id]
+        line.ticket_type, line.voucher = ticket_types[line.ticket_type_id], vouchers[line.ticket_type_id]
     return lines
 
 

@@ -290,6 +290,30 @@ def valid_seats(order_id: int) -> Counter[int]:
     return Counter(tickets.values_list("ticket_type_id", flat=True))
 
 
+@dataclass(frozen=True)
+class Taken:
+    """What some tickets took: seats by ticket type, voucher redemptions by voucher."""
+
+    seats: Counter[int]
+    redemptions: Counter[int]
+
+
+def taken_by(tickets: QuerySet[Ticket]) -> Taken:
+    """What the valid ones of these tickets took, read before they are voided."""
+    valid = list(tickets.filter(cancelled_at__isnull=True).values_list("ticket_type_id", "line__voucher_id"))
+    return Taken(
+        seats=Counter(ticket_type_id for ticket_type_id, _ in valid),
+        redemptions=Counter(voucher_id for _, voucher_id in valid if voucher_id is not None),
+    )
+
+
+def give_back(taken: Taken) -> None:
+    """Gives voided tickets' voucher redemptions, then their seats, back (vouchers before ticket types, as the lock
+    order has them); the seat rows are locked here, so call it last."""
+    unredeem(taken.redemptions)
+    release(taken.seats)
+
+
 def release_holds(basket_id: int, *, hold_ids: Iterable[int] | None = None) -> int:
     """Deletes a basket's holds (or some of them): their seats are free for others once this commits.
 

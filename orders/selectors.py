@@ -41,10 +41,12 @@ class BasketItem:
     event_starts_at: datetime
     ticket_type_name: str
     quantity: int
-    unit_price: Decimal
+    unit_price: Decimal  # after the voucher
     line_total: Decimal
     expires_at: datetime
     expired: bool
+    list_price: Decimal = Decimal("0.00")  # before the voucher
+    voucher: str = ""  # the code its seats are priced with
     # What checkout asks about each seat's holder (Event.attendee_data), and the event's terms to accept.
     attendee_data: str = Event.AttendeeData.NONE
     event_terms: str = ""
@@ -90,8 +92,10 @@ def basket_summary_of(basket: Basket, holds: list[Hold], *, now: datetime) -> Ba
             event_starts_at=hold.ticket_type.event.starts_at,
             ticket_type_name=hold.ticket_type.name,
             quantity=hold.quantity,
-            unit_price=hold.ticket_type.price,
-            line_total=hold.ticket_type.price * hold.quantity,
+            unit_price=hold.unit_price,
+            line_total=hold.unit_price * hold.quantity,
+            list_price=hold.ticket_type.price,
+            voucher=hold.voucher.code if hold.voucher is not None else "",
             expires_at=hold.expires_at,
             expired=hold.expires_at <= now,
             attendee_data=hold.ticket_type.event.attendee_data,
@@ -133,7 +137,7 @@ def order_detail(order: Order) -> OrderDetail:
 
 def _order_details() -> tuple[Prefetch[Any, Any, Any], ...]:
     return (
-        Prefetch("lines", queryset=OrderLine.objects.select_related("ticket_type__event")),
+        Prefetch("lines", queryset=OrderLine.objects.select_related("ticket_type__event", "voucher")),
         Prefetch("tickets", queryset=Ticket.objects.select_related("ticket_type__event")),
         Prefetch("payments", queryset=Payment.objects.order_by("-id")),
     )
@@ -211,7 +215,7 @@ def _order_without_tickets(*, code: str, secret: str) -> OrderDetail:
     order = Order.objects.filter(code=code, tickets__isnull=True).first()
     if order is None or not hmac.compare_digest(order.secret.encode(), secret.encode()):
         raise NotFoundError("No such order.")
-    lines = list(order.lines.select_related("ticket_type__event").order_by("pk"))
+    lines = list(order.lines.select_related("ticket_type__event", "voucher").order_by("pk"))
     return OrderDetail(order=order, lines=lines, tickets=[])
 
 

@@ -233,7 +233,7 @@ def order_cancel(*, order_id: int, now: datetime) -> Order:
             now=now,
             delay=outbox.CANCELLATION_NOTICE_DELAY,
         )
-        seats.release(seats.valid_seats(order.pk))  # the seat rows, locked last
+        seats.give_back(seats.taken_by(Ticket.objects.filter(order_id=order.pk)))  # the seat rows, locked last
         order.status = Order.Status.CANCELLED
         order.cancelled_at = now
         order.save(update_fields=["status", "cancelled_at"])
@@ -279,7 +279,7 @@ def refund_part(*, order_id: int, amount: Decimal, note: str, now: datetime) -> 
         if amount == left:
             order.status = Order.Status.REFUNDED
             order.save(update_fields=["status"])
-            seats.release(seats.valid_seats(order.pk))
+            seats.give_back(seats.taken_by(Ticket.objects.filter(order_id=order.pk)))
         transaction.on_commit(functools.partial(_after_cancel, refund_id=refund.pk), robust=True)
     return refund
 
@@ -359,7 +359,9 @@ def _cancel_tickets(
         provider=order.payment_method,
         created_at=now,
     )
-    Ticket.objects.filter(pk__in=[ticket.pk for ticket in tickets]).update(cancelled_at=now, refund=refund)
+    voided = Ticket.objects.filter(pk__in=[ticket.pk for ticket in tickets])
+    taken = seats.taken_by(voided)
+    voided.update(cancelled_at=now, refund=refund)
     if not seats.valid_seats(order.pk):
         order.status, order.cancelled_at = Order.Status.CANCELLED, now
         order.save(update_fields=["status", "cancelled_at"])
@@ -368,7 +370,7 @@ def _cancel_tickets(
     outbox.outbox_enqueue(
         kind=OutboundEmail.Kind.TICKETS_CANCELLED, order_id=order.pk, now=now, delay=outbox.CANCELLATION_NOTICE_DELAY
     )
-    seats.release(Counter(ticket.ticket_type_id for ticket in tickets))  # the seat rows, locked last
+    seats.give_back(taken)  # the voucher and seat rows, locked last
     transaction.on_commit(functools.partial(_after_cancel, refund_id=refund.pk), robust=True)
     return refund
 

@@ -7,7 +7,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 from django.utils import timezone
 
-from events.models import Event, Organizer, TicketType
+from events.models import Event, Organizer, TicketType, Voucher
 
 
 class UserFactory(factory.django.DjangoModelFactory):
@@ -59,6 +59,20 @@ class TicketTypeFactory(factory.django.DjangoModelFactory):
     price = Decimal("25.00")
     capacity = 100
     max_per_order = 10
+
+
+class VoucherFactory(factory.django.DjangoModelFactory):
+    """10 % off any ticket of the main organizer's events, five times."""
+
+    class Meta:
+        model = Voucher
+        skip_postgeneration_save = True
+
+    organizer = factory.LazyFunction(main_organizer)
+    code = factory.Sequence(lambda n: f"SAVE{n:04d}")
+    discount_type = Voucher.DiscountType.PERCENT
+    value = Decimal("10")
+    max_redemptions = 5
 
 
 def organizer(*, refund: bool = False, of: Organizer | None = None) -> Any:
