@@ -2,6 +2,8 @@
 
 - Writes a shopper can repeat (basket add, checkout; pages and API alike) are limited per client address and per
   basket with django-ratelimit: `rate_limited` wraps the view, so a refused request costs no work of the view.
+- Tries of a voucher code (the event page's `?voucher=`, basket add, the basket's voucher form, checkout) are
+  limited per client address on top, so codes cannot be guessed by trying many.
 - The organizer API is limited per staff user with DRF's throttling: `OrganizerRateThrottle`, whose `Throttled`
   leaves as 429 `rate_limited` problem JSON with Retry-After (aegistickets/errors.py).
 
@@ -12,6 +14,7 @@ down the limits let requests through (logged): abuse limits must never take the 
 from __future__ import annotations
 
 import functools
+import json
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -24,6 +27,7 @@ from rest_framework.request import Request
 from rest_framework.throttling import UserRateThrottle
 
 from aegistickets.errors import RateLimitedError
+from aegistickets.http import client_ip
 from aegistickets.views import error_page
 
 logger = logging.getLogger(__name__)
@@ -52,14 +56,30 @@ def _wait(request: HttpRequest, *, scope: str, identity: str) -> int | None:
     return max(1, usage["time_left"])
 
 
-def rate_limited(scope: str, **identities: Identity) -> Callable[[Callable[..., HttpResponse]], Callable[..., Any]]:
-    """Limits POSTs to a view by RATE_LIMITS[f"{scope}_{name}"] for each `name=identity`: `rate_limited("checkout",
-    ip=…, basket=…)`. Over any limit: 429 with Retry-After (problem JSON under /api, the 429 page elsewhere)."""
+def voucher_attempt(request: HttpRequest) -> str:
+    """The client's address when the request tries a voucher code (a query parameter, a form field or a JSON field),
+    else nobody: what guessing codes counts against."""
+    code = request.GET.get("voucher") or (request.POST.get("voucher") if request.method == "POST" else "")
+    if not code and request.method == "POST" and request.content_type == "application/json":
+        try:
+            body = json.loads(request.body or b"{}")
+        except (ValueError, UnicodeDecodeError):
+            body = None
+        code = body.get("voucher") if isinstance(body, dict) else ""
+    return client_ip(request) if code else ""
+
+
+def rate_limited(
+    scope: str, *, methods: tuple[str, ...] = ("POST",), **identities: Identity
+) -> Callable[[Callable[..., HttpResponse]], Callable[..., Any]]:
+    """Limits `methods` requests (POSTs unless given) to a view by RATE_LIMITS[f"{scope}_{name}"] for each
+    `name=identity`: `rate_limited("checkout", ip=…, basket=…)`. Over any limit: 429 with Retry-After (problem JSON
+    under /api, the 429 page elsewhere)."""
 
     def decorate(view: Callable[..., HttpResponse]) -> Callable[..., Any]:
         @functools.wraps(view)
         def limited(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-            if request.method == "POST" and settings.RATE_LIMITS_ENABLED:
+            if request.method in methods and settings.RATE_LIMITS_ENABLED:
                 waits = [
                     _wait(request, scope=f"{scope}_{name}", identity=identity(request))
                     for name, identity in identities.items()

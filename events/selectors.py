@@ -174,8 +174,8 @@ def event_detail(
         raise NotFoundError("No such event.") from None
     for ticket_type in event.ticket_types.all():
         ticket_type.is_on_sale = ticket_type_is_on_sale(ticket_type, now=now)  # type: ignore[attr-defined]
-        if voucher is not None and voucher_applies(voucher, ticket_type):
-            ticket_type.voucher_price = voucher.price_for(ticket_type.price)  # type: ignore[attr-defined]
+        priced = voucher is not None and voucher_applies(voucher, ticket_type)
+        ticket_type.voucher_price = voucher.price_for(ticket_type.price) if priced else None  # type: ignore[attr-defined,union-attr]
     return event
 
 
@@ -199,6 +199,15 @@ def voucher_for(*, code: str, organizer_ids: Collection[int], now: datetime) -> 
         voucher.valid_until is not None and now >= voucher.valid_until
     ):
         raise VoucherExpiredError(f"The voucher code {voucher.code} is not valid at this time.")
+    return voucher
+
+
+def voucher_for_event(*, code: str, event: Event, now: datetime) -> Voucher:
+    """The voucher with this code valid now for some ticket type of this event (its organizer's, for all its events
+    or this one)."""
+    voucher = voucher_for(code=code, organizer_ids=[event.organizer_id], now=now)
+    if voucher.event_id not in (None, event.pk):
+        raise VoucherInvalidError(f"The voucher code {voucher.code} is not valid for {event.name}.")
     return voucher
 
 

@@ -7,7 +7,8 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 
-from aegistickets.errors import NotFoundError
+from aegistickets.errors import ApplicationError, NotFoundError
+from aegistickets.throttling import rate_limited, voucher_attempt
 from events import selectors
 from events.cache import cached_page
 from events.forms import EventSearchForm, TicketQuantityForm
@@ -28,8 +29,13 @@ def event_list(request: HttpRequest) -> HttpResponse:
     return cached_page(request, f"html:events:{search}:{number}", render_page)
 
 
+@rate_limited("voucher", methods=("GET",), ip=voucher_attempt)
 def event_detail(request: HttpRequest, slug: str) -> HttpResponse:
-    """The event with a quantity form per ticket type."""
+    """The event with a quantity form per ticket type; with `?voucher=CODE`, priced with that voucher and with the
+    hidden ticket types it unlocks (never cached: it is one shopper's page)."""
+    code = request.GET.get("voucher", "").strip()[:64]
+    if code:
+        return event_page_with_voucher(request, slug, code)
 
     def render_page(extra: dict[str, Any]) -> HttpResponse:
         now = timezone.now()
@@ -40,6 +46,21 @@ def event_detail(request: HttpRequest, slug: str) -> HttpResponse:
         return event_page(request, event, now=now, extra=extra)
 
     return cached_page(request, f"html:event:{slug}", render_page)
+
+
+def event_page_with_voucher(request: HttpRequest, slug: str, code: str) -> HttpResponse:
+    """The event page as a voucher holder sees it, or with the reason the code is refused next to its form."""
+    now = timezone.now()
+    try:
+        event = selectors.event_detail(slug=slug, now=now)
+    except NotFoundError:
+        raise Http404 from None
+    try:
+        voucher = selectors.voucher_for_event(code=code, event=event, now=now)
+    except ApplicationError as error:
+        return event_page(request, event, now=now, extra={"voucher_code": code, "voucher_error": error.detail})
+    event = selectors.event_detail(slug=slug, now=now, voucher=voucher)
+    return event_page(request, event, now=now, extra={"voucher": voucher, "voucher_code": voucher.code})
 
 
 def event_page(

@@ -4,20 +4,24 @@ from django.urls import path
 
 from aegistickets import converters  # noqa: F401 - registers <id>, <token>, <order_code>
 from aegistickets.http import client_ip
-from aegistickets.throttling import rate_limited
+from aegistickets.throttling import rate_limited, voucher_attempt
 from orders import apis
 
 urlpatterns = [
     path(
         "basket",
-        rate_limited("basket_add", ip=client_ip, basket=apis.body_basket_token)(apis.BasketAddApi.as_view()),
+        rate_limited("basket_add", ip=client_ip, basket=apis.body_basket_token)(
+            rate_limited("voucher", ip=voucher_attempt)(apis.BasketAddApi.as_view())
+        ),
         name="basket-add",
     ),
     path("basket/<token:token>", apis.BasketApi.as_view(), name="basket"),
     path("basket/<token:token>/items/<id:pk>", apis.BasketItemApi.as_view(), name="basket-item"),
     path(
         "checkout",
-        rate_limited("checkout", ip=client_ip, basket=apis.body_basket_token)(apis.CheckoutApi.as_view()),
+        rate_limited("checkout", ip=client_ip, basket=apis.body_basket_token)(
+            rate_limited("voucher", ip=voucher_attempt)(apis.CheckoutApi.as_view())
+        ),
         name="checkout",
     ),
     path("orders", apis.OrderListApi.as_view(), name="orders"),

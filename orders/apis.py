@@ -139,7 +139,9 @@ class OrderLineOutput(serializers.Serializer):
     ticket_type_name = serializers.CharField(source="ticket_type.name")
     quantity = serializers.IntegerField()
     unit_price = serializers.DecimalField(max_digits=10, decimal_places=2, help_text="After the voucher, if any.")
-    discount = serializers.DecimalField(max_digits=10, decimal_places=2, help_text="Taken off each seat by the voucher.")
+    discount = serializers.DecimalField(
+        max_digits=10, decimal_places=2, help_text="Taken off each seat by the voucher."
+    )
     voucher = serializers.CharField(source="voucher.code", allow_null=True, default=None)
     line_total = serializers.DecimalField(max_digits=12, decimal_places=2)
 

@@ -125,6 +125,8 @@ class Checkout:
     attendees: tuple[Attendee, ...] = ()
     # The version of each event's terms the buyer accepted: (event id, version) pairs.
     accepted_terms: tuple[tuple[int, int], ...] = ()
+    # A voucher code to price the basket's seats with (those it covers), applied to the basket first.
+    voucher: str = ""
 
 
 @dataclass(frozen=True)
@@ -180,9 +182,7 @@ def order_place(
     accepted_terms: Mapping[int, int] | None = None,
     voucher: str = "",
 ) -> CheckoutResult:
-    """Sells a basket's seats exactly once, priced from the database (after the voucher, applied to the basket
-    first); a repeated key returns the first order."""
-    accepted = tuple(sorted((accepted_terms or {}).items()))
+    """Sells a basket's seats exactly once, priced from the database; a repeated key returns the first order."""
     checkout = Checkout(
         token,
         name,
@@ -193,22 +193,25 @@ def order_place(
         payment_token,
         return_url,
         tuple(attendees),
-        accepted,
+        tuple(sorted((accepted_terms or {}).items())),
+        voucher,
     )
     try:
         _replay_if_placed(checkout)
-        if voucher:
-            basket_apply_voucher(token=token, code=voucher, now=now)
         quote = _price(_validate(checkout, now=now))
         authorized = _authorize(quote, checkout=checkout, now=now)
         detail = _commit_or_void(quote, checkout=checkout, authorized=authorized, now=now)
     except _AlreadyPlaced as placed:
-        replayed = selectors.order_for_staff_by_id(order_id=placed.order.pk)
-        return CheckoutResult(detail=selectors.order_detail(replayed), created=False)
+        return _replayed(placed.order)
     if authorized.paid:
         payment_capture(authorized.payment, now=now)
     detail = dataclasses.replace(detail, payment=authorized.payment)
     return CheckoutResult(detail=detail, created=True)
+
+
+def _replayed(order: Order) -> CheckoutResult:
+    replayed = selectors.order_for_staff_by_id(order_id=order.pk)
+    return CheckoutResult(detail=selectors.order_detail(replayed), created=False)
 
 
 def _replay_if_placed(checkout: Checkout) -> None:
@@ -221,6 +224,8 @@ def _replay_if_placed(checkout: Checkout) -> None:
 def _validate(checkout: Checkout, *, now: datetime) -> list[Hold]:
     """The basket's holds, if it can be checked out: not empty, and an expired hold renewable (checked again under
     the lock at commit; here it spares an authorization that would be voided)."""
+    if checkout.voucher:
+        basket_apply_voucher(token=checkout.token, code=checkout.voucher, now=now)
     holds = seats.basket_holds(token=checkout.token)
     if not holds:
         # A concurrent request with this key may have checked this basket out since the first look.

@@ -8,7 +8,6 @@ after they are released, emails are queued in the same transaction and sent by t
 from __future__ import annotations
 
 import functools
-from collections import Counter
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -67,9 +66,7 @@ def hold_duration() -> timedelta:
 
 
 @metrics.records_outcome("basket", lambda basket: "held")
-def basket_add(
-    *, token: str | None, ticket_type_id: int, quantity: int, now: datetime, voucher: str = ""
-) -> Basket:
+def basket_add(*, token: str | None, ticket_type_id: int, quantity: int, now: datetime, voucher: str = "") -> Basket:
     """Holds seats for HOLD_MINUTES; never holds more than capacity − sold − other baskets' holds, nor more of a
     voucher's redemptions than it has left. A voucher prices every seat of the hold (and a hold keeps its voucher
     when more seats are added without one)."""
@@ -78,14 +75,8 @@ def basket_add(
     with transaction.atomic():
         # The basket row first, then the voucher, then the ticket type: the seat protocol's lock order.
         basket = seats.lock_basket(token=token) if token else seats.new_basket()
-        held = (
-            Hold.objects.select_related("voucher").filter(basket=basket, ticket_type_id=ticket_type_id).first()
-            if token
-            else None
-        )
-        priced_with = given or (held.voucher if held is not None else None)
-        if ticket_type.requires_voucher and priced_with is None:
-            raise NotFoundError("No such ticket type.")  # hidden: as if it did not exist
+        held = _hold_of(basket, ticket_type_id) if token else None  # a new basket holds nothing yet
+        priced_with = _priced_with(ticket_type, given=given, held=held)
         already = held.quantity if held is not None else 0
         if already + quantity > ticket_type.max_per_order:
             raise _max_per_order_error(ticket_type, already=already)
@@ -111,6 +102,19 @@ def basket_add(
     hold.voucher = priced_with
     basket.just_held = hold
     return basket
+
+
+def _hold_of(basket: Basket, ticket_type_id: int) -> Hold | None:
+    return Hold.objects.select_related("voucher").filter(basket=basket, ticket_type_id=ticket_type_id).first()
+
+
+def _priced_with(ticket_type: TicketType, *, given: Voucher | None, held: Hold | None) -> Voucher | None:
+    """The voucher a hold's seats are priced with: the one given, else the one it had. A hidden ticket type is sold
+    only with one (it unlocked it); without, it is as if it did not exist."""
+    priced_with = given or (held.voucher if held is not None else None)
+    if ticket_type.requires_voucher and priced_with is None:
+        raise NotFoundError("No such ticket type.")
+    return priced_with
 
 
 def _voucher_for(code: str, *, ticket_type: TicketType, now: datetime) -> Voucher:

@@ -9,6 +9,7 @@ urlpatterns = [
     path("events/<slug:slug>/basket/", views.basket_add, name="basket-add"),
     path("basket/", views.basket_detail, name="basket"),
     path("basket/items/<id:pk>/remove/", views.basket_remove, name="basket-remove"),
+    path("basket/voucher/", views.basket_voucher, name="basket-voucher"),
     path("checkout/", views.checkout, name="checkout"),
     path("orders/<order_code:code>/<token:secret>/", views.order_detail, name="detail"),
     path("orders/<order_code:code>/<token:secret>/tickets.pdf", views.order_tickets_pdf, name="tickets-pdf"),

@@ -26,7 +26,7 @@ from aegistickets.errors import (
     problem_json_response,
 )
 from aegistickets.http import client_ip
-from aegistickets.throttling import rate_limited
+from aegistickets.throttling import rate_limited, voucher_attempt
 from events import selectors as catalog
 from events import views as catalog_views
 from events.cache import catalog_cached
@@ -62,6 +62,7 @@ def session_basket(request: HttpRequest) -> BasketSummary | None:
 
 @require_http_methods(["GET", "POST"])
 @rate_limited("basket_add", ip=client_ip, basket=session_basket_token)
+@rate_limited("voucher", ip=voucher_attempt)
 def basket_add(request: HttpRequest, slug: str) -> HttpResponse:
     """The event page's "Add to basket": holds the seats and opens the basket, or shows the event page again with
     the refusal next to the ticket type it concerns (at this URL, which sends a later visit to the event page)."""
@@ -73,11 +74,21 @@ def basket_add(request: HttpRequest, slug: str) -> HttpResponse:
         event = catalog_cached(f"event:{slug}", lambda: catalog.event_detail(slug=slug, now=now))
     except NotFoundError:
         raise Http404 from None
+    code = request.POST.get("voucher", "").strip()[:64]
+    if code:
+        # The hidden ticket types the voucher unlocks are on its page only, as are its prices.
+        try:
+            voucher = catalog.voucher_for_event(code=code, event=event, now=now)
+        except ApplicationError as error:
+            extra = {"voucher_code": code, "voucher_error": error.detail}
+            return catalog_views.event_page(request, event, now=now, extra=extra)
+        event = catalog.event_detail(slug=slug, now=now, voucher=voucher)
+    page = {"voucher": voucher, "voucher_code": voucher.code} if code else {}
     chosen = request.POST.get("ticket_type")
     ticket_type = next((t for t in event.ticket_types.all() if str(t.pk) == chosen), None)
     if ticket_type is None:
         messages.error(request, "Choose a ticket type from this event.")
-        return catalog_views.event_page(request, event, now=now)
+        return catalog_views.event_page(request, event, now=now, extra=page)
     form = TicketQuantityForm(request.POST, ticket_type=ticket_type)
     if form.is_valid():
         try:
@@ -86,6 +97,7 @@ def basket_add(request: HttpRequest, slug: str) -> HttpResponse:
                 ticket_type_id=ticket_type.pk,
                 quantity=form.cleaned_data["quantity"],
                 now=now,
+                voucher=code,
             )
         except BasketNotFoundError:
             request.session.pop(SESSION_BASKET, None)  # a stale basket: start a new one next time
@@ -96,11 +108,29 @@ def basket_add(request: HttpRequest, slug: str) -> HttpResponse:
             request.session[SESSION_BASKET] = basket.token
             messages.success(request, f"{form.cleaned_data['quantity']} × {ticket_type.name} reserved for you.")
             return redirect("orders:basket")
-    return catalog_views.event_page(request, event, now=now, bound=form)
+    return catalog_views.event_page(request, event, now=now, bound=form, extra=page)
 
 
 def basket_detail(request: HttpRequest) -> HttpResponse:
     return render(request, "orders/basket.html", {"basket": session_basket(request)})
+
+
+@require_POST
+@rate_limited("voucher", ip=voucher_attempt)
+def basket_voucher(request: HttpRequest) -> HttpResponse:
+    """The basket's "Apply a voucher": prices the seats it covers, or says why not."""
+    token = session_basket_token(request)
+    code = request.POST.get("voucher", "").strip()[:64]
+    if not token or not code:
+        messages.error(request, "Enter a voucher code." if token else "Your basket is empty.")
+        return redirect("orders:basket")
+    try:
+        services.basket_apply_voucher(token=token, code=code, now=timezone.now())
+    except ApplicationError as error:
+        messages.error(request, error.detail)
+    else:
+        messages.success(request, f"Voucher {code.upper()} applied.")
+    return redirect("orders:basket")
 
 
 @require_POST

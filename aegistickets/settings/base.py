@@ -377,6 +377,7 @@ RATE_LIMITS = {
         "basket_add_basket": "60/m",
         "checkout_ip": "30/m",
         "checkout_basket": "10/m",
+        "voucher_ip": "20/m",
         "organizer": "600/m",
     }.items()
 }

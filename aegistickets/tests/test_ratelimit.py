@@ -33,6 +33,7 @@ def limits(settings):
         "checkout_ip": "100/m",
         "checkout_basket": "2/m",
         "organizer": "2/m",
+        "voucher_ip": "3/m",
     }
     caches[settings.RATELIMIT_USE_CACHE].clear()
     with time_machine.travel(timezone.now(), tick=False):
@@ -211,3 +212,25 @@ def test_control_processes_that_share_nothing_each_count_alone(tmp_path):
     identity = f"basket-{uuid.uuid4()}"
     assert _hit_in_two_processes(identity, together=False, DATABASE_URL=first)[:1] == [0]
     assert _hit_in_two_processes(identity, together=False, DATABASE_URL=second)[:1] == [0]
+
+
+@pytest.mark.django_db
+def test_trying_voucher_codes_is_limited_per_client_on_every_path(api, client, limits):
+    """Codes can't be guessed by trying many: the event page's ?voucher=, basket add and checkout count together;
+    a page view without a code and another client are not affected."""
+    ticket_type = TicketTypeFactory(capacity=50)
+    page = f"/events/{ticket_type.event.slug}/"
+    tries = [
+        client.get(page, {"voucher": "GUESS1"}),
+        client.get(page, {"voucher": "GUESS2"}),
+        api.post("/api/basket", {"ticket_type_id": ticket_type.pk, "quantity": 1, "voucher": "GUESS3"}, format="json"),
+    ]
+    refused = api.post("/api/basket", {"ticket_type_id": ticket_type.pk, "quantity": 1, "voucher": "G4"}, format="json")
+
+    assert [r.status_code for r in tries] == [200, 200, 400]
+    assert_rate_limited(refused)
+    assert client.get(page, {"voucher": "GUESS5"}).status_code == 429
+    assert client.get(page).status_code == 200
+    assert add(api, ticket_type).status_code == 201  # no code: not a try
+    assert client.get(page, {"voucher": "GUESS6"}, REMOTE_ADDR="192.0.2.9").status_code == 200
+    assert ticket_type.holds.count() == 1

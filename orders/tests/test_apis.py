@@ -235,6 +235,8 @@ def test_checkout_creates_the_order(api, ticket_type):
             "ticket_type_name": ticket_type.name,
             "quantity": 2,
             "unit_price": "25.00",
+            "discount": "0.00",
+            "voucher": None,
             "line_total": "50.00",
         }
     ]

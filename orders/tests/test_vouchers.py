@@ -28,7 +28,9 @@ def add(ticket_type, now, quantity=1, voucher="", token=None):
 
 
 def buy(token, now, **kwargs):
-    return checkout.order_place(token=token, name="Ada", email="ada@example.com", payment_method="test", now=now, **kwargs)
+    return checkout.order_place(
+        token=token, name="Ada", email="ada@example.com", payment_method="test", now=now, **kwargs
+    )
 
 
 @pytest.mark.parametrize(
@@ -101,7 +103,11 @@ def test_redemptions_are_held_like_seats_and_come_back_when_the_hold_expires(now
     later = now + timedelta(minutes=16)  # the first basket's hold has expired
     second = add(ticket_type, later, quantity=2, voucher="TWO")
 
-    assert (refused.value.code, refused.value.status, refused.value.extra) == ("voucher_exhausted", 409, {"available": 0})
+    assert (refused.value.code, refused.value.status, refused.value.extra) == (
+        "voucher_exhausted",
+        409,
+        {"available": 0},
+    )
     assert second.just_held.voucher.code == "TWO"
     with pytest.raises(VoucherExhaustedError):  # the first basket's expired hold can't be renewed with the voucher
         buy(first.token, later)
@@ -184,7 +190,10 @@ def test_a_hidden_ticket_type_is_listed_and_sold_only_with_a_voucher_that_names_
 
     assert [t.pk for t in event_detail(pk=event.pk, now=now).ticket_types.all()] == [public.pk]
     shown = event_detail(pk=event.pk, now=now, voucher=press_pass).ticket_types.all()
-    assert [(t.pk, getattr(t, "voucher_price", None)) for t in shown] == [(public.pk, None), (press.pk, Decimal("0.00"))]
+    assert [(t.pk, getattr(t, "voucher_price", None)) for t in shown] == [
+        (public.pk, None),
+        (press.pk, Decimal("0.00")),
+    ]
     assert buy(basket.token, now).order.total == Decimal("0.00")
 
 
