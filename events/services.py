@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import secrets
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -13,7 +15,7 @@ from django.utils.text import slugify
 from aegistickets.errors import NotFoundError, ValidationFailedError
 from events.availability import held_for
 from events.cache import catalog_invalidate
-from events.models import Event, EventTerms, Organizer, TicketType
+from events.models import Event, EventTerms, Organizer, TicketType, Voucher
 
 EVENT_FIELDS = frozenset(
     {
@@ -213,3 +215,86 @@ def ticket_type_update(*, ticket_type_id: int, data: dict[str, Any], now: dateti
             return ticket_type
     except IntegrityError:
         raise ValidationFailedError(errors={"name": ["This event already has a ticket type with this name."]}) from None
+
+
+# Voucher codes shoppers type: no 0/O, 1/I/L, 5/S, 2/Z; 10 symbols of 27 are 47 bits, far beyond guessing at the
+# rate limit on tries.
+VOUCHER_CODE_ALPHABET = "346789ABCDEFGHJKMNPQRTUVWXY"
+VOUCHER_CODE_LENGTH = 10
+MAX_VOUCHERS_PER_REQUEST = 1000
+
+
+@dataclass(frozen=True)
+class VoucherSpec:
+    """What each voucher of a batch is: its effect, scope, window and limit."""
+
+    discount_type: str
+    value: Decimal
+    max_redemptions: int
+    ticket_type_ids: tuple[int, ...] = ()
+    valid_from: datetime | None = None
+    valid_until: datetime | None = None
+    comment: str = ""
+
+
+def vouchers_create(
+    *, organizer: Organizer, event: Event | None, spec: VoucherSpec, code: str = "", count: int = 1
+) -> list[Voucher]:
+    """Creates one voucher with the code given, or `count` with new random codes, all alike; for one event of the
+    organizer or (`event=None`) all its events, limited to ticket types of that scope."""
+    _check_voucher(organizer=organizer, event=event, spec=spec, code=code, count=count)
+    codes = [code.strip().upper()] if code else _new_voucher_codes(organizer, count)
+    with transaction.atomic():
+        try:
+            vouchers = Voucher.objects.bulk_create(
+                [Voucher(organizer=organizer, event=event, code=each, **_voucher_fields(spec)) for each in codes]
+            )
+        except IntegrityError:
+            raise ValidationFailedError(errors={"code": ["This organizer has a voucher with this code."]}) from None
+        Voucher.ticket_types.through.objects.bulk_create(
+            Voucher.ticket_types.through(voucher_id=voucher.pk, tickettype_id=type_id)
+            for voucher in vouchers
+            for type_id in spec.ticket_type_ids
+        )
+    return vouchers
+
+
+def _voucher_fields(spec: VoucherSpec) -> dict[str, Any]:
+    fields = {name: getattr(spec, name) for name in ("discount_type", "value", "max_redemptions", "comment")}
+    return {**fields, "valid_from": spec.valid_from, "valid_until": spec.valid_until}
+
+
+def _check_voucher(*, organizer: Organizer, event: Event | None, spec: VoucherSpec, code: str, count: int) -> None:
+    """Every refusal of a batch, each named: it is created whole or not at all."""
+    errors: dict[str, list[str]] = {}
+    if code and count != 1:
+        errors["count"] = ["Give a code or a count of codes to make, not both."]
+    if not 1 <= count <= MAX_VOUCHERS_PER_REQUEST:
+        errors["count"] = [f"Between 1 and {MAX_VOUCHERS_PER_REQUEST}."]
+    if code and (len(code.strip()) < 3 or not code.strip().isalnum()):
+        errors["code"] = ["3 to 64 letters and digits."]
+    if spec.discount_type == Voucher.DiscountType.PERCENT and not 0 <= spec.value <= 100:
+        errors["discount"] = ["A percentage is between 0 and 100."]
+    if spec.value < 0:
+        errors["discount"] = ["Must not be negative."]
+    if spec.valid_from and spec.valid_until and spec.valid_until <= spec.valid_from:
+        errors["valid_until"] = ["Must be after valid_from."]
+    if event is not None and event.organizer_id != organizer.pk:
+        errors["event"] = ["Not an event of this organizer."]
+    scope = TicketType.objects.filter(event=event) if event else TicketType.objects.filter(event__organizer=organizer)
+    if set(spec.ticket_type_ids) - set(scope.filter(pk__in=spec.ticket_type_ids).values_list("pk", flat=True)):
+        errors["ticket_type_ids"] = ["Only ticket types of the voucher's events."]
+    if errors:
+        raise ValidationFailedError(errors=errors)
+
+
+def _new_voucher_codes(organizer: Organizer, count: int) -> list[str]:
+    """`count` random codes the organizer has none of yet."""
+    codes: set[str] = set()
+    while len(codes) < count:
+        wanted = count - len(codes)
+        fresh = {
+            "".join(secrets.choice(VOUCHER_CODE_ALPHABET) for _ in range(VOUCHER_CODE_LENGTH)) for _ in range(wanted)
+        }
+        codes |= fresh - set(Voucher.objects.filter(organizer=organizer, code__in=fresh).values_list("code", flat=True))
+    return sorted(codes)

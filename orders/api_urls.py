@@ -30,6 +30,7 @@ urlpatterns = [
     path("orders/<order_code:code>/refunds", apis.OrderRefundApi.as_view(), name="order-refunds"),
     path("check-ins", apis.CheckInApi.as_view(), name="check-ins"),
     path("events/<id:event_id>/cancel", apis.EventCancelApi.as_view(), name="event-cancel"),
+    path("events/<id:event_id>/vouchers", apis.EventVouchersApi.as_view(), name="event-vouchers"),
     path("events/<id:event_id>/orders.csv", apis.EventOrdersCsvApi.as_view(), name="event-orders-csv"),
     path("events/<id:event_id>/attendees.csv", apis.EventAttendeesCsvApi.as_view(), name="event-attendees-csv"),
 ]

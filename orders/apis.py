@@ -10,7 +10,7 @@ from typing import Any
 from django.http import HttpRequest, StreamingHttpResponse
 from django.urls import reverse
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.permissions import BasePermission
 from rest_framework.renderers import BaseRenderer, JSONRenderer
@@ -25,11 +25,14 @@ from aegistickets.api import (
     NamedPagePagination,
     PageInput,
     ReusedSerializer,
+    ShopDateTimeField,
     problems,
     validated_input,
     validated_query,
 )
 from aegistickets.errors import NotFoundError, ValidationFailedError
+from events.models import Voucher
+from events.services import MAX_VOUCHERS_PER_REQUEST, VoucherSpec, vouchers_create
 from orders import checkout, exports, selectors, services
 from orders.models import Order, Payment, Refund
 from orders.selectors import BasketSummary, OrderDetail
@@ -591,3 +594,115 @@ class CheckInApi(APIView):
         )
         body = {"result": "valid", "ticket": check_in.ticket, "checked_in_at": check_in.checked_in_at}
         return Response(CheckInOutput(body).data, status=status.HTTP_201_CREATED)
+
+
+# --- vouchers -----------------------------------------------------------------------------------------------
+
+
+class DiscountInput(JsonInput):
+    type = serializers.ChoiceField(choices=["percent", "fixed", "price"])
+    value = serializers.DecimalField(
+        max_digits=10,
+        decimal_places=2,
+        min_value=Decimal("0"),
+        help_text='percent: "10" is 10 % off; fixed: the amount off each ticket; price: what each ticket costs.',
+    )
+
+
+class VoucherCreateInput(JsonInput):
+    code = serializers.CharField(
+        max_length=64, required=False, default="", help_text="One voucher with this code (any case); else `count`."
+    )
+    count = serializers.IntegerField(
+        min_value=1, max_value=MAX_VOUCHERS_PER_REQUEST, required=False, default=1, help_text="Random codes to make."
+    )
+    discount = DiscountInput(
+        required=False, allow_null=True, default=None, help_text="None: no discount, the voucher unlocks tickets."
+    )
+    ticket_type_ids = serializers.ListField(
+        child=serializers.IntegerField(min_value=1, max_value=MAX_ID),
+        required=False,
+        default=list,
+        max_length=100,
+        help_text="Only these ticket types of the event; naming a hidden ticket type unlocks it. Empty: all.",
+    )
+    max_redemptions = serializers.IntegerField(
+        min_value=1, max_value=1_000_000, help_text="Most tickets each voucher may be used for."
+    )
+    valid_from = ShopDateTimeField(required=False, allow_null=True, default=None)
+    valid_until = ShopDateTimeField(required=False, allow_null=True, default=None)
+    comment = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+
+
+class DiscountOutput(serializers.Serializer):
+    type = serializers.CharField()
+    value = serializers.DecimalField(max_digits=10, decimal_places=2)
+
+
+class VoucherOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    code = serializers.CharField()
+    event_id = serializers.IntegerField(allow_null=True, help_text="None: good for every event of the organizer.")
+    discount = serializers.SerializerMethodField()
+    ticket_type_ids = serializers.SerializerMethodField()
+    max_redemptions = serializers.IntegerField()
+    redemptions = serializers.IntegerField(source="redeemed", help_text="Tickets sold with it.")
+    held = serializers.IntegerField(help_text="Redemptions baskets and pending orders keep right now.")
+    revenue = serializers.DecimalField(
+        max_digits=12, decimal_places=2, help_text="What its valid tickets of paid orders brought."
+    )
+    order_count = serializers.IntegerField()
+    valid_from = serializers.DateTimeField(allow_null=True)
+    valid_until = serializers.DateTimeField(allow_null=True)
+    comment = serializers.CharField()
+    created_at = serializers.DateTimeField()
+
+    @extend_schema_field(DiscountOutput(allow_null=True))
+    def get_discount(self, voucher: Voucher) -> dict[str, Any] | None:
+        if voucher.discount_type == Voucher.DiscountType.NONE:
+            return None
+        return DiscountOutput({"type": voucher.discount_type, "value": voucher.value}).data
+
+    def get_ticket_type_ids(self, voucher: Voucher) -> list[int]:
+        return sorted(ticket_type.pk for ticket_type in voucher.ticket_types.all())
+
+
+class VouchersOutput(serializers.Serializer):
+    vouchers = VoucherOutput(many=True)
+
+
+class EventVouchersApi(APIView):
+    """GET: the vouchers good for the event, with how often each was used and what it brought. POST: makes one
+    voucher with a chosen code, or `count` with random codes (the same effect, scope, window and limit)."""
+
+    permission_classes = [IsStaff, AdminRights]
+    queryset = Voucher.objects.none()
+
+    @extend_schema(operation_id="event_vouchers_list", responses={200: VouchersOutput, **problems(401, 403, 404)})
+    def get(self, request: Request, event_id: int) -> Response:
+        vouchers = selectors.event_vouchers(event_id=event_id, now=timezone.now())
+        return Response(VouchersOutput({"vouchers": vouchers}).data)
+
+    @extend_schema(
+        operation_id="event_vouchers_create",
+        request=VoucherCreateInput,
+        responses={201: VouchersOutput, **problems(400, 401, 403, 404)},
+    )
+    def post(self, request: Request, event_id: int) -> Response:
+        data = validated_input(VoucherCreateInput, request.data)
+        event = selectors.event_for_staff(event_id=event_id)
+        discount = data["discount"] or {"type": Voucher.DiscountType.NONE, "value": Decimal("0")}
+        spec = VoucherSpec(
+            discount_type=discount["type"],
+            value=discount["value"],
+            max_redemptions=data["max_redemptions"],
+            ticket_type_ids=tuple(data["ticket_type_ids"]),
+            valid_from=data["valid_from"],
+            valid_until=data["valid_until"],
+            comment=data["comment"],
+        )
+        created = vouchers_create(
+            organizer=event.organizer, event=event, spec=spec, code=data["code"], count=data["count"]
+        )
+        vouchers = selectors.vouchers_by_id([voucher.pk for voucher in created], now=timezone.now())
+        return Response(VouchersOutput({"vouchers": vouchers}).data, status=status.HTTP_201_CREATED)

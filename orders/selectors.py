@@ -17,6 +17,7 @@ from django.db.models import (
     F,
     OuterRef,
     Prefetch,
+    Q,
     QuerySet,
     Subquery,
     Sum,
@@ -24,7 +25,7 @@ from django.db.models import (
 from django.db.models.functions import Coalesce
 
 from aegistickets.errors import BasketNotFoundError, NotFoundError
-from events.models import Event, TicketType
+from events.models import Event, TicketType, Voucher
 from events.selectors import buyer_may_cancel
 from orders import seats
 from orders.models import Basket, CheckIn, Hold, Order, OrderLine, Payment, Refund, Ticket
@@ -430,3 +431,71 @@ def event_attendees_export(*, event_id: int) -> Iterator[tuple[Any, ...]]:
         .order_by("pk")
     )
     return rows.iterator(chunk_size=EXPORT_CHUNK)
+
+
+# --- vouchers -------------------------------------------------------------------------------------------------
+
+
+def vouchers_with_usage(queryset: QuerySet[Voucher], *, now: datetime) -> QuerySet[Voucher]:
+    """Annotates what staff judge a voucher by: `held` (redemptions live baskets and pending orders keep), `revenue`
+    (what its valid tickets of paid orders brought) and `order_count`; one query whatever the number of vouchers."""
+    held = (
+        Hold.objects.filter(voucher=OuterRef("pk"), expires_at__gt=now)
+        .order_by()
+        .values("voucher")
+        .annotate(total=Sum("quantity"))
+        .values("total")
+    )
+    sold = Ticket.objects.filter(
+        line__voucher=OuterRef("pk"), cancelled_at__isnull=True, order__status=Order.Status.PAID
+    ).order_by()
+    revenue = sold.values("line__voucher").annotate(total=Sum("line__unit_price")).values("total")
+    orders = sold.values("line__voucher").annotate(total=Count("order", distinct=True)).values("total")
+    money = DecimalField(max_digits=12, decimal_places=2)
+    return queryset.annotate(
+        held=Coalesce(Subquery(held), 0),
+        revenue=Coalesce(Subquery(revenue, output_field=money), Decimal("0.00"), output_field=money),
+        order_count=Coalesce(Subquery(orders), 0),
+    )
+
+
+def event_vouchers(*, event_id: int, now: datetime) -> list[Voucher]:
+    """The vouchers good for an event (its own and its organizer's for all events), newest first, with their usage
+    and the ticket types they name (two queries after the event's)."""
+    event = Event.objects.filter(pk=event_id).first()
+    if event is None:
+        raise NotFoundError("No such event.")
+    vouchers = Voucher.objects.filter(organizer_id=event.organizer_id).filter(
+        Q(event_id=event_id) | Q(event__isnull=True)
+    )
+    return list(vouchers_with_usage(vouchers.prefetch_related("ticket_types"), now=now))
+
+
+def voucher_redemptions(voucher_ids: Collection[int]) -> dict[int, list[str]]:
+    """Each voucher's paid orders, as "AT-XXXXXX ×2" (order code, valid tickets bought with it), in one query."""
+    rows = (
+        Ticket.objects.filter(
+            line__voucher_id__in=voucher_ids, cancelled_at__isnull=True, order__status=Order.Status.PAID
+        )
+        .values_list("line__voucher_id", "order__code")
+        .annotate(tickets=Count("pk"))
+        .order_by("line__voucher_id", "order__code")
+    )
+    found: dict[int, list[str]] = {}
+    for voucher_id, code, tickets in rows:
+        found.setdefault(voucher_id, []).append(f"{code} ×{tickets}")
+    return found
+
+
+def vouchers_by_id(ids: Collection[int], *, now: datetime) -> list[Voucher]:
+    """These vouchers as `event_vouchers` shows them."""
+    vouchers = Voucher.objects.filter(pk__in=ids).prefetch_related("ticket_types").order_by("pk")
+    return list(vouchers_with_usage(vouchers, now=now))
+
+
+def event_for_staff(*, event_id: int) -> Event:
+    """Any event (published or not) with its organizer."""
+    event = Event.objects.select_related("organizer").filter(pk=event_id).first()
+    if event is None:
+        raise NotFoundError("No such event.")
+    return event

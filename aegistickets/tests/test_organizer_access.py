@@ -234,6 +234,11 @@ WRITE_BODIES: dict[str, Callable[[Shop], dict[str, Any] | None]] = {
     "orders_refund": lambda shop: {"amount": "1.00", "note": "goodwill"},
     "events_cancel": lambda shop: {"batch_size": 10},
     "check_ins_create": lambda shop: {"secret": shop.order.tickets.first().code, "event_id": shop.event.pk},
+    "event_vouchers_create": lambda shop: {
+        "count": 3,
+        "discount": {"type": "percent", "value": "10"},
+        "max_redemptions": 1,
+    },
 }
 
 

@@ -26,6 +26,8 @@ EXPECTED_OPERATIONS = {
     ("/api/events/{event_id}/orders.csv", "get"),
     ("/api/events/{event_id}/attendees.csv", "get"),
     ("/api/events/{event_id}/cancel", "post"),
+    ("/api/events/{event_id}/vouchers", "get"),
+    ("/api/events/{event_id}/vouchers", "post"),
 }
 
 

@@ -139,3 +139,88 @@ def test_checkout_api_applies_a_voucher_and_the_order_records_it(api, conference
     assert (order["lines"][0]["voucher"], order["lines"][0]["discount"]) == ("EARLY", "20.00")
     assert Voucher.objects.get(code="EARLY").redeemed == 2
     assert Order.objects.get().total == Decimal("160.00")
+
+
+def vouchers_url(event):
+    return f"/api/events/{event.pk}/vouchers"
+
+
+def test_staff_make_vouchers_with_random_codes_through_the_api(staff_api, conference):
+    event, regular, press = conference
+    body = {
+        "count": 3,
+        "discount": {"type": "fixed", "value": "15.00"},
+        "ticket_type_ids": [regular.pk],
+        "max_redemptions": 2,
+        "comment": "newsletter",
+    }
+
+    response = staff_api.post(vouchers_url(event), body, format="json")
+
+    assert response.status_code == 201, response.content
+    made = response.json()["vouchers"]
+    assert len(made) == 3
+    assert all(len(v["code"]) == 10 and v["code"].isalnum() and v["code"].isupper() for v in made)
+    assert {(v["event_id"], v["discount"]["value"], v["max_redemptions"], v["redemptions"]) for v in made} == {
+        (event.pk, "15.00", 2, 0)
+    }
+    assert {tuple(v["ticket_type_ids"]) for v in made} == {(regular.pk,)}
+    assert Voucher.objects.filter(event=event, comment="newsletter").count() == 3
+
+
+def test_a_chosen_code_is_stored_in_capitals_and_may_not_be_taken_twice(staff_api, conference):
+    event, _, press = conference
+    body = {"code": "Press2", "ticket_type_ids": [press.pk], "max_redemptions": 5}
+
+    first = staff_api.post(vouchers_url(event), body, format="json")
+    again = staff_api.post(vouchers_url(event), body, format="json")
+
+    assert first.status_code == 201, first.content
+    assert (first.json()["vouchers"][0]["code"], first.json()["vouchers"][0]["discount"]) == ("PRESS2", None)
+    assert (again.status_code, again.json()["errors"]) == (
+        400,
+        {"code": ["This organizer has a voucher with this code."]},
+    )
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"discount": {"type": "percent", "value": "150"}}, "discount"),
+        ({"code": "AB", "count": 1}, "code"),
+        ({"code": "ABCDEF", "count": 2}, "count"),
+        ({"valid_from": "2031-01-02T00:00:00Z", "valid_until": "2031-01-01T00:00:00Z"}, "valid_until"),
+        ({"ticket_type_ids": "other event"}, "ticket_type_ids"),
+    ],
+)
+def test_a_bad_voucher_request_is_refused_and_makes_nothing(staff_api, conference, change, field):
+    event, _, _ = conference
+    other_event_type = TicketTypeFactory()
+    if change.get("ticket_type_ids") == "other event":
+        change = {"ticket_type_ids": [other_event_type.pk]}
+    before = Voucher.objects.count()
+
+    response = staff_api.post(vouchers_url(event), {"max_redemptions": 1, **change}, format="json")
+
+    assert response.status_code == 400, response.content
+    assert field in response.json()["errors"]
+    assert Voucher.objects.count() == before
+
+
+def test_the_voucher_list_shows_use_and_revenue(staff_api, api, conference):
+    event, regular, _ = conference
+    for _ in range(2):
+        token = basket_add(api, regular, voucher="EARLY").json()["token"]
+        api.post(
+            "/api/checkout",
+            {"basket": token, "name": "Ada", "email": "ada@example.com", "payment_method": "test"},
+            format="json",
+        )
+    basket_add(api, regular, voucher="EARLY")  # held, not bought
+
+    listed = {v["code"]: v for v in staff_api.get(vouchers_url(event)).json()["vouchers"]}
+
+    early = listed["EARLY"]
+    assert (early["redemptions"], early["held"], early["revenue"], early["order_count"]) == (2, 1, "160.00", 2)
+    assert early["event_id"] is None  # good for every event of the organizer
+    assert set(listed) == {"EARLY", "PRESS"}
