@@ -14,20 +14,24 @@ from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.options import IncorrectLookupParameters
+from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Sum
-from django.http import HttpRequest, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import redirect
 from django.template.response import TemplateResponse
-from django.urls import reverse
+from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
 from aegistickets.errors import ApplicationError
 from events.admin import EventAdmin
-from events.models import Event
+from events.models import Event, Organizer, TicketType, Voucher
+from events.selectors import voucher_code
+from events.services import MAX_VOUCHERS_PER_REQUEST, VoucherSpec, vouchers_create
 from orders import exports
 from orders.models import Basket, Hold, Order, OrderLine, OutboundEmail, Payment, Refund, Ticket
 from orders.outbox import outbox_enqueue, outbox_retry_now
-from orders.selectors import event_cancellation_preview, order_refundable
+from orders.selectors import event_cancellation_preview, order_refundable, vouchers_with_usage
 from orders.services import (
     event_cancel_batch,
     order_cancel,
@@ -478,3 +482,160 @@ class EventWithExportsAdmin(EventAdmin):
         """Cancelling an event changes it and refunds its buyers: the change right on events and the orders' own
         refund right, both, as the API checks (an action's listed permissions are alternatives)."""
         return self.has_change_permission(request) and request.user.has_perm("orders.refund_order")
+
+
+# --- vouchers -------------------------------------------------------------------------------------------------
+
+
+class VoucherAdminForm(forms.ModelForm):
+    class Meta:
+        model = Voucher
+        fields = (
+            "organizer",
+            "event",
+            "code",
+            "discount_type",
+            "value",
+            "ticket_types",
+            "max_redemptions",
+            "valid_from",
+            "valid_until",
+            "comment",
+        )
+
+    def clean_code(self) -> str:
+        return voucher_code(self.cleaned_data["code"])
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        organizer, event = cleaned.get("organizer"), cleaned.get("event")
+        if organizer and event and event.organizer_id != organizer.pk:
+            self.add_error("event", "Not an event of this organizer.")
+        if organizer and any(t.event.organizer_id != organizer.pk for t in cleaned.get("ticket_types") or []):
+            self.add_error("ticket_types", "Only ticket types of this organizer's events.")
+        if event and any(t.event_id != event.pk for t in cleaned.get("ticket_types") or []):
+            self.add_error("ticket_types", "Only ticket types of this event.")
+        maximum = cleaned.get("max_redemptions")
+        if maximum is not None and maximum < self.instance.redeemed:
+            self.add_error("max_redemptions", f"Already used {self.instance.redeemed} times.")
+        return cleaned
+
+
+class VoucherBulkForm(forms.Form):
+    """Many vouchers alike, each with a random code."""
+
+    organizer = forms.ModelChoiceField(queryset=Organizer.objects.all())
+    event = forms.ModelChoiceField(queryset=Event.objects.all(), required=False, help_text="Empty: all its events.")
+    count = forms.IntegerField(min_value=1, max_value=MAX_VOUCHERS_PER_REQUEST, initial=10)
+    discount_type = forms.ChoiceField(choices=Voucher.DiscountType.choices, initial=Voucher.DiscountType.PERCENT)
+    value = forms.DecimalField(min_value=0, max_digits=10, decimal_places=2, initial=Decimal("10"))
+    ticket_types = forms.ModelMultipleChoiceField(
+        queryset=TicketType.objects.select_related("event"), required=False, help_text="Empty: all (not hidden)."
+    )
+    max_redemptions = forms.IntegerField(min_value=1, initial=1, help_text="Per voucher.")
+    valid_from = forms.DateTimeField(required=False, widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))
+    valid_until = forms.DateTimeField(required=False, widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))
+    comment = forms.CharField(max_length=200, required=False)
+
+    def spec(self) -> VoucherSpec:
+        data = self.cleaned_data
+        return VoucherSpec(
+            discount_type=data["discount_type"],
+            value=data["value"],
+            max_redemptions=data["max_redemptions"],
+            ticket_type_ids=tuple(ticket_type.pk for ticket_type in data["ticket_types"]),
+            valid_from=data["valid_from"],
+            valid_until=data["valid_until"],
+            comment=data["comment"],
+        )
+
+
+@admin.action(description="Export the selected vouchers with their redemptions (CSV)", permissions=["view"])
+def export_vouchers(
+    modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Voucher]
+) -> StreamingHttpResponse:
+    vouchers = vouchers_with_usage(
+        queryset.select_related("event").prefetch_related("ticket_types"), now=timezone.now()
+    )
+    return exports.vouchers_csv(list(vouchers))
+
+
+@admin.register(Voucher)
+class VoucherAdmin(admin.ModelAdmin):
+    form = VoucherAdminForm
+    list_display = ("code", "scope", "effect", "used", "held", "revenue", "valid_until", "comment")
+    list_filter = ("organizer", "discount_type", ("event", admin.RelatedOnlyFieldListFilter))
+    search_fields = ("code", "comment")
+    readonly_fields = ("redeemed", "created_at")
+    filter_horizontal = ("ticket_types",)
+    actions = (export_vouchers,)
+    change_list_template = "admin/events/voucher/change_list.html"
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Voucher]:
+        queryset = super().get_queryset(request).select_related("event", "organizer")
+        return vouchers_with_usage(queryset, now=timezone.now())
+
+    def formfield_for_manytomany(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        if db_field.name == "ticket_types":
+            kwargs["queryset"] = TicketType.objects.select_related("event")
+        return super().formfield_for_manytomany(db_field, request, **kwargs)
+
+    @admin.display(description="for")
+    def scope(self, voucher: Voucher) -> str:
+        return voucher.event.name if voucher.event else f"all events of {voucher.organizer}"
+
+    @admin.display(description="effect")
+    def effect(self, voucher: Voucher) -> str:
+        return voucher.describe()
+
+    @admin.display(description="used", ordering="redeemed")
+    def used(self, voucher: Voucher) -> str:
+        return f"{voucher.redeemed} / {voucher.max_redemptions}"
+
+    @admin.display(description="held now", ordering="held")
+    def held(self, voucher: Voucher) -> int:
+        return voucher.held  # type: ignore[attr-defined]
+
+    @admin.display(description="revenue", ordering="revenue")
+    def revenue(self, voucher: Voucher) -> str:
+        return f"€{voucher.revenue:.2f}"  # type: ignore[attr-defined]
+
+    def save_model(self, request: HttpRequest, obj: Voucher, form: forms.ModelForm, change: bool) -> None:
+        # Never the whole row: `redeemed` as this form read it may be behind a sale committed since.
+        fields = [name for name in form.changed_data if name != "ticket_types"]
+        if not change:
+            obj.save()
+        elif fields:
+            obj.save(update_fields=fields)
+
+    def get_urls(self) -> list[Any]:
+        bulk = path("bulk/", self.admin_site.admin_view(self.bulk_create_view), name="events_voucher_bulk")
+        return [bulk, *super().get_urls()]
+
+    def bulk_create_view(self, request: HttpRequest) -> HttpResponse:
+        """Makes many vouchers alike with random codes, then lists them."""
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        form = VoucherBulkForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                made = vouchers_create(
+                    organizer=form.cleaned_data["organizer"],
+                    event=form.cleaned_data["event"],
+                    spec=form.spec(),
+                    count=form.cleaned_data["count"],
+                )
+            except ApplicationError as error:
+                for field, problems in (error.errors or {}).items():
+                    form.add_error(field if field in form.fields else None, problems)
+            else:
+                messages.success(request, f"{len(made)} vouchers made.")
+                comment = form.cleaned_data["comment"]
+                return redirect(reverse("admin:events_voucher_changelist") + (f"?q={comment}" if comment else ""))
+        context = {
+            **self.admin_site.each_context(request),
+            "form": form,
+            "title": "Make vouchers",
+            "opts": Voucher._meta,
+        }
+        return TemplateResponse(request, "admin/events/voucher/bulk_create.html", context)

@@ -12,7 +12,7 @@ from django.http import StreamingHttpResponse
 from django.utils import timezone
 
 from aegistickets.errors import NotFoundError
-from events.models import Event
+from events.models import Event, Voucher
 from orders import selectors
 
 ORDERS_HEADER = (
@@ -88,3 +88,43 @@ def event_attendees_csv(*, event_id: int) -> StreamingHttpResponse:
     _require_event(event_id)
     rows = selectors.event_attendees_export(event_id=event_id)
     return _response(csv_lines(ATTENDEES_HEADER, rows), f"event-{event_id}-attendees.csv")
+
+
+VOUCHERS_HEADER = (
+    "code",
+    "event",
+    "ticket_types",
+    "effect",
+    "max_redemptions",
+    "redemptions",
+    "held",
+    "revenue",
+    "valid_from",
+    "valid_until",
+    "comment",
+    "orders",
+)
+
+
+def vouchers_csv(vouchers: list[Voucher]) -> StreamingHttpResponse:
+    """These vouchers (annotated by `selectors.vouchers_with_usage`, ticket types prefetched) with their
+    redemptions: each voucher's paid orders and how many tickets each bought with it."""
+    redemptions = selectors.voucher_redemptions([voucher.pk for voucher in vouchers])
+    rows = (
+        (
+            voucher.code,
+            voucher.event.name if voucher.event else "all events",
+            "; ".join(ticket_type.name for ticket_type in voucher.ticket_types.all()) or "all",
+            voucher.describe(),
+            voucher.max_redemptions,
+            voucher.redeemed,
+            voucher.held,  # type: ignore[attr-defined]
+            voucher.revenue,  # type: ignore[attr-defined]
+            voucher.valid_from,
+            voucher.valid_until,
+            voucher.comment,
+            " ".join(redemptions.get(voucher.pk, [])),
+        )
+        for voucher in vouchers
+    )
+    return _response(csv_lines(VOUCHERS_HEADER, rows), "vouchers.csv")
