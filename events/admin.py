@@ -29,6 +29,7 @@ TICKET_TYPE_FORM_FIELDS = (
     "sale_starts_at",
     "sale_ends_at",
     "position",
+    "requires_voucher",
 )
 
 

@@ -149,6 +149,7 @@ class OrganizerTicketTypeOutput(TicketTypeOutput):
     sold = serializers.IntegerField()
     held = serializers.IntegerField()
     position = serializers.IntegerField()
+    requires_voucher = serializers.BooleanField()
     on_sale = None  # type: ignore[assignment]
 
 
@@ -182,6 +183,9 @@ class TicketTypeCreateInput(JsonInput):
     sale_starts_at = ShopDateTimeField(required=False, allow_null=True, default=None)
     sale_ends_at = ShopDateTimeField(required=False, allow_null=True, default=None)
     position = serializers.IntegerField(min_value=0, max_value=1000, required=False, default=0)
+    requires_voucher = serializers.BooleanField(
+        required=False, default=False, help_text="Hidden: listed and sold only with a voucher that names it."
+    )
 
 
 class TicketTypeUpdateInput(TicketTypeCreateInput):
@@ -190,6 +194,7 @@ class TicketTypeUpdateInput(TicketTypeCreateInput):
     sale_starts_at = ShopDateTimeField(required=False, allow_null=True)
     sale_ends_at = ShopDateTimeField(required=False, allow_null=True)
     position = serializers.IntegerField(min_value=0, max_value=1000, required=False)
+    requires_voucher = serializers.BooleanField(required=False)
 
 
 def _organizer_ticket_type(pk: int) -> dict[str, Any]:

@@ -33,7 +33,17 @@ EVENT_FIELDS = frozenset(
     }
 )
 TICKET_TYPE_FIELDS = frozenset(
-    {"name", "description", "price", "capacity", "max_per_order", "sale_starts_at", "sale_ends_at", "position"}
+    {
+        "name",
+        "description",
+        "price",
+        "capacity",
+        "max_per_order",
+        "sale_starts_at",
+        "sale_ends_at",
+        "position",
+        "requires_voucher",
+    }
 )
 
 
@@ -162,6 +172,7 @@ def ticket_type_create(
     sale_starts_at: datetime | None = None,
     sale_ends_at: datetime | None = None,
     position: int = 0,
+    requires_voucher: bool = False,
 ) -> TicketType:
     """Adds a ticket type to an event; names are unique within the event."""
     _check_sale_window(sale_starts_at, sale_ends_at)
@@ -180,6 +191,7 @@ def ticket_type_create(
                 sale_starts_at=sale_starts_at,
                 sale_ends_at=sale_ends_at,
                 position=position,
+                requires_voucher=requires_voucher,
             )
     except IntegrityError:
         raise ValidationFailedError(errors={"name": ["This event already has a ticket type with this name."]}) from None

@@ -17,7 +17,7 @@ from django.db import connections
 from django.utils import timezone
 from pypdf import PdfReader
 
-from events.tests.factories import EventFactory, TicketTypeFactory
+from events.tests.factories import EventFactory, TicketTypeFactory, VoucherFactory
 from orders.models import Hold, Order
 from orders.payments import TEST_DECLINE_EMAIL
 from orders.tests.test_cancellations import paid_order
@@ -591,5 +591,50 @@ def test_a_card_that_needs_three_d_secure(browser, live_server, card_shop, setti
     expect(page.get_by_role("heading", level=1)).to_have_text(f"Thank you — your order {order.code} is confirmed")
     order.refresh_from_db()
     assert (order.status, order.payments.get().status) == ("paid", "captured")
+    assert problems == []
+    context.close()
+
+
+@pytest.mark.parametrize("viewport", list(VIEWPORTS))
+def test_a_shopper_with_a_voucher_sees_its_prices_unlocks_press_seats_and_pays_less(
+    browser, live_server, shop, viewport
+):  # type: ignore[no-untyped-def]
+    event, standard = shop
+    press = TicketTypeFactory(event=event, name="Press", price=Decimal("35.00"), requires_voucher=True, position=3)
+    VoucherFactory(code="AURORA20", value=Decimal("20"), max_redemptions=10).ticket_types.add(standard, press)
+    context = browser.new_context(viewport=VIEWPORTS[viewport], locale="en-GB")
+    page = context.new_page()
+    problems: list[str] = []
+    page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+
+    page.goto(f"{live_server.url}/events/{event.slug}/")
+    expect(page.locator(".ticket-type", has_text="Press")).to_have_count(0)
+    page.get_by_label("Voucher code").fill("nope")
+    page.get_by_role("button", name="Apply").click()
+    expect(page.get_by_role("alert")).to_have_text("This voucher code is not valid.")
+    page.get_by_label("Voucher code").fill("aurora20")
+    page.get_by_role("button", name="Apply").click()
+    expect(page.get_by_role("status")).to_contain_text("Voucher AURORA20 applied: 20 % off.")
+    standard_block = page.locator(f"#ticket-{standard.pk}")
+    expect(standard_block.locator(".ticket-type__price")).to_contain_text("€28.00")
+    expect(page.locator(f"#ticket-{press.pk}")).to_contain_text("Press")
+    _screenshot(page, f"{viewport}-10-event-with-voucher")
+    standard_block.get_by_label("Quantity").fill("2")
+    standard_block.get_by_role("button", name=re.compile("Add to basket")).click()
+
+    expect(page).to_have_url(re.compile(r"/basket/(#ticket-\d+)?$"))
+    expect(page.locator(".basket-total")).to_have_text("€56.00")
+    expect(page.locator(".basket-table")).to_contain_text("with AURORA20")
+    _screenshot(page, f"{viewport}-11-basket-with-voucher")
+    page.get_by_role("link", name="Check out").click()
+    page.get_by_label("Full name").fill("Grace Hopper")
+    page.get_by_label("Email").fill("grace@example.com")
+    expect(page.locator(".checkout__summary")).to_contain_text("Voucher AURORA20: €28.00 instead of €35.00 each")
+    page.get_by_role("button", name="Pay and place order").click()
+
+    expect(page.get_by_role("heading", level=1)).to_have_text(re.compile(r"is confirmed$"))
+    order = Order.objects.get()
+    assert order.total == Decimal("56.00")
+    assert order.lines.get().voucher.code == "AURORA20"
     assert problems == []
     context.close()

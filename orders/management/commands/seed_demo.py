@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from aegistickets.errors import ApplicationError, ValidationFailedError
 from events.models import Event, Organizer, TicketType
-from events.services import event_create, ticket_type_create
+from events.services import VoucherSpec, event_create, ticket_type_create, vouchers_create
 from orders.checkout import order_place
 from orders.models import Order
 from orders.outbox import outbox_discard
@@ -41,6 +41,17 @@ class DemoTicketType:
     max_per_order: int = 10
     sold: int = 0  # seats to sell through checkout when the event is created
     sale_starts_in: timedelta | None = None
+    hidden: bool = False  # sold only with a voucher that names it
+
+
+@dataclass(frozen=True)
+class DemoVoucher:
+    code: str
+    discount_type: str
+    value: str
+    max_redemptions: int
+    ticket_types: tuple[str, ...] = ()  # names of the event's ticket types; empty: all
+    comment: str = ""
 
 
 # Two organizers, so that the admin and the API show each one's staff only their own events.
@@ -65,6 +76,7 @@ class DemoEvent:
     # Buyers may cancel their own tickets until this long before the start (None: they may not).
     buyer_cancellation_before: timedelta | None = None
     organizer: str = "nachtklang"  # a key of DEMO_ORGANIZERS
+    vouchers: list[DemoVoucher] = field(default_factory=list)
 
 
 DEMO_EVENTS = [
@@ -107,6 +119,7 @@ DEMO_EVENTS = [
                 "VIP", "119.00", capacity=20, max_per_order=4, sold=2, description="Front tables, drinks included."
             ),
         ],
+        vouchers=[DemoVoucher("HARBOUR10", "percent", "10", 100, comment="jazz club members")],
     ),
     DemoEvent(
         slug="midnight-owls-farewell-show",
@@ -147,6 +160,13 @@ DEMO_EVENTS = [
             ),
             DemoTicketType("Regular", "149.00", capacity=200, sold=8, description="Talks, workshops and lunch."),
             DemoTicketType("Supporter", "299.00", capacity=25, max_per_order=2, description="Funds ten free tickets."),
+            DemoTicketType(
+                "Speaker", "149.00", capacity=20, max_per_order=1, hidden=True, description="For our speakers."
+            ),
+        ],
+        vouchers=[
+            DemoVoucher("SPEAKERS", "price", "0", 20, ticket_types=("Speaker",), comment="speakers' invitation"),
+            DemoVoucher("WEBCRAFT20", "percent", "20", 50, ticket_types=("Regular",), comment="newsletter"),
         ],
     ),
     DemoEvent(
@@ -271,9 +291,23 @@ class Command(BaseCommand):
                 max_per_order=spec.max_per_order,
                 sale_starts_at=now + spec.sale_starts_in if spec.sale_starts_in else None,
                 position=position,
+                requires_voucher=spec.hidden,
             )
             self._sell(ticket_type, spec.sold, now=now, first_buyer=first_buyer + sales.orders, sales=sales)
+        self._make_vouchers(demo, event)
         return sales
+
+    def _make_vouchers(self, demo: DemoEvent, event: Event) -> None:
+        names = dict(event.ticket_types.values_list("name", "pk"))
+        for voucher in demo.vouchers:
+            spec = VoucherSpec(
+                discount_type=voucher.discount_type,
+                value=Decimal(voucher.value),
+                max_redemptions=voucher.max_redemptions,
+                ticket_type_ids=tuple(names[name] for name in voucher.ticket_types),
+                comment=voucher.comment,
+            )
+            vouchers_create(organizer=event.organizer, event=event, spec=spec, code=voucher.code)
 
     def _sell(self, ticket_type: TicketType, seats: int, *, now: datetime, first_buyer: int, sales: Sales) -> None:
         """Real checkouts of at most max_per_order seats each, like shoppers would make them."""
