@@ -153,7 +153,7 @@ def order_for_shopper(*, code: str, secret: str, with_refunds: bool = False) -> 
     one query for an order with tickets (they, with their order, line, ticket type and event: every line has a ticket
     per seat); three for one without (awaiting payment, expired, failed). `with_refunds` adds the order's refunds,
     read by a second query only if that first one found any (most orders have none)."""
-    found = Ticket.objects.filter(order__code=code).select_related("order", "line", "ticket_type__event")
+    found = Ticket.objects.filter(order__code=code).select_related("order", "line__voucher", "ticket_type__event")
     if with_refunds:
         found = found.annotate(order_refunded=Exists(Refund.objects.filter(order_id=OuterRef("order_id"))))
     tickets = list(found.order_by("pk"))

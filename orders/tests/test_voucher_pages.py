@@ -9,7 +9,9 @@ import pytest
 
 from events.models import Voucher
 from events.tests.factories import EventFactory, TicketTypeFactory, VoucherFactory
+from orders import checkout, services
 from orders.models import Hold, Order
+from orders.selectors import order_for_shopper
 
 pytestmark = pytest.mark.django_db
 
@@ -224,3 +226,17 @@ def test_the_voucher_list_shows_use_and_revenue(staff_api, api, conference):
     assert (early["redemptions"], early["held"], early["revenue"], early["order_count"]) == (2, 1, "160.00", 2)
     assert early["event_id"] is None  # good for every event of the organizer
     assert set(listed) == {"EARLY", "PRESS"}
+
+
+def test_the_order_page_shows_the_voucher_in_the_same_one_query(client, conference, now, django_assert_num_queries):
+    _, regular, _ = conference
+    basket = services.basket_add(token=None, ticket_type_id=regular.pk, quantity=1, now=now, voucher="EARLY")
+    order = checkout.order_place(
+        token=basket.token, name="Ada", email="ada@example.com", payment_method="test", now=now
+    ).order
+
+    with django_assert_num_queries(1):
+        detail = order_for_shopper(code=order.code, secret=order.secret)
+        assert detail.lines[0].voucher.code == "EARLY"
+    page = client.get(f"/orders/{order.code}/{order.secret}/").content.decode()
+    assert "€20.00 off with voucher EARLY" in page
