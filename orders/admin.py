@@ -403,7 +403,7 @@ def export_event_orders(
     modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Event]
 ) -> StreamingHttpResponse | None:
     event = _one_event(modeladmin, request, queryset)
-    return exports.event_orders_csv(event_id=event.pk) if event else None
+    return exports.event_orders_csv(event_id=event.pk, user=request.user) if event else None
 
 
 @admin.action(description="Export the attendees of this event (CSV)", permissions=["view"])
@@ -411,7 +411,7 @@ def export_event_attendees(
     modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Event]
 ) -> StreamingHttpResponse | None:
     event = _one_event(modeladmin, request, queryset)
-    return exports.event_attendees_csv(event_id=event.pk) if event else None
+    return exports.event_attendees_csv(event_id=event.pk, user=request.user) if event else None
 
 
 # An admin request cancels orders for at most this long; the action, run again, continues where it stopped.
