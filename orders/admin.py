@@ -22,12 +22,20 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from aegistickets.errors import ApplicationError
-from events.admin import EventAdmin
+from events.admin import EventAdmin, OrganizerScopedAdmin
 from events.models import Event
+from events.selectors import events_of
 from orders import exports
 from orders.models import Basket, Hold, Order, OrderLine, OutboundEmail, Payment, Refund, Ticket
 from orders.outbox import outbox_enqueue, outbox_retry_now
-from orders.selectors import event_cancellation_preview, order_refundable
+from orders.selectors import (
+    ORDER_TO_ORGANIZER,
+    TO_ORGANIZER,
+    event_cancellation_preview,
+    order_refundable,
+    order_to_change,
+    tickets_of,
+)
 from orders.services import (
     event_cancel_batch,
     order_cancel,
@@ -51,8 +59,11 @@ class ReadOnlyInline(admin.TabularInline):
         return False
 
 
-class OrderLineInline(ReadOnlyInline):
+class OrderLineInline(OrganizerScopedAdmin, ReadOnlyInline):
+    """A mixed order's lines for other organizers' events are not shown."""
+
     model = OrderLine
+    organizer_path = TO_ORGANIZER
     fields = readonly_fields = ("ticket_type", "quantity", "unit_price", "line_total")
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[OrderLine]:
@@ -63,16 +74,20 @@ class OrderLineInline(ReadOnlyInline):
         return obj.line_total
 
 
-class TicketInline(ReadOnlyInline):
+class TicketInline(OrganizerScopedAdmin, ReadOnlyInline):
+    """Only the tickets of the user's events: a ticket's code admits at its event's door."""
+
     model = Ticket
+    organizer_path = TO_ORGANIZER
     fields = readonly_fields = ("code", "ticket_type", "attendee_name", "attendee_email", "cancelled_at", "refund")
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Ticket]:
         return super().get_queryset(request).select_related("ticket_type__event")
 
 
-class RefundInline(ReadOnlyInline):
+class RefundInline(OrganizerScopedAdmin, ReadOnlyInline):
     model = Refund
+    organizer_path = f"order__{ORDER_TO_ORGANIZER}"
     fields = readonly_fields = (
         "reason",
         "note",
@@ -88,14 +103,16 @@ class RefundInline(ReadOnlyInline):
     )
 
 
-class PaymentInline(ReadOnlyInline):
+class PaymentInline(OrganizerScopedAdmin, ReadOnlyInline):
     model = Payment
+    organizer_path = f"order__{ORDER_TO_ORGANIZER}"
     fields = readonly_fields = ("provider", "payment_id", "status", "amount", "currency", "message", "updated_at")
     verbose_name_plural = "payments (the provider's id looks the payment up in its dashboard)"
 
 
-class OutboundEmailInline(ReadOnlyInline):
+class OutboundEmailInline(OrganizerScopedAdmin, ReadOnlyInline):
     model = OutboundEmail
+    organizer_path = f"order__{ORDER_TO_ORGANIZER}"
     fields = readonly_fields = ("kind", "status", "attempts", "created_at", "sent_at", "last_error")
     verbose_name_plural = "emails to the buyer"
 
@@ -107,7 +124,7 @@ class OrderEventFilter(admin.SimpleListFilter):
     parameter_name = "event"
 
     def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
-        events = Event.objects.order_by("-starts_at", "-id").values_list("pk", "name")
+        events = events_of(request.user).order_by("-starts_at", "-id").values_list("pk", "name")
         return [(str(pk), name) for pk, name in events]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Order]) -> QuerySet[Order]:
@@ -133,9 +150,9 @@ class PartialRefundForm(forms.Form):
     )
     note = forms.CharField(max_length=500, required=False, help_text="Why, for the records.")
 
-    def __init__(self, *args: Any, order: Order, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, order: Order, user: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        valid = order.tickets.filter(cancelled_at__isnull=True).select_related("ticket_type", "line")
+        valid = tickets_of(user).filter(order=order, cancelled_at__isnull=True).select_related("ticket_type", "line")
         self.fields["tickets"].choices = [
             (ticket.code, f"{ticket.code} ({ticket.ticket_type.name}, {ticket.line.unit_price} {order.currency})")
             for ticket in valid
@@ -148,15 +165,17 @@ class PartialRefundForm(forms.Form):
         return cleaned
 
 
-def _refund(order: Order, wanted: dict[str, Any]) -> Refund:
+def _refund(order: Order, wanted: dict[str, Any], *, user: Any) -> Refund:
     now = timezone.now()
+    order_to_change(code=order.code, user=user, codes=wanted["tickets"] or None)
     if wanted["tickets"]:
         return tickets_cancel(order_id=order.pk, codes=wanted["tickets"], note=wanted["note"], now=now)
     return refund_part(order_id=order.pk, amount=wanted["amount"], note=wanted["note"], now=now)
 
 
 @admin.register(Order)
-class OrderAdmin(admin.ModelAdmin):
+class OrderAdmin(OrganizerScopedAdmin, admin.ModelAdmin):
+    organizer_path = ORDER_TO_ORGANIZER
     list_display = ("code", "status", "flagged", "name", "email", "total", "created_at")
     list_filter = ("status", "flagged", OrderEventFilter)
     search_fields = ("code", "email")
@@ -202,6 +221,7 @@ class OrderAdmin(admin.ModelAdmin):
         failed: list[str] = []
         for order_id, code in queryset.order_by("pk").values_list("pk", "code"):
             try:
+                order_to_change(code=code, user=request.user)  # every event of the order must be the user's
                 order_cancel(order_id=order_id, now=now)
             except ApplicationError as error:
                 failed.append(f"{code} ({error.detail})")
@@ -229,10 +249,10 @@ class OrderAdmin(admin.ModelAdmin):
             self.message_user(request, "Select exactly one order to refund part of.", messages.WARNING)
             return None
         order = orders[0]
-        form = PartialRefundForm(request.POST if "confirmed" in request.POST else None, order=order)
+        form = PartialRefundForm(request.POST if "confirmed" in request.POST else None, order=order, user=request.user)
         if form.is_valid():
             try:
-                refund = _refund(order, form.cleaned_data)
+                refund = _refund(order, form.cleaned_data, user=request.user)
             except ApplicationError as error:
                 form.add_error(None, error.detail)
             else:
@@ -281,8 +301,10 @@ class OrderAdmin(admin.ModelAdmin):
 
 
 @admin.register(OutboundEmail)
-class OutboundEmailAdmin(admin.ModelAdmin):
+class OutboundEmailAdmin(OrganizerScopedAdmin, admin.ModelAdmin):
     """The email outbox, read-only: what is waiting, what went out, what keeps failing and why."""
+
+    organizer_path = f"order__{ORDER_TO_ORGANIZER}"
 
     list_display = (
         "id",
@@ -333,8 +355,9 @@ class OutboundEmailAdmin(admin.ModelAdmin):
         self.message_user(request, f"{count} email(s) queued to be sent again now.", messages.SUCCESS)
 
 
-class HoldInline(ReadOnlyInline):
+class HoldInline(OrganizerScopedAdmin, ReadOnlyInline):
     model = Hold
+    organizer_path = TO_ORGANIZER
     fields = readonly_fields = ("ticket_type", "quantity", "expires_at", "is_expired", "created_at")
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Hold]:
@@ -346,9 +369,12 @@ class HoldInline(ReadOnlyInline):
 
 
 @admin.register(Basket)
-class BasketAdmin(admin.ModelAdmin):
+class BasketAdmin(OrganizerScopedAdmin, admin.ModelAdmin):
     """For support: what a shopper's basket holds. The token is a credential, so it is never shown whole;
-    staff find a basket by pasting the full token into the search box."""
+    staff find a basket by pasting the full token into the search box. Staff see baskets holding seats of their
+    events, and only those holds."""
+
+    organizer_path = f"holds__{TO_ORGANIZER}"
 
     list_display = ("__str__", "hold_count", "seats_held", "created_at", "updated_at")
     search_fields = ("=token",)
