@@ -242,6 +242,19 @@ class PermissionDeniedError(ApplicationError):
     default_detail = "You are not allowed to do this."
 
 
+class OtherOrganizersOrderError(ApplicationError):
+    """An order that also holds tickets of events the staff user does not run: cancelling or refunding it as a whole
+    would move another organizer's money; its own tickets can still be cancelled one by one."""
+
+    code = "order_of_other_organizers"
+    status = 403
+    title = "Order of other organizers too"
+    default_detail = (
+        "This order also holds tickets of another organizer's events: cancel or refund your events' tickets by "
+        "their codes, or ask an administrator to act on the whole order."
+    )
+
+
 class MethodNotAllowedError(ApplicationError):
     code = "method_not_allowed"
     status = 405

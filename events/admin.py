@@ -12,13 +12,13 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.db.models import QuerySet
+from django.db.models import Model, QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
 from aegistickets.errors import ApplicationError
 from events.models import Event, EventTerms, Organizer, TicketType
-from events.selectors import events_with_availability, ticket_types_with_availability
+from events.selectors import events_with_availability, in_organizer_scope, ticket_types_with_availability
 from events.services import TICKET_TYPE_FIELDS, event_terms_set, ticket_type_create, ticket_type_update
 
 TICKET_TYPE_FORM_FIELDS = (
@@ -59,6 +59,47 @@ def _report_service_error(request: HttpRequest, ticket_type_name: str, error: Ap
     messages.error(request, f"{ticket_type_name} was not saved: {details or error.detail}")
 
 
+class OrganizerScopedAdmin:
+    """Mix into a ModelAdmin or an inline (before the admin class) so that staff see and change only what belongs
+    to their organizers; superusers see everything.
+
+    - `organizer_path`: the lookup from the model to its Organizer, e.g. "organizer" for an event,
+      "event__organizer" for a ticket type or a voucher of an event, "lines__ticket_type__event__organizer" for an
+      order (seen when any of its lines is, each order listed once).
+    - The changelist, its actions (they get the changelist's rows), the change, delete and history views all read
+      `get_queryset`: another organizer's object is not found (the admin's own "doesn't exist" answer), and
+      nothing about it changes.
+    - Foreign-key and many-to-many choices of a model in `scoped_choices` (model → its path to the Organizer) offer
+      only the user's own: a new event's organizer, a voucher's event or ticket types. Extend the mapping for a
+      model of a higher layer: `scoped_choices = {**OrganizerScopedAdmin.scoped_choices, Order: "lines__…"}`.
+    """
+
+    organizer_path = "organizer"
+    scoped_choices: dict[type[Model], str] = {
+        Organizer: "id",
+        Event: "organizer",
+        TicketType: "event__organizer",
+    }
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
+        queryset = super().get_queryset(request)
+        return in_organizer_scope(queryset, user=request.user, path=self.organizer_path)
+
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        self._limit_choices(db_field, request, kwargs)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def formfield_for_manytomany(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        self._limit_choices(db_field, request, kwargs)
+        return super().formfield_for_manytomany(db_field, request, **kwargs)
+
+    def _limit_choices(self, db_field: Any, request: HttpRequest, kwargs: dict[str, Any]) -> None:
+        path = self.scoped_choices.get(db_field.related_model)
+        if path is not None and "queryset" not in kwargs:
+            choices = db_field.related_model._default_manager.all()
+            kwargs["queryset"] = in_organizer_scope(choices, user=request.user, path=path)
+
+
 class _AvailabilityColumns:
     """Read-only `held` and `available` columns from the `ticket_types_with_availability` annotations."""
 
@@ -71,8 +112,9 @@ class _AvailabilityColumns:
         return getattr(obj, "available", None)
 
 
-class TicketTypeInline(_AvailabilityColumns, admin.TabularInline):
+class TicketTypeInline(OrganizerScopedAdmin, _AvailabilityColumns, admin.TabularInline):
     model = TicketType
+    organizer_path = "event__organizer"
     form = TicketTypeAdminForm
     fields = ("name", "price", "capacity", "sold", "held", "available", *TICKET_TYPE_FORM_FIELDS[3:])
     readonly_fields = ("sold", "held", "available")
@@ -85,10 +127,11 @@ class TicketTypeInline(_AvailabilityColumns, admin.TabularInline):
         return ticket_types_with_availability(queryset, now=timezone.now())
 
 
-class TermsVersionInline(admin.TabularInline):
+class TermsVersionInline(OrganizerScopedAdmin, admin.TabularInline):
     """Every version of the terms buyers accepted, as it was: read only."""
 
     model = EventTerms
+    organizer_path = "event__organizer"
     fields = readonly_fields = ("version", "text", "created_at")
     extra = 0
     can_delete = False
@@ -99,7 +142,8 @@ class TermsVersionInline(admin.TabularInline):
 
 
 @admin.register(Organizer)
-class OrganizerAdmin(admin.ModelAdmin):
+class OrganizerAdmin(OrganizerScopedAdmin, admin.ModelAdmin):
+    organizer_path = "id"  # the organizer itself: staff see their own
     list_display = ("name", "slug", "created_at")
     search_fields = ("name",)
     prepopulated_fields = {"slug": ("name",)}
@@ -107,7 +151,7 @@ class OrganizerAdmin(admin.ModelAdmin):
 
 
 @admin.register(Event)
-class EventAdmin(admin.ModelAdmin):
+class EventAdmin(OrganizerScopedAdmin, admin.ModelAdmin):
     list_display = ("name", "starts_at", "city", "venue", "is_published", "seats_sold", "seats_available")
     list_filter = ("is_published", "city")
     search_fields = ("name", "venue", "city")
@@ -160,7 +204,8 @@ class EventAdmin(admin.ModelAdmin):
 
 
 @admin.register(TicketType)
-class TicketTypeAdmin(_AvailabilityColumns, admin.ModelAdmin):
+class TicketTypeAdmin(OrganizerScopedAdmin, _AvailabilityColumns, admin.ModelAdmin):
+    organizer_path = "event__organizer"
     form = TicketTypeAdminForm
     list_display = ("name", "event", "price", "capacity", "sold", "held", "available", "sale_starts_at")
     list_select_related = ("event",)

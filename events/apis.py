@@ -197,8 +197,8 @@ class TicketTypeUpdateInput(TicketTypeCreateInput):
     requires_voucher = serializers.BooleanField(required=False)
 
 
-def _organizer_ticket_type(pk: int) -> dict[str, Any]:
-    return OrganizerTicketTypeOutput(selectors.ticket_type_for_organizer(pk=pk, now=timezone.now())).data
+def _organizer_ticket_type(pk: int, user: Any) -> dict[str, Any]:
+    return OrganizerTicketTypeOutput(selectors.ticket_type_for_organizer(pk=pk, user=user, now=timezone.now())).data
 
 
 class EventsApi(APIView):
@@ -259,7 +259,8 @@ class EventApi(APIView):
         responses={200: OrganizerEventOutput, **problems(400, 401, 403, 404)},
     )
     def patch(self, request: Request, pk: int) -> Response:
-        event = services.event_update(event_id=pk, data=validated_input(EventUpdateInput, request.data, partial=True))
+        data = validated_input(EventUpdateInput, request.data, partial=True)
+        event = services.event_update(event_id=selectors.event_for_organizer(pk=pk, user=request.user).pk, data=data)
         return Response(OrganizerEventOutput(event).data)
 
 
@@ -273,8 +274,10 @@ class TicketTypeCreateApi(APIView):
         responses={201: OrganizerTicketTypeOutput, **problems(400, 401, 403, 404)},
     )
     def post(self, request: Request, pk: int) -> Response:
-        ticket_type = services.ticket_type_create(event_id=pk, **validated_input(TicketTypeCreateInput, request.data))
-        return Response(_organizer_ticket_type(ticket_type.pk), status=status.HTTP_201_CREATED)
+        data = validated_input(TicketTypeCreateInput, request.data)
+        event = selectors.event_for_organizer(pk=pk, user=request.user)
+        ticket_type = services.ticket_type_create(event_id=event.pk, **data)
+        return Response(_organizer_ticket_type(ticket_type.pk, request.user), status=status.HTTP_201_CREATED)
 
 
 class TicketTypeApi(APIView):
@@ -287,7 +290,7 @@ class TicketTypeApi(APIView):
         operation_id="ticket_types_retrieve", responses={200: OrganizerTicketTypeOutput, **problems(401, 403, 404)}
     )
     def get(self, request: Request, pk: int) -> Response:
-        return Response(_organizer_ticket_type(pk))
+        return Response(_organizer_ticket_type(pk, request.user))
 
     @extend_schema(
         operation_id="ticket_types_update",
@@ -296,5 +299,6 @@ class TicketTypeApi(APIView):
     )
     def patch(self, request: Request, pk: int) -> Response:
         data = validated_input(TicketTypeUpdateInput, request.data, partial=True)
+        _organizer_ticket_type(pk, request.user)  # 404 for another organizer's, before anything is written
         services.ticket_type_update(ticket_type_id=pk, data=data, now=timezone.now())
-        return Response(_organizer_ticket_type(pk))
+        return Response(_organizer_ticket_type(pk, request.user))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from django.core.paginator import Paginator
 from django.db.models import (
@@ -14,6 +14,7 @@ from django.db.models import (
     ExpressionWrapper,
     F,
     IntegerField,
+    Model,
     OuterRef,
     Prefetch,
     Q,
@@ -28,6 +29,8 @@ from aegistickets.errors import NotFoundError, ValidationFailedError, VoucherExp
 from events.availability import held_per
 from events.models import Event, Organizer, TicketType, Voucher
 
+M = TypeVar("M", bound=Model)
+
 
 def ticket_types_with_availability(queryset: QuerySet[TicketType], *, now: datetime) -> QuerySet[TicketType]:
     """Annotates `held` and `available` (= capacity − sold − unexpired holds, never below 0)."""
@@ -41,6 +44,49 @@ def organizers_of(user: Any) -> QuerySet[Organizer]:
     if user.is_superuser:
         return Organizer.objects.all()
     return Organizer.objects.filter(members=user)
+
+
+def _crosses_to_many(model: type[Model], path: str) -> bool:
+    """Whether a lookup path goes through a to-many relation (and a join on it would repeat rows)."""
+    for name in path.split("__"):
+        field = model._meta.get_field(name)
+        if field.one_to_many or field.many_to_many:
+            return True
+        if field.related_model is None:
+            return False
+        model = field.related_model
+    return False
+
+
+def in_organizer_scope(queryset: QuerySet[M], *, user: Any, path: str) -> QuerySet[M]:
+    """Only the rows whose `path` (a lookup from the queryset's model to an Organizer: "organizer",
+    "event__organizer", "lines__ticket_type__event__organizer") leads to one of the user's organizers; every row for a
+    superuser. A subquery in the same query, so a list costs no extra round trip; a path through a to-many relation
+    (an order's lines) keeps each row once."""
+    if user.is_superuser:
+        return queryset
+    lookup = {f"{path}__in": organizers_of(user).values("pk")}
+    if not _crosses_to_many(queryset.model, path):
+        return queryset.filter(**lookup)
+    return queryset.filter(pk__in=queryset.model._default_manager.filter(**lookup).values("pk"))
+
+
+def events_of(user: Any) -> QuerySet[Event]:
+    """The events a staff user (or door staff) works on: those of their organizers; every event for a superuser."""
+    return in_organizer_scope(Event.objects.all(), user=user, path="organizer")
+
+
+def ticket_types_of(user: Any) -> QuerySet[TicketType]:
+    """The ticket types of the user's events."""
+    return in_organizer_scope(TicketType.objects.all(), user=user, path="event__organizer")
+
+
+def event_for_organizer(*, pk: int, user: Any) -> Event:
+    """One of the user's events (published or not); another organizer's is as unknown as a made-up id."""
+    event = events_of(user).filter(pk=pk).first()
+    if event is None:
+        raise NotFoundError("No such event.")
+    return event
 
 
 def organizer_for_new_event(*, user: Any, organizer_id: int | None) -> Organizer:
@@ -222,9 +268,10 @@ def voucher_applies(voucher: Voucher, ticket_type: TicketType) -> bool:
     return ticket_type.pk in named if named else not ticket_type.requires_voucher
 
 
-def ticket_type_for_organizer(*, pk: int, now: datetime) -> TicketType:
-    """Any ticket type (published event or not) with sold, held and available seats."""
-    queryset = ticket_types_with_availability(TicketType.objects.select_related("event"), now=now)
+def ticket_type_for_organizer(*, pk: int, user: Any, now: datetime) -> TicketType:
+    """A ticket type of the user's events (published or not) with sold, held and available seats; another
+    organizer's is as unknown as a made-up id."""
+    queryset = ticket_types_with_availability(ticket_types_of(user).select_related("event"), now=now)
     try:
         return queryset.get(pk=pk)
     except TicketType.DoesNotExist:

@@ -24,14 +24,22 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from aegistickets.errors import ApplicationError
-from events.admin import EventAdmin
+from events.admin import EventAdmin, OrganizerScopedAdmin
 from events.models import Event, Organizer, TicketType, Voucher
-from events.selectors import voucher_code
+from events.selectors import events_of, organizers_of, ticket_types_of, voucher_code
 from events.services import MAX_VOUCHERS_PER_REQUEST, VoucherSpec, vouchers_create
 from orders import exports
 from orders.models import Basket, Hold, Order, OrderLine, OutboundEmail, Payment, Refund, Ticket
 from orders.outbox import outbox_enqueue, outbox_retry_now
-from orders.selectors import event_cancellation_preview, order_refundable, vouchers_with_usage
+from orders.selectors import (
+    ORDER_TO_ORGANIZER,
+    TO_ORGANIZER,
+    event_cancellation_preview,
+    order_refundable,
+    order_to_change,
+    tickets_of,
+    vouchers_with_usage,
+)
 from orders.services import (
     event_cancel_batch,
     order_cancel,
@@ -55,8 +63,11 @@ class ReadOnlyInline(admin.TabularInline):
         return False
 
 
-class OrderLineInline(ReadOnlyInline):
+class OrderLineInline(OrganizerScopedAdmin, ReadOnlyInline):
+    """A mixed order's lines for other organizers' events are not shown."""
+
     model = OrderLine
+    organizer_path = TO_ORGANIZER
     fields = readonly_fields = ("ticket_type", "quantity", "unit_price", "line_total")
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[OrderLine]:
@@ -67,16 +78,20 @@ class OrderLineInline(ReadOnlyInline):
         return obj.line_total
 
 
-class TicketInline(ReadOnlyInline):
+class TicketInline(OrganizerScopedAdmin, ReadOnlyInline):
+    """Only the tickets of the user's events: a ticket's code admits at its event's door."""
+
     model = Ticket
+    organizer_path = TO_ORGANIZER
     fields = readonly_fields = ("code", "ticket_type", "attendee_name", "attendee_email", "cancelled_at", "refund")
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Ticket]:
         return super().get_queryset(request).select_related("ticket_type__event")
 
 
-class RefundInline(ReadOnlyInline):
+class RefundInline(OrganizerScopedAdmin, ReadOnlyInline):
     model = Refund
+    organizer_path = f"order__{ORDER_TO_ORGANIZER}"
     fields = readonly_fields = (
         "reason",
         "note",
@@ -92,14 +107,16 @@ class RefundInline(ReadOnlyInline):
     )
 
 
-class PaymentInline(ReadOnlyInline):
+class PaymentInline(OrganizerScopedAdmin, ReadOnlyInline):
     model = Payment
+    organizer_path = f"order__{ORDER_TO_ORGANIZER}"
     fields = readonly_fields = ("provider", "payment_id", "status", "amount", "currency", "message", "updated_at")
     verbose_name_plural = "payments (the provider's id looks the payment up in its dashboard)"
 
 
-class OutboundEmailInline(ReadOnlyInline):
+class OutboundEmailInline(OrganizerScopedAdmin, ReadOnlyInline):
     model = OutboundEmail
+    organizer_path = f"order__{ORDER_TO_ORGANIZER}"
     fields = readonly_fields = ("kind", "status", "attempts", "created_at", "sent_at", "last_error")
     verbose_name_plural = "emails to the buyer"
 
@@ -111,7 +128,7 @@ class OrderEventFilter(admin.SimpleListFilter):
     parameter_name = "event"
 
     def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
-        events = Event.objects.order_by("-starts_at", "-id").values_list("pk", "name")
+        events = events_of(request.user).order_by("-starts_at", "-id").values_list("pk", "name")
         return [(str(pk), name) for pk, name in events]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Order]) -> QuerySet[Order]:
@@ -137,9 +154,9 @@ class PartialRefundForm(forms.Form):
     )
     note = forms.CharField(max_length=500, required=False, help_text="Why, for the records.")
 
-    def __init__(self, *args: Any, order: Order, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, order: Order, user: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        valid = order.tickets.filter(cancelled_at__isnull=True).select_related("ticket_type", "line")
+        valid = tickets_of(user).filter(order=order, cancelled_at__isnull=True).select_related("ticket_type", "line")
         self.fields["tickets"].choices = [
             (ticket.code, f"{ticket.code} ({ticket.ticket_type.name}, {ticket.line.unit_price} {order.currency})")
             for ticket in valid
@@ -152,15 +169,17 @@ class PartialRefundForm(forms.Form):
         return cleaned
 
 
-def _refund(order: Order, wanted: dict[str, Any]) -> Refund:
+def _refund(order: Order, wanted: dict[str, Any], *, user: Any) -> Refund:
     now = timezone.now()
+    order_to_change(code=order.code, user=user, codes=wanted["tickets"] or None)
     if wanted["tickets"]:
         return tickets_cancel(order_id=order.pk, codes=wanted["tickets"], note=wanted["note"], now=now)
     return refund_part(order_id=order.pk, amount=wanted["amount"], note=wanted["note"], now=now)
 
 
 @admin.register(Order)
-class OrderAdmin(admin.ModelAdmin):
+class OrderAdmin(OrganizerScopedAdmin, admin.ModelAdmin):
+    organizer_path = ORDER_TO_ORGANIZER
     list_display = ("code", "status", "flagged", "name", "email", "total", "created_at")
     list_filter = ("status", "flagged", OrderEventFilter)
     search_fields = ("code", "email")
@@ -206,6 +225,7 @@ class OrderAdmin(admin.ModelAdmin):
         failed: list[str] = []
         for order_id, code in queryset.order_by("pk").values_list("pk", "code"):
             try:
+                order_to_change(code=code, user=request.user)  # every event of the order must be the user's
                 order_cancel(order_id=order_id, now=now)
             except ApplicationError as error:
                 failed.append(f"{code} ({error.detail})")
@@ -233,10 +253,10 @@ class OrderAdmin(admin.ModelAdmin):
             self.message_user(request, "Select exactly one order to refund part of.", messages.WARNING)
             return None
         order = orders[0]
-        form = PartialRefundForm(request.POST if "confirmed" in request.POST else None, order=order)
+        form = PartialRefundForm(request.POST if "confirmed" in request.POST else None, order=order, user=request.user)
         if form.is_valid():
             try:
-                refund = _refund(order, form.cleaned_data)
+                refund = _refund(order, form.cleaned_data, user=request.user)
             except ApplicationError as error:
                 form.add_error(None, error.detail)
             else:
@@ -285,8 +305,10 @@ class OrderAdmin(admin.ModelAdmin):
 
 
 @admin.register(OutboundEmail)
-class OutboundEmailAdmin(admin.ModelAdmin):
+class OutboundEmailAdmin(OrganizerScopedAdmin, admin.ModelAdmin):
     """The email outbox, read-only: what is waiting, what went out, what keeps failing and why."""
+
+    organizer_path = f"order__{ORDER_TO_ORGANIZER}"
 
     list_display = (
         "id",
@@ -337,8 +359,9 @@ class OutboundEmailAdmin(admin.ModelAdmin):
         self.message_user(request, f"{count} email(s) queued to be sent again now.", messages.SUCCESS)
 
 
-class HoldInline(ReadOnlyInline):
+class HoldInline(OrganizerScopedAdmin, ReadOnlyInline):
     model = Hold
+    organizer_path = TO_ORGANIZER
     fields = readonly_fields = ("ticket_type", "quantity", "expires_at", "is_expired", "created_at")
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Hold]:
@@ -350,9 +373,12 @@ class HoldInline(ReadOnlyInline):
 
 
 @admin.register(Basket)
-class BasketAdmin(admin.ModelAdmin):
+class BasketAdmin(OrganizerScopedAdmin, admin.ModelAdmin):
     """For support: what a shopper's basket holds. The token is a credential, so it is never shown whole;
-    staff find a basket by pasting the full token into the search box."""
+    staff find a basket by pasting the full token into the search box. Staff see baskets holding seats of their
+    events, and only those holds."""
+
+    organizer_path = f"holds__{TO_ORGANIZER}"
 
     list_display = ("__str__", "hold_count", "seats_held", "created_at", "updated_at")
     search_fields = ("=token",)
@@ -407,7 +433,7 @@ def export_event_orders(
     modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Event]
 ) -> StreamingHttpResponse | None:
     event = _one_event(modeladmin, request, queryset)
-    return exports.event_orders_csv(event_id=event.pk) if event else None
+    return exports.event_orders_csv(event_id=event.pk, user=request.user) if event else None
 
 
 @admin.action(description="Export the attendees of this event (CSV)", permissions=["view"])
@@ -415,7 +441,7 @@ def export_event_attendees(
     modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Event]
 ) -> StreamingHttpResponse | None:
     event = _one_event(modeladmin, request, queryset)
-    return exports.event_attendees_csv(event_id=event.pk) if event else None
+    return exports.event_attendees_csv(event_id=event.pk, user=request.user) if event else None
 
 
 # An admin request cancels orders for at most this long; the action, run again, continues where it stopped.
@@ -537,6 +563,13 @@ class VoucherBulkForm(forms.Form):
     valid_until = forms.DateTimeField(required=False, widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))
     comment = forms.CharField(max_length=200, required=False)
 
+    def __init__(self, *args: Any, user: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Only the user's own organizers, events and ticket types to choose from, as in the rest of the admin.
+        self.fields["organizer"].queryset = organizers_of(user)  # type: ignore[attr-defined]
+        self.fields["event"].queryset = events_of(user)  # type: ignore[attr-defined]
+        self.fields["ticket_types"].queryset = ticket_types_of(user).select_related("event")  # type: ignore[attr-defined]
+
     def spec(self) -> VoucherSpec:
         data = self.cleaned_data
         return VoucherSpec(
@@ -561,8 +594,9 @@ def export_vouchers(
 
 
 @admin.register(Voucher)
-class VoucherAdmin(admin.ModelAdmin):
+class VoucherAdmin(OrganizerScopedAdmin, admin.ModelAdmin):
     form = VoucherAdminForm
+    organizer_path = "organizer"
     list_display = ("code", "scope", "effect", "used", "held", "revenue", "valid_until", "comment")
     list_filter = ("organizer", "discount_type", ("event", admin.RelatedOnlyFieldListFilter))
     search_fields = ("code", "comment")
@@ -574,11 +608,6 @@ class VoucherAdmin(admin.ModelAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[Voucher]:
         queryset = super().get_queryset(request).select_related("event", "organizer")
         return vouchers_with_usage(queryset, now=timezone.now())
-
-    def formfield_for_manytomany(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
-        if db_field.name == "ticket_types":
-            kwargs["queryset"] = TicketType.objects.select_related("event")
-        return super().formfield_for_manytomany(db_field, request, **kwargs)
 
     @admin.display(description="for")
     def scope(self, voucher: Voucher) -> str:
@@ -616,7 +645,7 @@ class VoucherAdmin(admin.ModelAdmin):
         """Makes many vouchers alike with random codes, then lists them."""
         if not self.has_add_permission(request):
             raise PermissionDenied
-        form = VoucherBulkForm(request.POST or None)
+        form = VoucherBulkForm(request.POST or None, user=request.user)
         if request.method == "POST" and form.is_valid():
             try:
                 made = vouchers_create(

@@ -11,8 +11,8 @@ from typing import Any
 from django.http import StreamingHttpResponse
 from django.utils import timezone
 
-from aegistickets.errors import NotFoundError
-from events.models import Event, Voucher
+from events.models import Voucher
+from events.selectors import event_for_organizer
 from orders import selectors
 
 ORDERS_HEADER = (
@@ -73,19 +73,14 @@ def _response(lines: Iterator[str], filename: str) -> StreamingHttpResponse:
     return response
 
 
-def _require_event(event_id: int) -> None:
-    if not Event.objects.filter(pk=event_id).exists():
-        raise NotFoundError("No such event.")
-
-
-def event_orders_csv(*, event_id: int) -> StreamingHttpResponse:
-    _require_event(event_id)
+def event_orders_csv(*, event_id: int, user: Any) -> StreamingHttpResponse:
+    event_for_organizer(pk=event_id, user=user)  # another organizer's event is unknown
     rows = selectors.event_orders_export(event_id=event_id)
     return _response(csv_lines(ORDERS_HEADER, rows), f"event-{event_id}-orders.csv")
 
 
-def event_attendees_csv(*, event_id: int) -> StreamingHttpResponse:
-    _require_event(event_id)
+def event_attendees_csv(*, event_id: int, user: Any) -> StreamingHttpResponse:
+    event_for_organizer(pk=event_id, user=user)
     rows = selectors.event_attendees_export(event_id=event_id)
     return _response(csv_lines(ATTENDEES_HEADER, rows), f"event-{event_id}-attendees.csv")
 

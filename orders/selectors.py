@@ -24,9 +24,9 @@ from django.db.models import (
 )
 from django.db.models.functions import Coalesce
 
-from aegistickets.errors import BasketNotFoundError, NotFoundError
+from aegistickets.errors import BasketNotFoundError, NotFoundError, OtherOrganizersOrderError, ValidationFailedError
 from events.models import Event, TicketType, Voucher
-from events.selectors import buyer_may_cancel
+from events.selectors import buyer_may_cancel, events_of, in_organizer_scope, organizers_of
 from orders import seats
 from orders.models import Basket, CheckIn, Hold, Order, OrderLine, Payment, Refund, Ticket
 from orders.payments import payment_provider_named
@@ -136,16 +136,83 @@ def order_detail(order: Order) -> OrderDetail:
     )
 
 
-def _order_details() -> tuple[Prefetch[Any, Any, Any], ...]:
+def _order_details(user: Any = None) -> tuple[Prefetch[Any, Any, Any], ...]:
+    """With a user: only the lines and tickets of their events (a ticket's code admits at its event's door)."""
+    lines = OrderLine.objects.select_related("ticket_type__event", "voucher")
+    tickets = Ticket.objects.select_related("ticket_type__event")
+    if user is not None:
+        lines = in_organizer_scope(lines, user=user, path=TO_ORGANIZER)
+        tickets = in_organizer_scope(tickets, user=user, path=TO_ORGANIZER)
     return (
-        Prefetch("lines", queryset=OrderLine.objects.select_related("ticket_type__event", "voucher")),
-        Prefetch("tickets", queryset=Ticket.objects.select_related("ticket_type__event")),
+        Prefetch("lines", queryset=lines),
+        Prefetch("tickets", queryset=tickets),
         Prefetch("payments", queryset=Payment.objects.order_by("-id")),
     )
 
 
 def _orders_with_details() -> QuerySet[Order]:
     return Order.objects.prefetch_related(*_order_details())
+
+
+# --- what staff of an organizer see and change ----------------------------------------------------------------
+
+# From an order line, a ticket or a hold to the organizer of its event; from an order, through any of its lines.
+TO_ORGANIZER = "ticket_type__event__organizer"
+ORDER_TO_ORGANIZER = f"lines__{TO_ORGANIZER}"
+
+
+def orders_of(user: Any) -> QuerySet[Order]:
+    """The orders staff see: those with a line for one of their events (a basket may mix organizers); all for a
+    superuser."""
+    return in_organizer_scope(Order.objects.all(), user=user, path=ORDER_TO_ORGANIZER)
+
+
+def orders_wholly_of(user: Any) -> QuerySet[Order]:
+    """The orders staff may cancel or refund as a whole: every line for one of their events."""
+    if user.is_superuser:
+        return Order.objects.all()
+    foreign = OrderLine.objects.filter(order=OuterRef("pk")).exclude(
+        ticket_type__event__organizer__in=organizers_of(user).values("pk")
+    )
+    return orders_of(user).exclude(Exists(foreign))
+
+
+def tickets_of(user: Any) -> QuerySet[Ticket]:
+    """The tickets of the user's events."""
+    return in_organizer_scope(Ticket.objects.all(), user=user, path=TO_ORGANIZER)
+
+
+def check_ins_of(user: Any) -> QuerySet[CheckIn]:
+    """The check-ins at the doors of the user's events."""
+    return in_organizer_scope(CheckIn.objects.all(), user=user, path="event__organizer")
+
+
+def order_for_organizer(*, code: str, user: Any) -> Order:
+    """An order staff see, with their events' lines and tickets only, and its payments (four queries); another
+    organizer's is as unknown as a made-up code."""
+    order = orders_of(user).prefetch_related(*_order_details(user)).filter(code=code).first()
+    if order is None:
+        raise NotFoundError("No such order.")
+    return order
+
+
+def order_to_change(*, code: str, user: Any, codes: Collection[str] | None = None) -> Order:
+    """An order staff may write to: cancelling or refunding it as a whole needs every event of it to be theirs;
+    cancelling tickets (`codes`) needs only those tickets' events to be. Another organizer's order is unknown (404);
+    a ticket of another organizer's event is named as not of this order, as a made-up code is."""
+    order = orders_of(user).filter(code=code).first()
+    if order is None:
+        raise NotFoundError("No such order.")
+    if codes is None:
+        if not orders_wholly_of(user).filter(pk=order.pk).exists():
+            raise OtherOrganizersOrderError()
+        return order
+    wanted = {"".join(code.split()).upper() for code in codes}
+    theirs = order.tickets.filter(code__in=wanted).exclude(pk__in=tickets_of(user).values("pk"))
+    foreign = sorted(theirs.values_list("code", flat=True))
+    if foreign:
+        raise ValidationFailedError(errors={"tickets": [f"Not tickets of order {order.code}: {', '.join(foreign)}."]})
+    return order
 
 
 def order_for_shopper(*, code: str, secret: str, with_refunds: bool = False) -> OrderDetail:
@@ -279,9 +346,10 @@ def order_refund(*, order_id: int) -> Refund:
     return refund
 
 
-def orders_list(*, event_id: int | None = None, status: str | None = None) -> QuerySet[Order]:
-    """Orders newest first, optionally of one event and/or one status (four queries a page)."""
-    queryset = _orders_with_details()
+def orders_list(*, user: Any, event_id: int | None = None, status: str | None = None) -> QuerySet[Order]:
+    """The orders staff see (`orders_of`, with their events' lines and tickets only), newest first, optionally of one
+    event and/or one status (four queries a page)."""
+    queryset = orders_of(user).prefetch_related(*_order_details(user))
     if status:
         queryset = queryset.filter(status=status)
     if event_id is not None:
@@ -322,23 +390,30 @@ class DoorCount:
     sold: int
 
 
-def door_counts(*, now: datetime, event_id: int | None = None) -> list[DoorCount]:
-    """Checked in / sold per event still running (or one event); one query whatever the number of events."""
-    events = Event.objects.annotate(
-        sold_seats=Coalesce(
-            Subquery(
-                TicketType.objects.filter(event=OuterRef("pk"))
-                .values("event")
-                .annotate(total=Sum("sold"))
-                .values("total")
+def door_counts(*, user: Any, now: datetime, event_id: int | None = None) -> list[DoorCount]:
+    """Checked in / sold per event of the user's still running (or one of them); one query whatever the number of
+    events."""
+    events = (
+        events_of(user)
+        .annotate(
+            sold_seats=Coalesce(
+                Subquery(
+                    TicketType.objects.filter(event=OuterRef("pk"))
+                    .values("event")
+                    .annotate(total=Sum("sold"))
+                    .values("total")
+                ),
+                0,
             ),
-            0,
-        ),
-        checked_in=Coalesce(
-            Subquery(CheckIn.objects.filter(event=OuterRef("pk")).values("event").annotate(n=Count("pk")).values("n")),
-            0,
-        ),
-    ).order_by("starts_at", "id")
+            checked_in=Coalesce(
+                Subquery(
+                    CheckIn.objects.filter(event=OuterRef("pk")).values("event").annotate(n=Count("pk")).values("n")
+                ),
+                0,
+            ),
+        )
+        .order_by("starts_at", "id")
+    )
     events = events.filter(pk=event_id) if event_id is not None else events.filter(ends_at__gt=now)
     return [DoorCount(event=event, checked_in=event.checked_in, sold=event.sold_seats) for event in events]
 
@@ -346,10 +421,6 @@ def door_counts(*, now: datetime, event_id: int | None = None) -> list[DoorCount
 # --- organizer exports --------------------------------------------------------------------------------
 
 EXPORT_CHUNK = 2000
-
-
-def event_exists(*, event_id: int) -> bool:
-    return Event.objects.filter(pk=event_id).exists()
 
 
 def _valid_tickets_of_event(event_id: int) -> QuerySet[Ticket]:
@@ -459,14 +530,11 @@ def vouchers_with_usage(queryset: QuerySet[Voucher], *, now: datetime) -> QueryS
     )
 
 
-def event_vouchers(*, event_id: int, now: datetime) -> list[Voucher]:
+def event_vouchers(*, event: Event, now: datetime) -> list[Voucher]:
     """The vouchers good for an event (its own and its organizer's for all events), newest first, with their usage
-    and the ticket types they name (two queries after the event's)."""
-    event = Event.objects.filter(pk=event_id).first()
-    if event is None:
-        raise NotFoundError("No such event.")
+    and the ticket types they name (two queries)."""
     vouchers = Voucher.objects.filter(organizer_id=event.organizer_id).filter(
-        Q(event_id=event_id) | Q(event__isnull=True)
+        Q(event_id=event.pk) | Q(event__isnull=True)
     )
     return list(vouchers_with_usage(vouchers.prefetch_related("ticket_types"), now=now))
 
@@ -491,11 +559,3 @@ def vouchers_by_id(ids: Collection[int], *, now: datetime) -> list[Voucher]:
     """These vouchers as `event_vouchers` shows them."""
     vouchers = Voucher.objects.filter(pk__in=ids).prefetch_related("ticket_types").order_by("pk")
     return list(vouchers_with_usage(vouchers, now=now))
-
-
-def event_for_staff(*, event_id: int) -> Event:
-    """Any event (published or not) with its organizer."""
-    event = Event.objects.select_related("organizer").filter(pk=event_id).first()
-    if event is None:
-        raise NotFoundError("No such event.")
-    return event

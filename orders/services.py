@@ -476,10 +476,11 @@ def _check_in_refusal(check_in: CheckIn) -> AlreadyCheckedInError:
 
 def ticket_check_in(*, secret: str, event_id: int, user: Any, now: datetime) -> CheckIn:
     """Admits a paid ticket of this event once: the unique constraint on CheckIn.ticket refuses a second entry, also
-    from another door at the same instant."""
+    from another door at the same instant. Door staff admit only tickets of their organizers' events: any other
+    ticket is as unknown to them as a made-up code, so a door learns nothing of another organizer's tickets."""
     # Looked up through the unique index on the code: no secret is compared character by character here.
     normalized = "".join(secret.split()).upper()
-    ticket = Ticket.objects.select_related("order", "ticket_type__event").filter(code=normalized).first()
+    ticket = selectors.tickets_of(user).select_related("order", "ticket_type__event").filter(code=normalized).first()
     if ticket is None:
         raise TicketNotFoundError()
     event = ticket.ticket_type.event

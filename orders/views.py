@@ -363,7 +363,7 @@ def check_in_desk(request: HttpRequest) -> HttpResponse:
             form = CheckInForm(initial={"event": event_id})  # empty again for the next scan
     else:
         form = CheckInForm(initial={"event": event_id})
-    counts = selectors.door_counts(now=now, event_id=event_id) if event_id else selectors.door_counts(now=now)
+    counts = selectors.door_counts(user=request.user, now=now, event_id=event_id)
     if event_id and not counts:
         raise Http404
     return render(
@@ -377,7 +377,7 @@ def check_in_desk(request: HttpRequest) -> HttpResponse:
 def check_in_count(request: HttpRequest) -> JsonResponse:
     """The door counter of one event, for the check-in page's live refresh."""
     event_id = _int_or_none(request.GET.get("event"))
-    counts = selectors.door_counts(now=timezone.now(), event_id=event_id) if event_id else []
+    counts = selectors.door_counts(user=request.user, now=timezone.now(), event_id=event_id) if event_id else []
     if not counts:
         raise Http404
     return JsonResponse({"event_id": event_id, "checked_in": counts[0].checked_in, "sold": counts[0].sold})

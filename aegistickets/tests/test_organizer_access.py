@@ -1,5 +1,6 @@
-"""Every organizer operation of the API answers 401 without a valid token and 403 to a token without the rights, and
-changes nothing in the database either way.
+"""Every organizer operation of the API answers 401 without a valid token and 403 to a token without the rights, 404
+(or an empty list, or a refusal to create) to staff of another organizer however many rights they hold, and changes
+nothing in the database in any of these cases.
 
 The operations are found, not listed: each operation of the OpenAPI schema is resolved through the URL conf to its
 view, and the permissions that view gives that method decide (anything but AllowAny = protected). A new operation
@@ -27,7 +28,14 @@ from rest_framework.test import APIClient, APIRequestFactory
 
 from aegistickets.errors import PROBLEM_CONTENT_TYPE
 from events.models import Event, TicketType
-from events.tests.factories import EventFactory, TicketTypeFactory, UserFactory, organizer
+from events.tests.factories import (
+    EventFactory,
+    OrganizerFactory,
+    TicketTypeFactory,
+    UserFactory,
+    main_organizer,
+    organizer,
+)
 from orders import checkout, selectors, services
 from orders.models import Basket, Hold, Order
 
@@ -221,6 +229,7 @@ def url_for(op: Operation, shop: Shop, *, unknown: bool = False) -> str:
 
 WRITE_BODIES: dict[str, Callable[[Shop], dict[str, Any] | None]] = {
     "events_create": lambda shop: {
+        "organizer_id": shop.event.organizer_id,
         "name": "Night Market",
         "venue": "Hangar 2",
         "city": "Berlin",
@@ -270,6 +279,7 @@ def door_staff() -> Any:
     user = UserFactory()
     user.save()
     user.groups.add(Group.objects.get_or_create(name=selectors.DOOR_STAFF_GROUP)[0])
+    main_organizer().members.add(user)  # door staff admit the tickets of their organizers' events
     return user
 
 
@@ -383,6 +393,7 @@ def test_the_same_request_with_a_staff_token_is_served(op, shop):
 def viewer() -> Any:
     """Staff whose admin role may look at everything of the shop and change nothing."""
     user = UserFactory(is_staff=True)
+    main_organizer().members.add(user)
     user.user_permissions.add(
         *Permission.objects.filter(content_type__app_label__in=["events", "orders"], codename__startswith="view_")
     )
@@ -406,6 +417,7 @@ def test_a_view_only_role_reads_and_every_write_is_403(op, shop):
 
 def refunding_staff() -> Any:
     user = UserFactory(is_staff=True)
+    main_organizer().members.add(user)
     user.user_permissions.add(*Permission.objects.filter(codename__in=["refund_order", "change_event"]))
     return user
 
@@ -413,6 +425,7 @@ def refunding_staff() -> Any:
 def staff_with(*codenames: str) -> Any:
     user = UserFactory(is_staff=True)
     user.save()  # the factory's password, stored: an admin session checks it
+    main_organizer().members.add(user)
     user.user_permissions.add(*Permission.objects.filter(content_type__app_label="orders", codename__in=codenames))
     return user
 
@@ -439,3 +452,75 @@ def test_door_staff_may_use_the_door_operations(op, shop):
 
 def test_door_staff_operations_exist_and_are_protected():
     assert set(DOOR_STAFF_OPERATIONS) <= {str(op) for op in ORGANIZER}
+
+
+# --- 404: another organizer's objects ---------------------------------------------------------------------------
+
+# What staff of another organizer, holding every right (refunds included), get from each organizer operation on the
+# shop's objects: "not_found" is 404 problem JSON, byte for byte what a made-up id or code gets; "empty" is a list
+# without any of them; "refused" is the 400 for creating an event in an organizer one is not a member of.
+ACROSS_ORGANIZERS = {
+    "events_create": "refused",
+    "events_update": "not_found",
+    "ticket_types_create": "not_found",
+    "ticket_types_retrieve": "not_found",
+    "ticket_types_update": "not_found",
+    "orders_list": "empty",
+    "orders_retrieve": "not_found",
+    "orders_cancel": "not_found",
+    "orders_refund": "not_found",
+    "events_cancel": "not_found",
+    "events_orders_csv": "not_found",
+    "events_attendees_csv": "not_found",
+    "check_ins_create": "not_found",
+    "event_vouchers_list": "not_found",
+    "event_vouchers_create": "not_found",
+}
+
+
+def test_every_organizer_operation_says_what_another_organizers_staff_get():
+    assert {op.operation_id for op in ORGANIZER} == set(ACROSS_ORGANIZERS), (
+        "ACROSS_ORGANIZERS must say, for each organizer operation, what staff of another organizer get from it (and "
+        "the operation must scope its objects to the user's organizers: events_of, orders_of, tickets_of, …)"
+    )
+
+
+def outsider() -> Any:
+    """Staff of another organizer with every right of the shop's models, the refund right included."""
+    return organizer(refund=True, of=OrganizerFactory())
+
+
+@pytest.mark.parametrize("op", ORGANIZER, ids=str)
+def test_another_organizers_staff_reach_nothing_and_change_nothing(op, shop):
+    client = token_client(outsider())
+    before = database_state()
+
+    response = call(client, op, shop)
+
+    answer = ACROSS_ORGANIZERS[op.operation_id]
+    if answer == "not_found":
+        assert_problem(response, 404, "not_found")
+        # The same bytes as for a made-up id: nothing tells that the object exists elsewhere.
+        assert call(client, op, shop, unknown=True).content == response.content
+    elif answer == "empty":
+        assert response.status_code == 200, response.content
+        assert response.json()["count"] == 0
+        assert [value for value in response.json().values() if isinstance(value, list)] == [[]]
+    else:
+        body = assert_problem(response, 400, "validation_error")
+        assert body["errors"] == {"organizer_id": ["Not an organizer you are a member of."]}
+    assert database_state() == before
+
+
+@pytest.mark.parametrize("op", ORGANIZER, ids=str)
+def test_a_superuser_reaches_every_organizers_objects(op, shop):
+    """A member of no organizer: a superuser sees and changes everything, as in the admin."""
+    client = token_client(UserFactory(is_staff=True, is_superuser=True))
+    before = database_state()
+
+    response = call(client, op, shop)
+
+    assert 200 <= response.status_code < 300, (response.status_code, response.content)
+    assert (database_state() != before) == (op.method != "GET")
+    if op.operation_id == "orders_list":
+        assert [order["code"] for order in response.json()["orders"]] == [shop.order.code]

@@ -314,6 +314,7 @@ def test_door_staff_scan_tickets_and_the_counter_follows_other_doors(browser, li
     user = UserFactory(username="door-north")
     user.save()
     user.groups.add(Group.objects.get_or_create(name="door staff")[0])
+    event.organizer.members.add(user)
 
     context = browser.new_context(viewport=VIEWPORTS["desktop"], locale="en-GB")
     page = context.new_page()

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from aegistickets.tests.test_organizer_access import refunding_staff, staff_with, token_client
 from events.models import Event
-from events.tests.factories import EventFactory, TicketTypeFactory, UserFactory
+from events.tests.factories import EventFactory, TicketTypeFactory, UserFactory, main_organizer
 from orders import checkout, services
 from orders.models import Order, Refund
 from orders.tests.test_cancellations import (  # noqa: F401 - provider is a fixture
@@ -240,6 +240,7 @@ def test_the_admin_asks_first_then_cancels_the_event(client, sold_event, provide
 def test_the_admin_offers_the_action_only_with_the_refund_permission(client, sold_event, provider):  # noqa: F811
     editor = UserFactory(is_staff=True)
     editor.save()
+    main_organizer().members.add(editor)
     editor.user_permissions.add(*Permission.objects.filter(codename__in=["view_event", "change_event"]))
     client.force_login(editor)
     assert 'value="cancel_event"' not in client.get("/admin/events/event/").content.decode()

@@ -131,7 +131,7 @@ def test_a_ticket_admitted_at_the_door_or_cancelled_already_is_refused_and_nothi
 ):
     order = paid_order(ticket_type)
     first, second = order.tickets.all()
-    services.ticket_check_in(secret=first.code, event_id=ticket_type.event_id, user=None, now=timezone.now())
+    services.ticket_check_in(secret=first.code, event_id=ticket_type.event_id, user=door_user(), now=timezone.now())
     cancel(order, second)
 
     with pytest.raises(TicketNotCancellableError) as refused:
@@ -231,7 +231,9 @@ class TestApi:
     def test_an_admitted_ticket_is_409(self, refunding_api, ticket_type, provider):
         order = paid_order(ticket_type)
         ticket = order.tickets.first()
-        services.ticket_check_in(secret=ticket.code, event_id=ticket_type.event_id, user=None, now=timezone.now())
+        services.ticket_check_in(
+            secret=ticket.code, event_id=ticket_type.event_id, user=door_user(), now=timezone.now()
+        )
         response = refunding_api.post(f"/api/orders/{order.code}/refunds", {"tickets": [ticket.code]}, format="json")
         assert (response.status_code, response.json()["code"]) == (409, "ticket_not_cancellable")
 

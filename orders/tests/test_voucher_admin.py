@@ -11,7 +11,14 @@ import pytest
 from django.urls import reverse
 
 from events.models import Voucher
-from events.tests.factories import EventFactory, OrganizerFactory, TicketTypeFactory, VoucherFactory, main_organizer
+from events.tests.factories import (
+    EventFactory,
+    OrganizerFactory,
+    TicketTypeFactory,
+    VoucherFactory,
+    main_organizer,
+    organizer,
+)
 from orders import checkout, services
 
 pytestmark = pytest.mark.django_db
@@ -140,3 +147,19 @@ def test_the_maximum_cannot_drop_below_what_was_used(admin_client, now):
     assert "Already used 3 times." in response.content.decode()
     voucher.refresh_from_db()
     assert voucher.max_redemptions == 5
+
+
+def test_staff_make_vouchers_only_for_their_own_organizers(client):
+    staff = organizer()
+    staff.save()
+    client.force_login(staff)
+    other = OrganizerFactory()
+    form = {"organizer": other.pk, "count": 2, "discount_type": "percent", "value": "10", "max_redemptions": 1}
+
+    page = client.get(reverse("admin:events_voucher_bulk")).content.decode()
+    response = client.post(reverse("admin:events_voucher_bulk"), form)
+
+    assert other.name not in page
+    assert main_organizer().name in page
+    assert "Select a valid choice" in response.content.decode()
+    assert not Voucher.objects.exists()
