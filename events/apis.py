@@ -141,6 +141,7 @@ class EventCreateInput(JsonInput):
 
 class EventUpdateInput(EventCreateInput):
     slug = serializers.SlugField(max_length=200, required=False)
+    organizer_id = None  # type: ignore[assignment]  # an event stays with its organizer
 
 
 class OrganizerTicketTypeOutput(TicketTypeOutput):

@@ -7,6 +7,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
+from drf_spectacular.generators import SchemaGenerator
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
@@ -461,3 +462,16 @@ def test_an_unexpected_error_is_a_problem_json_500_not_a_html_page(monkeypatch):
     monkeypatch.setattr(selectors, "events_upcoming", broken)
     client = APIClient(raise_request_exception=False)
     assert_problem(client.get("/api/events"), 500, "internal_error")
+
+
+def test_an_event_stays_with_its_organizer_and_the_schema_does_not_offer_to_move_it(staff_api, event):
+    """Like any field the update does not take, organizer_id is ignored; only the admin moves an event."""
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    update = schema["components"]["schemas"]["PatchedEventUpdateInputRequest"]["properties"]
+
+    response = staff_api.patch(f"/api/events/{event.pk}", {"organizer_id": 999}, format="json")
+
+    assert "organizer_id" not in update
+    assert response.status_code == 200
+    event.refresh_from_db()
+    assert event.organizer.slug == "main"
