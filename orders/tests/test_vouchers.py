@@ -19,6 +19,7 @@ from events.selectors import event_detail
 from events.tests.factories import EventFactory, OrganizerFactory, TicketTypeFactory, VoucherFactory
 from orders import checkout, selectors, services
 from orders.models import Order
+from orders.tests.test_pending_orders import pay
 
 pytestmark = pytest.mark.django_db
 
@@ -221,3 +222,43 @@ def test_an_order_without_vouchers_costs_no_voucher_query(now, django_assert_num
         selectors.basket_summary(token=plain, now=now)
     with django_assert_num_queries(2):  # the holds, then their vouchers
         selectors.basket_summary(token=with_voucher, now=now)
+
+
+def test_a_pending_order_keeps_its_redemptions_until_paid_or_expired(stripe_shop, now):
+    """Paid in time: redeemed. Not paid: they return to the pool at the deadline, and a payment after someone else
+    used them is voided, as a payment after its seats were sold is."""
+    ticket_type = TicketTypeFactory(capacity=50)
+    VoucherFactory(code="PAIR", max_redemptions=2)
+    basket = add(ticket_type, now, quantity=2, voucher="PAIR")
+    pending = checkout.order_place(
+        token=basket.token, name="Ada", email="ada@example.com", payment_method="stripe", now=now
+    )
+
+    with pytest.raises(VoucherExhaustedError):  # the pending order keeps both
+        add(ticket_type, now + timedelta(minutes=14), voucher="PAIR")
+    later = now + timedelta(minutes=16)  # its payment window is over
+    other = add(ticket_type, later, quantity=2, voucher="PAIR")
+    buy(other.token, later)
+    pay(pending.payment)
+    settled = checkout.payment_settle(payment=pending.payment, now=later)
+
+    assert (pending.order.status, pending.order.total) == ("pending", Decimal("45.00"))
+    assert settled.outcome == "not_completed"
+    assert Order.objects.get(pk=pending.order.pk).status == "expired"
+    assert Voucher.objects.get().redeemed == 2
+
+
+def test_a_pending_order_paid_in_time_redeems_its_voucher(stripe_shop, now):
+    ticket_type = TicketTypeFactory(capacity=50)
+    VoucherFactory(code="PAIR", max_redemptions=2)
+    basket = add(ticket_type, now, quantity=2, voucher="PAIR")
+    pending = checkout.order_place(
+        token=basket.token, name="Ada", email="ada@example.com", payment_method="stripe", now=now
+    )
+    redeemed_while_pending = Voucher.objects.get().redeemed
+
+    pay(pending.payment)
+    settled = checkout.payment_settle(payment=pending.payment, now=now + timedelta(minutes=5))
+
+    assert (redeemed_while_pending, settled.outcome, Voucher.objects.get().redeemed) == (0, "paid", 2)
+    assert Order.objects.get().lines.get().voucher.code == "PAIR"
