@@ -31,6 +31,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import TypeVar
 
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, InterfaceError, OperationalError, connection, transaction
@@ -49,8 +50,9 @@ from aegistickets.errors import (
     PriceChangedError,
     ValidationFailedError,
 )
-from events.selectors import ticket_type_is_on_sale
+from events.selectors import questions_of_events, ticket_type_is_on_sale
 from orders import metrics, outbox, seats, selectors
+from orders.answers import SeatAnswers, StoredAnswers, answers_checked
 from orders.models import (
     Basket,
     Hold,
@@ -64,6 +66,8 @@ from orders.models import (
 )
 from orders.payments import Authorization, PaymentProvider, payment_provider_for, payment_provider_named
 from orders.selectors import OrderDetail
+
+_Kept = TypeVar("_Kept")
 
 ORDER_CODE_ATTEMPTS = 5
 # How long a provider replays the answer to a repeated idempotency key: Stripe keeps keys for at least 24 hours.
@@ -123,6 +127,8 @@ class Checkout:
     attendees: tuple[Attendee, ...] = ()
     # The version of each event's terms the buyer accepted: (event id, version) pairs.
     accepted_terms: tuple[tuple[int, int], ...] = ()
+    # The answers to the events' questions, per seat (orders.answers).
+    answers: tuple[SeatAnswers, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -133,6 +139,7 @@ class Quote:
     basket_id: int
     holds: list[Hold]  # oldest first, each with its ticket type and event
     total: Decimal
+    answers: StoredAnswers = dataclasses.field(default_factory=dict)  # as checked, for the lines and tickets
 
     @property
     def prices(self) -> dict[int, Decimal]:
@@ -175,9 +182,9 @@ def order_place(
     return_url: str = "",
     attendees: Sequence[Attendee] = (),
     accepted_terms: Mapping[int, int] | None = None,
+    answers: Sequence[SeatAnswers] = (),
 ) -> CheckoutResult:
     """Sells a basket's seats exactly once, priced from the database; a repeated key returns the first order."""
-    accepted = tuple(sorted((accepted_terms or {}).items()))
     checkout = Checkout(
         token,
         name,
@@ -188,11 +195,12 @@ def order_place(
         payment_token,
         return_url,
         tuple(attendees),
-        accepted,
+        tuple(sorted((accepted_terms or {}).items())),
+        tuple(answers),
     )
     try:
         _replay_if_placed(checkout)
-        quote = _price(_validate(checkout, now=now))
+        quote = _price(*_validate(checkout, now=now))
         authorized = _authorize(quote, checkout=checkout, now=now)
         detail = _commit_or_void(quote, checkout=checkout, authorized=authorized, now=now)
     except _AlreadyPlaced as placed:
@@ -200,8 +208,7 @@ def order_place(
         return CheckoutResult(detail=selectors.order_detail(replayed), created=False)
     if authorized.paid:
         payment_capture(authorized.payment, now=now)
-    detail = dataclasses.replace(detail, payment=authorized.payment)
-    return CheckoutResult(detail=detail, created=True)
+    return CheckoutResult(detail=dataclasses.replace(detail, payment=authorized.payment), created=True)
 
 
 def _replay_if_placed(checkout: Checkout) -> None:
@@ -211,9 +218,9 @@ def _replay_if_placed(checkout: Checkout) -> None:
         raise _AlreadyPlaced(placed)
 
 
-def _validate(checkout: Checkout, *, now: datetime) -> list[Hold]:
+def _validate(checkout: Checkout, *, now: datetime) -> tuple[list[Hold], StoredAnswers]:
     """The basket's holds, if it can be checked out: not empty, and an expired hold renewable (checked again under
-    the lock at commit; here it spares an authorization that would be voided)."""
+    the lock at commit; here it spares an authorization that would be voided); and the answers as checked."""
     holds = seats.basket_holds(token=checkout.token)
     if not holds:
         # A concurrent request with this key may have checked this basket out since the first look.
@@ -223,12 +230,23 @@ def _validate(checkout: Checkout, *, now: datetime) -> list[Hold]:
         raise BasketEmptyError()
     _check_attendees(holds, checkout.attendees)
     _check_terms(holds, dict(checkout.accepted_terms))
+    answers = _check_answers(holds, checkout.answers)
     for hold in holds:
         if hold.expires_at <= now:
             ticket_type = hold.ticket_type
             counted = seats.Seats(ticket_type.pk, ticket_type.capacity, ticket_type.sold, ticket_type.price)
             _check_expired_hold(hold, seats_now=counted, now=now)
-    return holds
+    return holds, answers
+
+
+def _check_answers(holds: list[Hold], given: Sequence[SeatAnswers]) -> StoredAnswers:
+    """The answers as stored, checked against the questions of the basket's events. Most events ask none: their
+    holds, read with every column of the event, say so (Event.has_questions), and no query is made."""
+    asking = {hold.ticket_type.event_id for hold in holds if hold.ticket_type.event.has_questions}
+    if not asking and not given:
+        return {}
+    questions = questions_of_events(event_ids=asking) if asking else []
+    return answers_checked(holds=holds, given=given, questions=questions)
 
 
 def _check_terms(holds: list[Hold], accepted: Mapping[int, int]) -> None:
@@ -280,10 +298,10 @@ def _check_expired_hold(hold: Hold, *, seats_now: seats.Seats, now: datetime) ->
         )
 
 
-def _price(holds: list[Hold]) -> Quote:
+def _price(holds: list[Hold], answers: StoredAnswers) -> Quote:
     """The total from the database's prices, never the client's."""
     total = sum((hold.ticket_type.price * hold.quantity for hold in holds), Decimal("0.00"))
-    return Quote(basket_id=holds[0].basket_id, holds=holds, total=total)
+    return Quote(basket_id=holds[0].basket_id, holds=holds, total=total, answers=answers)
 
 
 # --- authorize, commit, capture or void -----------------------------------------------------------------------
@@ -410,11 +428,12 @@ def _commit(
             )
         _attach(authorized, order=order, now=now)
         if authorized.paid:
-            detail = _sell(order, holds, attendees=checkout.attendees, now=now)
+            detail = _sell(order, holds, checkout=checkout, answers=quote.answers, now=now)
             seats.release_holds(quote.basket_id)  # invisible to others until commit: no lock needed for them
             _take_seats(holds, prices=quote.prices, now=now)
         else:
-            detail = OrderDetail(order=order, lines=_order_lines(order, holds, checkout.attendees), tickets=[])
+            lines = _order_lines(order, holds, checkout.attendees, quote.answers)
+            detail = OrderDetail(order=order, lines=lines, tickets=[])
             _hold_for_payment(order, holds, quote=quote, now=now)
         attempt.committing = True  # the last step: leaving the block sends the COMMIT
     return detail
@@ -469,9 +488,13 @@ def _quoted_holds(quote: Quote, *, checkout: Checkout) -> list[Hold]:
     return quote.holds
 
 
-def _order_lines(order: Order, holds: list[Hold], attendees: Sequence[Attendee]) -> list[OrderLine]:
-    """One line per hold at the quoted price, with who its seats are for, each with its ticket type and event."""
+def _order_lines(
+    order: Order, holds: list[Hold], attendees: Sequence[Attendee], answers: StoredAnswers
+) -> list[OrderLine]:
+    """One line per hold at the quoted price, with who its seats are for and the answers about them, each with its
+    ticket type and event."""
     ticket_types = {hold.ticket_type_id: hold.ticket_type for hold in holds}
+    answered = {ticket_type_id: kept for ticket_type_id, kept in answers.items() if any(kept)}
     lines = seats.insert(
         [
             OrderLine(
@@ -482,6 +505,7 @@ def _order_lines(order: Order, holds: list[Hold], attendees: Sequence[Attendee])
                 attendees=[
                     {"name": a.name, "email": a.email} for a in attendees if a.ticket_type_id == h.ticket_type_id
                 ],
+                answers=answered.get(h.ticket_type_id, []),
             )
             for h in holds
         ]
@@ -491,9 +515,9 @@ def _order_lines(order: Order, holds: list[Hold], attendees: Sequence[Attendee])
     return lines
 
 
-def _sell(order: Order, holds: list[Hold], *, attendees: Sequence[Attendee], now: datetime) -> OrderDetail:
+def _sell(order: Order, holds: list[Hold], *, checkout: Checkout, answers: StoredAnswers, now: datetime) -> OrderDetail:
     """A paid order's lines and tickets (one per seat), its confirmation queued, the sale counted after commit."""
-    lines = _order_lines(order, holds, attendees)
+    lines = _order_lines(order, holds, checkout.attendees, answers)
     return _issue_tickets(order, lines, now=now)
 
 
@@ -506,9 +530,10 @@ def _issue_tickets(order: Order, lines: list[OrderLine], *, now: datetime) -> Or
                 ticket_type_id=line.ticket_type_id,
                 attendee_name=attendee.get("name", ""),
                 attendee_email=attendee.get("email", ""),
+                answers=answers,
             )
             for line in lines
-            for attendee in _per_seat(line)
+            for attendee, answers in _seats_kept(line)
         ]
     )
     ticket_types = {line.ticket_type_id: line.ticket_type for line in lines}
@@ -522,10 +547,16 @@ def _issue_tickets(order: Order, lines: list[OrderLine], *, now: datetime) -> Or
     return OrderDetail(order=order, lines=lines, tickets=tickets)
 
 
-def _per_seat(line: OrderLine) -> list[dict[str, str]]:
-    """Who each of the line's seats is for ({} where the buyer named nobody)."""
-    named: list[dict[str, str]] = list(line.attendees or [])
-    return named[: line.quantity] + [{}] * (line.quantity - len(named))
+def _seats_kept(line: OrderLine) -> list[tuple[dict[str, str], list[dict[str, object]]]]:
+    """Who each of the line's seats is for and the answers about it."""
+    attendees = _per_seat(line.attendees, {}, line.quantity)
+    return list(zip(attendees, _per_seat(line.answers, [], line.quantity), strict=True))
+
+
+def _per_seat(kept: list[_Kept] | None, nothing: _Kept, quantity: int) -> list[_Kept]:
+    """What a line kept for each of its seats (who it is for, the answers about it), `nothing` where it kept none."""
+    given = list(kept or [])
+    return given[:quantity] + [nothing] * (quantity - len(given))
 
 
 def _take_seats(holds: list[Hold], *, prices: dict[int, Decimal] | None, now: datetime) -> None:

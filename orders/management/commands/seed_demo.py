@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from aegistickets.errors import ApplicationError, ValidationFailedError
 from events.models import Event, Organizer, TicketType
-from events.services import event_create, ticket_type_create
+from events.services import event_create, event_update, ticket_type_create
 from orders.checkout import order_place
 from orders.models import Order
 from orders.outbox import outbox_discard
@@ -65,6 +65,9 @@ class DemoEvent:
     # Buyers may cancel their own tickets until this long before the start (None: they may not).
     buyer_cancellation_before: timedelta | None = None
     organizer: str = "nachtklang"  # a key of DEMO_ORGANIZERS
+    # Questions checkout asks about each ticket (events.services `questions` entries), set once the demo sales are
+    # made, as an organizer adding them later would.
+    questions: list[dict[str, Any]] = field(default_factory=list)
 
 
 DEMO_EVENTS = [
@@ -131,6 +134,11 @@ DEMO_EVENTS = [
         slug="web-craft-day-munich",
         name="Web Craft Day Munich",
         organizer="web-craft",
+        questions=[
+            {"text": "T-shirt size", "kind": "choice", "required": True, "options": ["S", "M", "L", "XL"]},
+            {"text": "Dietary needs", "kind": "text"},
+            {"text": "Joining the workshops?", "kind": "yes_no"},
+        ],
         venue="Alte Kongresshalle",
         city="Munich",
         description=(
@@ -273,6 +281,8 @@ class Command(BaseCommand):
                 position=position,
             )
             self._sell(ticket_type, spec.sold, now=now, first_buyer=first_buyer + sales.orders, sales=sales)
+        if demo.questions:
+            event_update(event_id=event.pk, data={"questions": demo.questions})
         return sales
 
     def _sell(self, ticket_type: TicketType, seats: int, *, now: datetime, first_buyer: int, sales: Sales) -> None:
