@@ -15,7 +15,6 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
-from pypdf import PdfReader
 
 from aegistickets.errors import ValidationFailedError
 from events.models import Event, Question
@@ -24,6 +23,7 @@ from events.tests.factories import EventFactory, TicketTypeFactory
 from orders import checkout, services
 from orders.answers import SeatAnswers
 from orders.models import Order, OrderLine, Payment, Ticket
+from orders.tests.test_attendees import attendee_export, buy_on_the_page, pdf_text
 from orders.tests.test_cancellations import send_queued_emails
 from orders.tests.test_pages import _checkout
 from orders.tests.test_pending_orders import WINDOW, pay
@@ -272,26 +272,20 @@ def test_the_page_asks_each_question_with_its_widget_and_says_what_is_wrong_next
 
 def test_the_answers_reach_the_order_page_pdf_email_export_and_admin(client, admin_client, staff_api, conference):
     _, workshop, questions = conference
-    client.post(f"/events/{workshop.event.slug}/basket/", {"ticket_type": workshop.pk, "quantity": 1})
     fields = _fields(
         workshop, questions, **{"T-shirt size": "L", "Dietary needs": "vegan", "First time here?": "no"}
     ) | {f"answer_{workshop.pk}_0_{questions['Workshops'].pk}": ["CSS", "Testing"]}
-    placed = _checkout(client, **fields)
-    order = Order.objects.get()
-    assert placed["Location"] == f"/orders/{order.code}/{order.secret}/"
+    order, page = buy_on_the_page(client, workshop, 1, fields)
 
-    page = client.get(placed["Location"]).content.decode()
     assert "<dt>T-shirt size</dt> <dd>L</dd>" in page
     assert "<dt>Workshops</dt> <dd>CSS, Testing</dd>" in page
-    pdf = client.get(f"/orders/{order.code}/{order.secret}/tickets.pdf").content
-    text = " ".join(p.extract_text() for p in PdfReader(io.BytesIO(pdf)).pages)
+    text = pdf_text(client, order)
     assert "Dietary needs: vegan" in text
     assert "First time here?: No" in text
     send_queued_emails()
     assert "T-shirt size: L; Dietary needs: vegan; Workshops: CSS, Testing; First time here?: No" in mail.outbox[0].body
 
-    export = b"".join(staff_api.get(f"/api/events/{workshop.event_id}/attendees.csv").streaming_content).decode()
-    (row,) = csv.DictReader(io.StringIO(export))
+    (row,) = attendee_export(staff_api, workshop.event_id)
     assert [row[text] for text in ("T-shirt size", "Dietary needs", "Age", "Workshops", "First time here?")] == [
         "L",
         "vegan",
