@@ -8,6 +8,7 @@ between, and capacity must not drop below the seats sold plus held (checked unde
 
 from __future__ import annotations
 
+from operator import attrgetter
 from typing import Any
 
 from django import forms
@@ -17,9 +18,16 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from aegistickets.errors import ApplicationError
-from events.models import Event, EventTerms, Organizer, TicketType
+from events.models import Event, EventTerms, Organizer, Question, TicketType
 from events.selectors import events_with_availability, in_organizer_scope, ticket_types_with_availability
-from events.services import TICKET_TYPE_FIELDS, event_terms_set, ticket_type_create, ticket_type_update
+from events.services import (
+    TICKET_TYPE_FIELDS,
+    event_questions_changed,
+    event_terms_set,
+    question_problems,
+    ticket_type_create,
+    ticket_type_update,
+)
 
 TICKET_TYPE_FORM_FIELDS = (
     "name",
@@ -112,11 +120,25 @@ class _AvailabilityColumns:
         return getattr(obj, "available", None)
 
 
-class TicketTypeInline(OrganizerScopedAdmin, _AvailabilityColumns, admin.TabularInline):
+class TicketTypeInline(OrganizerScopedAdmin, _AvailabilityColumns, admin.StackedInline):
+    """Stacked, a few fields to a row: as a table, its sale-window date and time pickers ran off a laptop screen."""
+
     model = TicketType
     organizer_path = "event__organizer"
     form = TicketTypeAdminForm
-    fields = ("name", "price", "capacity", "sold", "held", "available", *TICKET_TYPE_FORM_FIELDS[3:])
+    fieldsets = (
+        (
+            None,
+            {
+                "fields": (
+                    ("name", "price", "capacity", "max_per_order"),
+                    ("sold", "held", "available"),
+                    ("sale_starts_at", "sale_ends_at"),
+                    ("position", "requires_voucher"),
+                )
+            },
+        ),
+    )
     readonly_fields = ("sold", "held", "available")
     extra = 0
 
@@ -141,6 +163,45 @@ class TermsVersionInline(OrganizerScopedAdmin, admin.TabularInline):
         return False
 
 
+class QuestionAdminForm(forms.ModelForm):
+    class Meta:
+        model = Question
+        fields = ("position", "text", "kind", "required", "options", "ticket_types")
+        widgets = {
+            "text": forms.TextInput(attrs={"size": 30}),
+            "options": forms.Textarea(attrs={"rows": 3, "cols": 18}),
+            "ticket_types": forms.CheckboxSelectMultiple,
+            "position": forms.NumberInput(attrs={"class": "vIntegerField"}),
+        }
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        for field, problems in question_problems(
+            kind=cleaned.get("kind", ""), options=cleaned.get("options", "")
+        ).items():
+            self.add_error(field, problems)
+        return cleaned
+
+
+class QuestionInline(admin.TabularInline):
+    """What checkout asks about each ticket. Buyers' answers keep the text they were asked: editing or deleting a
+    question here changes no answer already given."""
+
+    model = Question
+    form = QuestionAdminForm
+    extra = 0
+    verbose_name_plural = "questions asked at checkout, about each ticket (of the ticket types ticked; none: all)"
+
+    def get_formset(self, request: HttpRequest, obj: Event | None = None, **kwargs: Any) -> Any:
+        formset = super().get_formset(request, obj, **kwargs)
+        # Only this event's ticket types can be ticked.
+        own = TicketType.objects.filter(event=obj) if obj is not None else TicketType.objects.none()
+        field = formset.form.base_fields["ticket_types"]
+        field.queryset = own
+        field.label_from_instance = attrgetter("name")  # the event is this page's; its name would cost a query each
+        return formset
+
+
 @admin.register(Organizer)
 class OrganizerAdmin(OrganizerScopedAdmin, admin.ModelAdmin):
     organizer_path = "id"  # the organizer itself: staff see their own
@@ -157,7 +218,7 @@ class EventAdmin(OrganizerScopedAdmin, admin.ModelAdmin):
     search_fields = ("name", "venue", "city")
     prepopulated_fields = {"slug": ("name",)}
     readonly_fields = ("terms_version", "created_at", "updated_at")
-    inlines = (TicketTypeInline, TermsVersionInline)
+    inlines = (TicketTypeInline, QuestionInline, TermsVersionInline)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Event]:
         return events_with_availability(super().get_queryset(request), now=timezone.now())
@@ -177,6 +238,10 @@ class EventAdmin(OrganizerScopedAdmin, admin.ModelAdmin):
         super().save_model(request, obj, form, change)
         saved = event_terms_set(event_id=obj.pk, text=terms)
         obj.terms, obj.terms_version = saved.terms, saved.terms_version
+
+    def save_related(self, request: HttpRequest, form: forms.ModelForm, formsets: Any, change: bool) -> None:
+        super().save_related(request, form, formsets, change)
+        event_questions_changed(event_id=form.instance.pk)  # checkout knows whether to look for questions
 
     def save_formset(self, request: HttpRequest, form: forms.ModelForm, formset: Any, change: bool) -> None:
         if formset.model is not TicketType:

@@ -28,7 +28,7 @@ from aegistickets.api import (
 )
 from events import selectors, services
 from events.cache import cached_json
-from events.models import Event, TicketType
+from events.models import Event, Question, TicketType
 
 
 class EventPagination(NamedPagePagination):
@@ -79,6 +79,55 @@ class TicketTypeOutput(serializers.Serializer):
         return settings.CURRENCY
 
 
+class QuestionOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    text = serializers.CharField()
+    kind = serializers.ChoiceField(choices=Question.Kind.choices)
+    required = serializers.BooleanField()
+    options = serializers.ListField(
+        child=serializers.CharField(), source="option_list", help_text="What a choice or multiple answer picks from."
+    )
+    ticket_type_ids = serializers.ListField(
+        child=serializers.IntegerField(),
+        help_text="Asked only about tickets of these types; empty: about every ticket of the event.",
+    )
+    position = serializers.IntegerField()
+
+
+class QuestionInput(JsonInput):
+    id = serializers.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=2**63 - 1,
+        help_text="A question of this event to change; none: a new one.",
+    )
+    text = serializers.CharField(max_length=200)
+    kind = serializers.ChoiceField(choices=Question.Kind.choices)
+    required = serializers.BooleanField(required=False, default=False)
+    options = serializers.ListField(
+        child=serializers.CharField(max_length=200),
+        required=False,
+        default=list,
+        max_length=50,
+        help_text="For choice and multiple: the options, at least two; none for the other kinds.",
+    )
+    ticket_type_ids = serializers.ListField(
+        child=serializers.IntegerField(min_value=1, max_value=2**63 - 1),
+        required=False,
+        default=list,
+        max_length=100,
+        help_text="Ticket types of this event it is asked about; empty: every ticket.",
+    )
+    position = serializers.IntegerField(min_value=0, max_value=1000, required=False)
+
+
+QUESTIONS_HELP = (
+    "Questions checkout asks about each ticket: `answers` in POST /api/checkout, one entry per seat, each answer "
+    "keyed by the question's id (text: a string; number: a number; choice: one of `options`; multiple: a list of "
+    "them; yes_no: true or false)."
+)
+
+
 class EventDetailOutput(EventListOutput):
     description = serializers.CharField()
     attendee_data = serializers.ChoiceField(
@@ -92,6 +141,7 @@ class EventDetailOutput(EventListOutput):
     )
     image = serializers.SerializerMethodField()
     ticket_types = TicketTypeOutput(many=True)
+    questions = QuestionOutput(many=True, source="asked_questions", help_text=QUESTIONS_HELP)
 
     def get_image(self, event: Event) -> str | None:
         return event.image.url if event.image else None
@@ -142,6 +192,13 @@ class EventCreateInput(JsonInput):
 class EventUpdateInput(EventCreateInput):
     slug = serializers.SlugField(max_length=200, required=False)
     organizer_id = None  # type: ignore[assignment]  # an event stays with its organizer
+    questions = QuestionInput(
+        many=True,
+        required=False,
+        max_length=100,
+        help_text="The event's questions, in the order asked: the whole list (an entry with an `id` changes that "
+        "question, one without adds one, questions left out are deleted). Answers already given never change.",
+    )
 
 
 class OrganizerTicketTypeOutput(TicketTypeOutput):
@@ -169,10 +226,15 @@ class OrganizerEventOutput(serializers.Serializer):
     attendee_data = serializers.ChoiceField(choices=Event.AttendeeData.choices)
     terms = serializers.CharField()
     terms_version = serializers.IntegerField()
+    questions = QuestionOutput(many=True, source="asked_questions")
     url = serializers.SerializerMethodField()
 
     def get_url(self, event: Event) -> str:
         return _event_page_url(event)
+
+
+def _organizer_event(event: Event) -> dict[str, Any]:
+    return OrganizerEventOutput(selectors.event_with_questions(event)).data
 
 
 class TicketTypeCreateInput(JsonInput):
@@ -237,7 +299,7 @@ class EventsApi(APIView):
         data = validated_input(EventCreateInput, request.data)
         organizer = selectors.organizer_for_new_event(user=request.user, organizer_id=data.pop("organizer_id"))
         event = services.event_create(organizer=organizer, **data)
-        return Response(OrganizerEventOutput(event).data, status=status.HTTP_201_CREATED)
+        return Response(_organizer_event(event), status=status.HTTP_201_CREATED)
 
 
 class EventApi(APIView):
@@ -251,7 +313,8 @@ class EventApi(APIView):
     @extend_schema(operation_id="events_retrieve", responses={200: EventDetailOutput, **problems(404)})
     def get(self, request: Request, pk: int) -> HttpResponse:
         return cached_json(
-            f"api:event:{pk}", lambda: EventDetailOutput(selectors.event_detail(pk=pk, now=timezone.now())).data
+            f"api:event:{pk}",
+            lambda: EventDetailOutput(selectors.event_detail(pk=pk, now=timezone.now(), with_questions=True)).data,
         )
 
     @extend_schema(
@@ -262,7 +325,7 @@ class EventApi(APIView):
     def patch(self, request: Request, pk: int) -> Response:
         data = validated_input(EventUpdateInput, request.data, partial=True)
         event = services.event_update(event_id=selectors.event_for_organizer(pk=pk, user=request.user).pk, data=data)
-        return Response(OrganizerEventOutput(event).data)
+        return Response(_organizer_event(event))
 
 
 class TicketTypeCreateApi(APIView):

@@ -1,3 +1,5 @@
+from __future__ import annotations
+
 from decimal import ROUND_HALF_UP, Decimal
 
 from django.conf import settings
@@ -58,6 +60,9 @@ class Event(models.Model):
     # version its buyer accepted. Written through events.services.event_terms_set, never directly.
     terms = models.TextField(blank=True, help_text="Terms and conditions buyers must accept; empty for none.")
     terms_version = models.PositiveIntegerField(default=0, editable=False)
+    # Whether the event has questions (Question): checkout reads the event with the basket and skips the questions
+    # query for the many events that ask none. Kept by events.services whenever questions are written.
+    has_questions = models.BooleanField(default=False, editable=False)
     image = models.ImageField(upload_to="events/", blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -86,6 +91,12 @@ class Event(models.Model):
     @property
     def asks_attendee_email(self) -> bool:
         return self.attendee_data == self.AttendeeData.NAME_EMAIL
+
+    @property
+    def asked_questions(self) -> list[Question]:
+        """The event's questions in order (prefetched by the selectors that show them); none, without a query, for an
+        event that has none."""
+        return list(self.questions.all()) if self.has_questions else []
 
 
 class EventTerms(models.Model):
@@ -225,3 +236,60 @@ class Voucher(models.Model):
         if self.discount_type == self.DiscountType.PRICE:
             return f"price {self.value:.2f}"
         return "unlocks tickets"
+
+
+class Question(models.Model):
+    """A question checkout asks about each ticket of its event (of the ticket types it names; none: all of them).
+    Answers are stored on the tickets with the question's text as it was asked, so changing or deleting a question
+    never alters an answer already given. Written through events.services, which keeps Event.has_questions."""
+
+    class Kind(models.TextChoices):
+        TEXT = "text", "Text"
+        NUMBER = "number", "Number"
+        CHOICE = "choice", "One of the options"
+        MULTIPLE = "multiple", "Any of the options"
+        YES_NO = "yes_no", "Yes or no"
+
+    CHOICE_KINDS = (Kind.CHOICE, Kind.MULTIPLE)
+
+    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="questions")
+    text = models.CharField(max_length=200)
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.TEXT)
+    required = models.BooleanField(default=False)
+    options = models.TextField(blank=True, help_text="For the choice kinds: one option per line.")
+    ticket_types = models.ManyToManyField(
+        TicketType, blank=True, related_name="questions", help_text="Asked only for these; none: for every ticket."
+    )
+    position = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["position", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["event", "text"], name="question_unique_text_per_event"),
+            models.CheckConstraint(condition=~Q(text=""), name="question_text_not_empty"),
+            models.CheckConstraint(
+                condition=Q(kind__in=["text", "number", "choice", "multiple", "yes_no"]), name="question_kind_valid"
+            ),
+            # Options belong to the choice kinds, and those need some to choose from.
+            models.CheckConstraint(
+                condition=Q(kind__in=["choice", "multiple"], options__gt="")
+                | (~Q(kind__in=["choice", "multiple"]) & Q(options="")),
+                name="question_options_only_for_choices",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.text
+
+    @property
+    def option_list(self) -> list[str]:
+        return [line.strip() for line in self.options.splitlines() if line.strip()]
+
+    @property
+    def ticket_type_ids(self) -> list[int]:
+        """The ticket types it is asked about (none: all), from the prefetched ticket types."""
+        return [ticket_type.pk for ticket_type in self.ticket_types.all()]
+
+    def applies_to(self, ticket_type_id: int) -> bool:
+        named = self.ticket_type_ids
+        return not named or ticket_type_id in named

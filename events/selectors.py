@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
@@ -22,12 +22,13 @@ from django.db.models import (
     Subquery,
     Sum,
     Value,
+    prefetch_related_objects,
 )
 from django.db.models.functions import Coalesce, Greatest
 
 from aegistickets.errors import NotFoundError, ValidationFailedError, VoucherExpiredError, VoucherInvalidError
 from events.availability import held_per
-from events.models import Event, Organizer, TicketType, Voucher
+from events.models import Event, Organizer, Question, TicketType, Voucher
 
 M = TypeVar("M", bound=Model)
 
@@ -200,10 +201,16 @@ def events_upcoming_page(*, now: datetime, search: str = "", page: str | int | N
 
 
 def event_detail(
-    *, now: datetime, pk: int | None = None, slug: str | None = None, voucher: Voucher | None = None
+    *,
+    now: datetime,
+    pk: int | None = None,
+    slug: str | None = None,
+    voucher: Voucher | None = None,
+    with_questions: bool = False,
 ) -> Event:
     """A published event with the ticket types anyone may buy (and, with a voucher, those it unlocks, each priced
-    with it as `voucher_price`) and their live availability (two queries)."""
+    with it as `voucher_price`) and their live availability (two queries), and, `with_questions`, its questions
+    (two more, only for an event that has some)."""
     lookup = {"pk": pk} if pk is not None else {"slug": slug}
     types = ticket_types_with_availability(TicketType.objects.all(), now=now)
     if voucher is None:
@@ -222,7 +229,30 @@ def event_detail(
         ticket_type.is_on_sale = ticket_type_is_on_sale(ticket_type, now=now)  # type: ignore[attr-defined]
         priced = voucher is not None and voucher_applies(voucher, ticket_type)
         ticket_type.voucher_price = voucher.price_for(ticket_type.price) if priced else None  # type: ignore[attr-defined,union-attr]
+    return event_with_questions(event) if with_questions else event
+
+
+def _questions() -> QuerySet[Question]:
+    return Question.objects.prefetch_related(Prefetch("ticket_types", queryset=TicketType.objects.only("pk")))
+
+
+def event_with_questions(event: Event) -> Event:
+    """The event with its questions and the ticket types each names, read for `Event.asked_questions`: two queries
+    for an event with questions, none for one without."""
+    if event.has_questions:
+        prefetch_related_objects([event], Prefetch("questions", queryset=_questions()))
     return event
+
+
+def event_question_texts(*, event_id: int) -> list[tuple[int, str]]:
+    """An event's questions, as (id, text), in the order asked (one query)."""
+    return list(Question.objects.filter(event_id=event_id).order_by("position", "id").values_list("pk", "text"))
+
+
+def questions_of_events(*, event_ids: Iterable[int]) -> list[Question]:
+    """The questions of these events, in order, each with the ticket types it names (two queries): what checkout
+    asks."""
+    return list(_questions().filter(event_id__in=set(event_ids)).order_by("event_id", "position", "id"))
 
 
 def voucher_code(code: str) -> str:

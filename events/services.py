@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -15,7 +16,7 @@ from django.utils.text import slugify
 from aegistickets.errors import NotFoundError, ValidationFailedError
 from events.availability import held_for
 from events.cache import catalog_invalidate
-from events.models import Event, EventTerms, Organizer, TicketType, Voucher
+from events.models import Event, EventTerms, Organizer, Question, TicketType, Voucher
 
 EVENT_FIELDS = frozenset(
     {
@@ -30,8 +31,10 @@ EVENT_FIELDS = frozenset(
         "buyer_cancellation_until",
         "attendee_data",
         "terms",
+        "questions",
     }
 )
+QUESTION_FIELDS = ("text", "kind", "required", "options", "position")
 TICKET_TYPE_FIELDS = frozenset(
     {
         "name",
@@ -116,11 +119,13 @@ def event_update(*, event_id: int, data: dict[str, Any]) -> Event:
                 event = Event.objects.select_for_update().get(pk=event_id)
             except Event.DoesNotExist:
                 raise NotFoundError("No such event.") from None
-            terms = data.pop("terms", event.terms)
+            terms, questions = data.pop("terms", event.terms), data.pop("questions", None)
             for field, value in data.items():
                 setattr(event, field, value)
             _check_event_times(event.starts_at, event.ends_at, event.buyer_cancellation_until)
             event.save(update_fields=[*data, *_new_terms(event, terms), "updated_at"])
+            if questions is not None:
+                _questions_replace(event, questions)
             catalog_invalidate()
             return event
     except IntegrityError:
@@ -154,6 +159,62 @@ def _new_terms(event: Event, text: str) -> list[str]:
         event.terms_version = latest + 1
         EventTerms.objects.create(event=event, version=event.terms_version, text=text)
     return ["terms", "terms_version"]
+
+
+def question_problems(*, kind: str, options: str) -> dict[str, list[str]]:
+    """What is wrong with a question's options for its kind: the choice kinds need at least two to choose from, the
+    others take none."""
+    count = len([line for line in options.splitlines() if line.strip()])
+    if kind in Question.CHOICE_KINDS and count < 2:
+        return {"options": ["Give at least two options, one per line."]}
+    if kind not in Question.CHOICE_KINDS and options.strip():
+        return {"options": ["Only questions with options to choose from take options."]}
+    return {}
+
+
+def _questions_replace(event: Event, questions: Sequence[Mapping[str, Any]]) -> None:
+    """The event's questions become `questions`, in the caller's transaction: an entry with an `id` changes that
+    question, one without adds one, and the event's other questions are deleted (answers given keep their own copy
+    of the text asked). Each entry: text, kind, required, options (a list), ticket_type_ids, position."""
+    existing = {question.pk: question for question in Question.objects.filter(event=event)}
+    own_types = set(TicketType.objects.filter(event=event).values_list("pk", flat=True))
+    _check_questions(questions, existing=set(existing), ticket_types=own_types)
+    kept = {entry["id"] for entry in questions if entry.get("id")}
+    Question.objects.filter(pk__in=set(existing) - kept).delete()
+    for index, entry in enumerate(questions):
+        question = existing.get(entry.get("id") or 0) or Question(event=event)
+        question.text, question.kind = entry["text"].strip(), entry["kind"]
+        question.required = entry.get("required", False)
+        question.options = "\n".join(option.strip() for option in entry.get("options", []))
+        question.position = entry.get("position", index)
+        question.save()
+        question.ticket_types.set(entry.get("ticket_type_ids", []))
+    event.has_questions = event_questions_changed(event_id=event.pk)
+
+
+def _check_questions(questions: Sequence[Mapping[str, Any]], *, existing: set[int], ticket_types: set[int]) -> None:
+    problems: dict[str, list[str]] = {}
+    texts = [entry["text"].strip() for entry in questions]
+    for index, entry in enumerate(questions):
+        found = question_problems(kind=entry["kind"], options="\n".join(entry.get("options", [])))
+        if entry.get("id") and entry["id"] not in existing:
+            found["id"] = ["Not a question of this event."]
+        if set(entry.get("ticket_type_ids", [])) - ticket_types:
+            found["ticket_type_ids"] = ["Only ticket types of this event."]
+        if not texts[index] or texts.count(texts[index]) > 1:
+            found["text"] = ["Each question needs a text of its own."]
+        problems |= {f"questions.{index}.{field}": messages for field, messages in found.items()}
+    if problems:
+        raise ValidationFailedError(errors=problems)
+
+
+def event_questions_changed(*, event_id: int) -> bool:
+    """After an event's questions were written (here or by the admin): Event.has_questions says whether it has any
+    (returned), and the catalog, which lists them, is read afresh."""
+    has_questions = Question.objects.filter(event_id=event_id).exists()
+    Event.objects.filter(pk=event_id).update(has_questions=has_questions)
+    catalog_invalidate()
+    return has_questions
 
 
 def _check_sale_window(starts: datetime | None, ends: datetime | None) -> None:

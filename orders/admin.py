@@ -83,7 +83,19 @@ class TicketInline(OrganizerScopedAdmin, ReadOnlyInline):
 
     model = Ticket
     organizer_path = TO_ORGANIZER
-    fields = readonly_fields = ("code", "ticket_type", "attendee_name", "attendee_email", "cancelled_at", "refund")
+    fields = readonly_fields = (
+        "code",
+        "ticket_type",
+        "attendee_name",
+        "attendee_email",
+        "answers_given",
+        "cancelled_at",
+        "refund",
+    )
+
+    @admin.display(description="answers")
+    def answers_given(self, obj: Ticket) -> str:
+        return "; ".join(f"{question}: {answer}" for question, answer in obj.answers_shown) or "-"
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Ticket]:
         return super().get_queryset(request).select_related("ticket_type__event")

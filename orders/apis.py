@@ -35,6 +35,7 @@ from events.models import Voucher
 from events.selectors import event_for_organizer
 from events.services import MAX_VOUCHERS_PER_REQUEST, VoucherSpec, vouchers_create
 from orders import checkout, exports, selectors, services
+from orders.answers import SeatAnswers
 from orders.models import Order, Payment, Refund
 from orders.selectors import BasketSummary, OrderDetail
 
@@ -150,6 +151,15 @@ class OrderLineOutput(serializers.Serializer):
     line_total = serializers.DecimalField(max_digits=12, decimal_places=2)
 
 
+class AnswerOutput(serializers.Serializer):
+    question_id = serializers.IntegerField()
+    question = serializers.CharField(help_text="The question's text as the buyer was asked it.")
+    kind = serializers.CharField()
+    value = serializers.JSONField(
+        help_text="text, choice: a string; number: a decimal string; multiple: a list of strings; yes_no: a boolean."
+    )
+
+
 class TicketOutput(serializers.Serializer):
     code = serializers.CharField()
     event_name = serializers.CharField(source="ticket_type.event.name")
@@ -159,6 +169,7 @@ class TicketOutput(serializers.Serializer):
     )
     attendee_name = serializers.CharField(help_text="Who the ticket is for, where its event asks; else empty.")
     attendee_email = serializers.CharField(help_text="Their email, where its event asks; else empty.")
+    answers = AnswerOutput(many=True, help_text="The buyer's answers to the event's questions about this ticket.")
 
 
 class PaymentOutput(serializers.Serializer):
@@ -231,6 +242,20 @@ class AttendeeInput(JsonInput):
     email = serializers.EmailField(max_length=254, required=False, default="")
 
 
+class SeatAnswersInput(JsonInput):
+    ticket_type_id = serializers.IntegerField(min_value=1, max_value=MAX_ID)
+    values = serializers.DictField(
+        child=serializers.JSONField(allow_null=True),
+        help_text='The answers about one ticket, {"<question id>": answer}: text, a string; number, a number; '
+        "choice, one of its options; multiple, a list of them; yes_no, true or false; null or left out: unanswered.",
+    )
+
+    def validate_values(self, value: dict[str, Any]) -> dict[int, Any]:
+        if not all(key.isdigit() and len(key) <= 18 for key in value):
+            raise serializers.ValidationError("Keys are question ids.")
+        return {int(key): answer for key, answer in value.items()}
+
+
 class CheckoutInput(JsonInput):
     basket = serializers.RegexField(TOKEN_PATTERN)
     name = serializers.CharField(max_length=200)
@@ -271,6 +296,15 @@ class CheckoutInput(JsonInput):
         default="",
         help_text="A voucher code (any case) to price the basket's seats with, those it covers; refused with "
         "voucher_invalid, voucher_expired or voucher_exhausted.",
+    )
+    answers = SeatAnswersInput(
+        many=True,
+        required=False,
+        max_length=1000,
+        help_text="The answers to the events' questions (GET /api/events/{id}: `questions`): one entry per seat of "
+        "each ticket type asked about, in seat order (tickets get them in the order given); required questions "
+        "must be answered, others may be left out. A wrong answer is refused under the key "
+        "answer_<ticket type id>_<seat, from 0>_<question id>.",
     )
 
     def validate_accepted_terms(self, value: dict[str, int]) -> dict[int, int]:
@@ -324,6 +358,7 @@ class CheckoutApi(APIView):
             attendees=[checkout.Attendee(**attendee) for attendee in data.get("attendees", [])],
             accepted_terms=data.get("accepted_terms"),
             voucher=data["voucher"],
+            answers=[SeatAnswers(**seat) for seat in data.get("answers", [])],
         )
         paid = result.order.status == Order.Status.PAID
         body = {"order": CheckoutOrderOutput.represent(result.detail)}
@@ -571,6 +606,7 @@ class CheckedInTicketOutput(serializers.Serializer):
     order = serializers.CharField(source="order.code")
     name = serializers.CharField(source="order.name")
     attendee_name = serializers.CharField(help_text="Who the ticket is for, where its event asks; else empty.")
+    answers = AnswerOutput(many=True, help_text="The buyer's answers about this ticket (a T-shirt size to hand out).")
     event_id = serializers.IntegerField(source="ticket_type.event_id")
     event_name = serializers.CharField(source="ticket_type.event.name")
     ticket_type_name = serializers.CharField(source="ticket_type.name")

@@ -31,6 +31,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import TypeVar
 
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, InterfaceError, OperationalError, connection, transaction
@@ -50,8 +51,9 @@ from aegistickets.errors import (
     ValidationFailedError,
     VoucherExhaustedError,
 )
-from events.selectors import ticket_type_is_on_sale, voucher_for
+from events.selectors import questions_of_events, ticket_type_is_on_sale, voucher_for
 from orders import metrics, outbox, seats, selectors
+from orders.answers import SeatAnswers, StoredAnswers, answers_checked
 from orders.models import (
     Basket,
     Hold,
@@ -66,6 +68,8 @@ from orders.models import (
 from orders.payments import Authorization, PaymentProvider, payment_provider_for, payment_provider_named
 from orders.selectors import OrderDetail
 from orders.services import basket_apply_voucher
+
+_Kept = TypeVar("_Kept")
 
 ORDER_CODE_ATTEMPTS = 5
 # How long a provider replays the answer to a repeated idempotency key: Stripe keeps keys for at least 24 hours.
@@ -127,6 +131,8 @@ class Checkout:
     accepted_terms: tuple[tuple[int, int], ...] = ()
     # A voucher code to price the basket's seats with (those it covers), applied to the basket first.
     voucher: str = ""
+    # The answers to the events' questions, per seat (orders.answers).
+    answers: tuple[SeatAnswers, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -137,6 +143,7 @@ class Quote:
     basket_id: int
     holds: list[Hold]  # oldest first, each with its ticket type and event
     total: Decimal
+    answers: StoredAnswers = dataclasses.field(default_factory=dict)  # as checked, for the lines and tickets
 
     @property
     def prices(self) -> dict[int, Decimal]:
@@ -181,6 +188,7 @@ def order_place(
     attendees: Sequence[Attendee] = (),
     accepted_terms: Mapping[int, int] | None = None,
     voucher: str = "",
+    answers: Sequence[SeatAnswers] = (),
 ) -> CheckoutResult:
     """Sells a basket's seats exactly once, priced from the database; a repeated key returns the first order."""
     checkout = Checkout(
@@ -195,18 +203,17 @@ def order_place(
         tuple(attendees),
         tuple(sorted((accepted_terms or {}).items())),
         voucher,
+        tuple(answers),
     )
     try:
-        _replay_if_placed(checkout)
-        quote = _price(_validate(checkout, now=now))
+        quote = _price(*_validate(checkout, now=now))
         authorized = _authorize(quote, checkout=checkout, now=now)
         detail = _commit_or_void(quote, checkout=checkout, authorized=authorized, now=now)
     except _AlreadyPlaced as placed:
         return _replayed(placed.order)
     if authorized.paid:
         payment_capture(authorized.payment, now=now)
-    detail = dataclasses.replace(detail, payment=authorized.payment)
-    return CheckoutResult(detail=detail, created=True)
+    return CheckoutResult(detail=dataclasses.replace(detail, payment=authorized.payment), created=True)
 
 
 def _replayed(order: Order) -> CheckoutResult:
@@ -221,9 +228,11 @@ def _replay_if_placed(checkout: Checkout) -> None:
         raise _AlreadyPlaced(placed)
 
 
-def _validate(checkout: Checkout, *, now: datetime) -> list[Hold]:
-    """The basket's holds, if it can be checked out: not empty, and an expired hold renewable (checked again under
-    the lock at commit; here it spares an authorization that would be voided)."""
+def _validate(checkout: Checkout, *, now: datetime) -> tuple[list[Hold], StoredAnswers]:
+    """The basket's holds, if it can be checked out (unless its key placed an order already: that order is the answer):
+    not empty, and an expired hold renewable (checked again under the lock at commit; here it spares an
+    authorization that would be voided); and the answers as checked."""
+    _replay_if_placed(checkout)
     if checkout.voucher:
         basket_apply_voucher(token=checkout.token, code=checkout.voucher, now=now)
     holds = seats.basket_holds(token=checkout.token)
@@ -235,6 +244,7 @@ def _validate(checkout: Checkout, *, now: datetime) -> list[Hold]:
         raise BasketEmptyError()
     _check_attendees(holds, checkout.attendees)
     _check_terms(holds, dict(checkout.accepted_terms))
+    answers = _check_answers(holds, checkout.answers)
     for hold in holds:
         if hold.voucher is not None:
             voucher_for(code=hold.voucher.code, organizer_ids=[hold.voucher.organizer_id], now=now)  # still valid
@@ -243,7 +253,17 @@ def _validate(checkout: Checkout, *, now: datetime) -> list[Hold]:
             ticket_type = hold.ticket_type
             counted = seats.Seats(ticket_type.pk, ticket_type.capacity, ticket_type.sold, ticket_type.price)
             _check_expired_hold(hold, seats_now=counted, now=now)
-    return holds
+    return holds, answers
+
+
+def _check_answers(holds: list[Hold], given: Sequence[SeatAnswers]) -> StoredAnswers:
+    """The answers as stored, checked against the questions of the basket's events. Most events ask none: their
+    holds, read with every column of the event, say so (Event.has_questions), and no query is made."""
+    asking = {hold.ticket_type.event_id for hold in holds if hold.ticket_type.event.has_questions}
+    if not asking and not given:
+        return {}
+    questions = questions_of_events(event_ids=asking) if asking else []
+    return answers_checked(holds=holds, given=given, questions=questions)
 
 
 def _check_terms(holds: list[Hold], accepted: Mapping[int, int]) -> None:
@@ -295,10 +315,10 @@ def _check_expired_hold(hold: Hold, *, seats_now: seats.Seats, now: datetime) ->
         )
 
 
-def _price(holds: list[Hold]) -> Quote:
+def _price(holds: list[Hold], answers: StoredAnswers) -> Quote:
     """The total from the database's prices, never the client's."""
     total = sum((hold.unit_price * hold.quantity for hold in holds), Decimal("0.00"))
-    return Quote(basket_id=holds[0].basket_id, holds=holds, total=total)
+    return Quote(basket_id=holds[0].basket_id, holds=holds, total=total, answers=answers)
 
 
 # --- authorize, commit, capture or void -----------------------------------------------------------------------
@@ -425,11 +445,12 @@ def _commit(
             )
         _attach(authorized, order=order, now=now)
         if authorized.paid:
-            detail = _sell(order, holds, attendees=checkout.attendees, now=now)
+            detail = _sell(order, holds, checkout=checkout, answers=quote.answers, now=now)
             seats.release_holds(quote.basket_id)  # invisible to others until commit: no lock needed for them
             _take_seats(holds, prices=quote.prices, now=now)
         else:
-            detail = OrderDetail(order=order, lines=_order_lines(order, holds, checkout.attendees), tickets=[])
+            lines = _order_lines(order, holds, checkout.attendees, quote.answers)
+            detail = OrderDetail(order=order, lines=lines, tickets=[])
             _hold_for_payment(order, holds, quote=quote, now=now)
         attempt.committing = True  # the last step: leaving the block sends the COMMIT
     return detail
@@ -484,10 +505,14 @@ def _quoted_holds(quote: Quote, *, checkout: Checkout) -> list[Hold]:
     return quote.holds
 
 
-def _order_lines(order: Order, holds: list[Hold], attendees: Sequence[Attendee]) -> list[OrderLine]:
-    """One line per hold at the quoted price, with who its seats are for, each with its ticket type and event."""
+def _order_lines(
+    order: Order, holds: list[Hold], attendees: Sequence[Attendee], answers: StoredAnswers
+) -> list[OrderLine]:
+    """One line per hold at the quoted price, with who its seats are for and the answers about them, each with its
+    ticket type and event."""
     ticket_types = {hold.ticket_type_id: hold.ticket_type for hold in holds}
     vouchers = {hold.ticket_type_id: hold.voucher for hold in holds}
+    answered = {ticket_type_id: kept for ticket_type_id, kept in answers.items() if any(kept)}
     lines = seats.insert(
         [
             OrderLine(
@@ -500,6 +525,7 @@ def _order_lines(order: Order, holds: list[Hold], attendees: Sequence[Attendee])
                 attendees=[
                     {"name": a.name, "email": a.email} for a in attendees if a.ticket_type_id == h.ticket_type_id
                 ],
+                answers=answered.get(h.ticket_type_id, []),
             )
             for h in holds
         ]
@@ -509,9 +535,9 @@ def _order_lines(order: Order, holds: list[Hold], attendees: Sequence[Attendee])
     return lines
 
 
-def _sell(order: Order, holds: list[Hold], *, attendees: Sequence[Attendee], now: datetime) -> OrderDetail:
+def _sell(order: Order, holds: list[Hold], *, checkout: Checkout, answers: StoredAnswers, now: datetime) -> OrderDetail:
     """A paid order's lines and tickets (one per seat), its confirmation queued, the sale counted after commit."""
-    lines = _order_lines(order, holds, attendees)
+    lines = _order_lines(order, holds, checkout.attendees, answers)
     return _issue_tickets(order, lines, now=now)
 
 
@@ -524,9 +550,10 @@ def _issue_tickets(order: Order, lines: list[OrderLine], *, now: datetime) -> Or
                 ticket_type_id=line.ticket_type_id,
                 attendee_name=attendee.get("name", ""),
                 attendee_email=attendee.get("email", ""),
+                answers=answers,
             )
             for line in lines
-            for attendee in _per_seat(line)
+            for attendee, answers in _seats_kept(line)
         ]
     )
     ticket_types = {line.ticket_type_id: line.ticket_type for line in lines}
@@ -540,10 +567,16 @@ def _issue_tickets(order: Order, lines: list[OrderLine], *, now: datetime) -> Or
     return OrderDetail(order=order, lines=lines, tickets=tickets)
 
 
-def _per_seat(line: OrderLine) -> list[dict[str, str]]:
-    """Who each of the line's seats is for ({} where the buyer named nobody)."""
-    named: list[dict[str, str]] = list(line.attendees or [])
-    return named[: line.quantity] + [{}] * (line.quantity - len(named))
+def _seats_kept(line: OrderLine) -> list[tuple[dict[str, str], list[dict[str, object]]]]:
+    """Who each of the line's seats is for and the answers about it."""
+    attendees = _per_seat(line.attendees, {}, line.quantity)
+    return list(zip(attendees, _per_seat(line.answers, [], line.quantity), strict=True))
+
+
+def _per_seat(kept: list[_Kept] | None, nothing: _Kept, quantity: int) -> list[_Kept]:
+    """What a line kept for each of its seats (who it is for, the answers about it), `nothing` where it kept none."""
+    given = list(kept or [])
+    return given[:quantity] + [nothing] * (quantity - len(given))
 
 
 def _take_seats(holds: list[Hold], *, prices: dict[int, Decimal] | None, now: datetime) -> None:

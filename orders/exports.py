@@ -12,8 +12,9 @@ from django.http import StreamingHttpResponse
 from django.utils import timezone
 
 from events.models import Voucher
-from events.selectors import event_for_organizer
+from events.selectors import event_for_organizer, event_question_texts
 from orders import selectors
+from orders.models import answer_text
 
 ORDERS_HEADER = (
     "order",
@@ -80,9 +81,20 @@ def event_orders_csv(*, event_id: int, user: Any) -> StreamingHttpResponse:
 
 
 def event_attendees_csv(*, event_id: int, user: Any) -> StreamingHttpResponse:
+    """The attendee columns, then one per question the event asks now, in the order asked, headed by its text (an
+    answer to a question deleted since is not exported)."""
     event_for_organizer(pk=event_id, user=user)
-    rows = selectors.event_attendees_export(event_id=event_id)
-    return _response(csv_lines(ATTENDEES_HEADER, rows), f"event-{event_id}-attendees.csv")
+    questions = event_question_texts(event_id=event_id)
+    header = (*ATTENDEES_HEADER, *(text for _, text in questions))
+    rows = _with_answers(selectors.event_attendees_export(event_id=event_id), [pk for pk, _ in questions])
+    return _response(csv_lines(header, rows), f"event-{event_id}-attendees.csv")
+
+
+def _with_answers(rows: Iterable[tuple[Any, ...]], question_ids: list[int]) -> Iterator[tuple[Any, ...]]:
+    """Each row's answers (its last value) spread into one cell per question."""
+    for *row, answers in rows:
+        given = {answer["question_id"]: answer_text(answer["value"]) for answer in answers or []}
+        yield (*row, *(given.get(pk, "") for pk in question_ids))
 
 
 VOUCHERS_HEADER = (

@@ -1,13 +1,16 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 from django import forms
 from django.core.validators import RegexValidator
 
-from events.models import Event
+from events.models import Event, Question
+from orders.answers import SeatAnswers, answer_field
 from orders.checkout import Attendee
 from orders.payments import payment_methods
 from orders.selectors import BasketSummary
@@ -27,10 +30,19 @@ class CheckoutForm(forms.Form):
     )
 
     def __init__(
-        self, *args: object, total: Decimal | None = None, basket: BasketSummary | None = None, **kwargs: object
+        self,
+        *args: object,
+        total: Decimal | None = None,
+        basket: BasketSummary | None = None,
+        questions: Sequence[Question] = (),
+        **kwargs: object,
     ) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         self._seats = _named_seats(basket)
+        self._asked = _asked_seats(basket, questions)
+        for seat in self._asked:
+            for question in seat.questions:
+                self.fields[seat.field(question)] = _question_field(question)
         for seat in self._seats:
             self.fields[seat.name_field] = forms.CharField(label=f"{seat.label}: name", max_length=200)
             if seat.asks_email:
@@ -65,6 +77,18 @@ class CheckoutForm(forms.Form):
     def accepted_terms(self) -> dict[int, int]:
         """The version of each event's terms the buyer accepted: the one this form showed them."""
         return {terms.event_id: self.cleaned_data[terms.version_field] for terms in self.terms}
+
+    def question_seats(self) -> list[tuple[str, list[tuple[forms.BoundField, Question]]]]:
+        """Each seat asked about: its label and its questions' fields, each with its question."""
+        return [(seat.label, [(self[seat.field(q)], q) for q in seat.questions]) for seat in self._asked]
+
+    def answers(self) -> list[SeatAnswers]:
+        """The answers about each seat, from the cleaned form, in seat order (yes and no as booleans)."""
+        data = self.cleaned_data
+        return [
+            SeatAnswers(seat.ticket_type_id, {q.pk: _answer(q, data.get(seat.field(q))) for q in seat.questions})
+            for seat in self._asked
+        ]
 
     def attendees(self) -> list[Attendee]:
         """Who each seat is for, from the cleaned form, in seat order."""
@@ -129,6 +153,58 @@ def _named_seats(basket: BasketSummary | None) -> list[_Seat]:
             label = f"Ticket {len(seats) + 1} ({item.ticket_type_name}, {item.event_name})"
             seats.append(_Seat(item.ticket_type_id, index, label, item.attendee_data == Event.AttendeeData.NAME_EMAIL))
     return seats
+
+
+@dataclass(frozen=True)
+class _AskedSeat:
+    """One seat of the basket its event asks questions about: its fields on the checkout form."""
+
+    ticket_type_id: int
+    index: int  # within its ticket type, from 0
+    label: str
+    questions: tuple[Question, ...]
+
+    def field(self, question: Question) -> str:
+        return answer_field(self.ticket_type_id, self.index, question.pk)
+
+
+def _asked_seats(basket: BasketSummary | None, questions: Sequence[Question]) -> list[_AskedSeat]:
+    seats: list[_AskedSeat] = []
+    number = 0
+    for item in basket.items if basket else []:
+        asked = tuple(q for q in questions if q.event_id == item.event_id and q.applies_to(item.ticket_type_id))
+        for index in range(item.quantity):
+            number += 1
+            if asked:
+                label = f"Ticket {number} ({item.ticket_type_name}, {item.event_name})"
+                seats.append(_AskedSeat(item.ticket_type_id, index, label, asked))
+    return seats
+
+
+YES_NO = [("yes", "Yes"), ("no", "No")]
+
+
+def _question_field(question: Question) -> forms.Field:
+    """The field for a question, its widget fit for its kind. What the answer must be is the checkout service's to
+    say (orders.answers); the form only collects it."""
+    common: dict[str, Any] = {"label": question.text, "required": False}
+    options = [(option, option) for option in question.option_list]
+    required = {"aria-required": "true"} if question.required else {}
+    if question.kind == Question.Kind.CHOICE:
+        return forms.ChoiceField(choices=[("", "Choose…"), *options], widget=forms.Select(attrs=required), **common)
+    if question.kind == Question.Kind.MULTIPLE:
+        return forms.MultipleChoiceField(choices=options, widget=forms.CheckboxSelectMultiple, **common)
+    if question.kind == Question.Kind.YES_NO:
+        return forms.ChoiceField(choices=YES_NO, widget=forms.RadioSelect, **common)
+    if question.kind == Question.Kind.NUMBER:
+        return forms.CharField(max_length=30, widget=forms.NumberInput(attrs={"step": "any", **required}), **common)
+    return forms.CharField(max_length=1000, widget=forms.TextInput(attrs=required), **common)
+
+
+def _answer(question: Question, value: object) -> object:
+    if question.kind == Question.Kind.YES_NO and value in ("yes", "no"):
+        return value == "yes"
+    return value
 
 
 class CardPaymentForm(forms.Form):

@@ -1,6 +1,7 @@
 import secrets
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from django.conf import settings
 from django.db import models
@@ -187,6 +188,9 @@ class OrderLine(models.Model):
     # Who each seat is for, as the buyer named them at checkout ({"name", "email"} per seat, in seat order), kept
     # for the tickets, which a pending order gets only once paid. Empty where the event asks for no names.
     attendees = models.JSONField(default=list, blank=True)
+    # The buyer's answers to the event's questions, per seat in seat order (each seat a list as Ticket.answers),
+    # kept for the tickets as `attendees` is. Empty where the event asks no questions.
+    answers = models.JSONField(default=list, blank=True)
 
     class Meta:
         ordering = ["id"]
@@ -202,6 +206,11 @@ class OrderLine(models.Model):
     @property
     def line_total(self):  # type: ignore[no-untyped-def]
         return self.unit_price * self.quantity
+
+    @property
+    def seats_answered(self) -> list[list[tuple[str, str]]]:
+        """Each answered seat's answers as (question, answer) texts, for display."""
+        return [answers_shown(seat) for seat in self.answers or [] if seat]
 
 
 class Ticket(models.Model):
@@ -220,12 +229,34 @@ class Ticket(models.Model):
     # The person the ticket is for, where its event asks (Event.attendee_data); blank otherwise.
     attendee_name = models.CharField(max_length=200, blank=True)
     attendee_email = models.EmailField(max_length=254, blank=True)
+    # The buyer's answers about this ticket, each {"question_id", "question" (its text as asked), "kind", "value"},
+    # in the order asked: a copy, so that changing or deleting a question never alters what was answered. `value`
+    # is a string (text, choice; a number as written in decimal), a list of strings (multiple) or a boolean (yes_no).
+    answers = models.JSONField(default=list, blank=True)
 
     class Meta:
         ordering = ["id"]
 
     def __str__(self) -> str:
         return f"Ticket {self.code[:6]}…"
+
+    @property
+    def answers_shown(self) -> list[tuple[str, str]]:
+        """(question, answer) texts, for display."""
+        return answers_shown(self.answers)
+
+
+def answer_text(value: object) -> str:
+    """An answer as a person reads it."""
+    if isinstance(value, bool):
+        return "Yes" if value else "No"
+    if isinstance(value, list):
+        return ", ".join(map(str, value))
+    return str(value)
+
+
+def answers_shown(answers: list[dict[str, Any]] | None) -> list[tuple[str, str]]:
+    return [(answer["question"], answer_text(answer["value"])) for answer in answers or []]
 
 
 class IdempotencyRecord(models.Model):

@@ -52,6 +52,7 @@ class BasketItem:
     attendee_data: str = Event.AttendeeData.NONE
     event_terms: str = ""
     event_terms_version: int = 0
+    event_has_questions: bool = False
 
 
 @dataclass(frozen=True)
@@ -102,6 +103,7 @@ def basket_summary_of(basket: Basket, holds: list[Hold], *, now: datetime) -> Ba
             attendee_data=hold.ticket_type.event.attendee_data,
             event_terms=hold.ticket_type.event.terms,
             event_terms_version=hold.ticket_type.event.terms_version,
+            event_has_questions=hold.ticket_type.event.has_questions,
         )
         for hold in holds
     ]
@@ -483,7 +485,8 @@ def event_orders_export(*, event_id: int) -> Iterator[tuple[Any, ...]]:
 
 
 def event_attendees_export(*, event_id: int) -> Iterator[tuple[Any, ...]]:
-    """One row per valid ticket of the event (paid orders), with its check-in time; never the ticket secret."""
+    """One row per valid ticket of the event (paid orders), with its check-in time and, last, its answers; never the
+    ticket secret."""
     checked_in_at = CheckIn.objects.filter(ticket=OuterRef("pk")).values("checked_in_at")[:1]
     rows = (
         _valid_tickets_of_event(event_id)
@@ -498,6 +501,7 @@ def event_attendees_export(*, event_id: int) -> Iterator[tuple[Any, ...]]:
             "checked_in_at",
             "attendee_name",
             "attendee_email",
+            "answers",
         )
         .order_by("pk")
     )

@@ -80,6 +80,7 @@ def tickets_pdf(order: Order, tickets: list[Ticket]) -> bytes:
             f"Ticket type: {ticket.ticket_type.name}",
             f"Name: {ticket.attendee_name}" if ticket.attendee_name else f"Name: {order.name}",
             *([f"Bought by: {order.name}"] if ticket.attendee_name else []),
+            *(f"{question}: {answer}" for question, answer in ticket.answers_shown),
         ):
             pdf.multi_cell(width, 8, _latin1(line), new_x="LMARGIN", new_y="NEXT")
         void = _void(order, ticket)

@@ -157,9 +157,10 @@ def checkout(request: HttpRequest) -> HttpResponse:
                 return _order_page(placed)
         messages.info(request, "Your basket is empty.")
         return redirect("orders:basket")
-    form = CheckoutForm(request.POST if request.method == "POST" else None, total=basket.total, basket=basket)
+    form = _checkout_form(request, basket)
     if request.method == "POST" and form.is_valid():
         data, attendees, accepted_terms = form.cleaned_data, form.attendees(), form.accepted_terms()
+        answers = form.answers()
         try:
             result = order_place(
                 token=basket.token,
@@ -175,9 +176,11 @@ def checkout(request: HttpRequest) -> HttpResponse:
                     payment_method=data["payment_method"],
                     attendees=attendees,
                     accepted_terms=accepted_terms,
+                    answers=answers,
                 ),
                 attendees=attendees,
                 accepted_terms=accepted_terms,
+                answers=answers,
             )
         except ApplicationError as error:
             for field, field_errors in (error.errors or {}).items():
@@ -190,6 +193,14 @@ def checkout(request: HttpRequest) -> HttpResponse:
             request.session.pop(SESSION_BASKET, None)
             return _order_page(result.order)
     return render(request, "orders/checkout.html", {"basket": basket, "form": form})
+
+
+def _checkout_form(request: HttpRequest, basket: BasketSummary) -> CheckoutForm:
+    """The checkout form for this basket, with the questions its events ask (read only for events that have some)."""
+    asking = [item.event_id for item in basket.items if item.event_has_questions]
+    questions = catalog.questions_of_events(event_ids=asking) if asking else []
+    data = request.POST if request.method == "POST" else None
+    return CheckoutForm(data, total=basket.total, basket=basket, questions=questions)
 
 
 def _order_page(order: Order) -> HttpResponse:

@@ -118,6 +118,27 @@ def test_a_pending_order_keeps_the_names_until_it_is_paid(stripe_shop, named, no
     ]
 
 
+def buy_on_the_page(client, ticket_type, quantity, fields):  # type: ignore[no-untyped-def]
+    """Buys through the basket and checkout pages with these checkout fields: the order and its page's HTML."""
+    client.post(f"/events/{ticket_type.event.slug}/basket/", {"ticket_type": ticket_type.pk, "quantity": quantity})
+    placed = _checkout(client, **fields)
+    order = Order.objects.get()
+    assert placed["Location"] == f"/orders/{order.code}/{order.secret}/"
+    return order, client.get(placed["Location"]).content.decode()
+
+
+def pdf_text(client, order) -> str:  # type: ignore[no-untyped-def]
+    """The text of the order's tickets PDF, as its buyer downloads it."""
+    pdf = client.get(f"/orders/{order.code}/{order.secret}/tickets.pdf").content
+    return " ".join(p.extract_text() for p in PdfReader(io.BytesIO(pdf)).pages)
+
+
+def attendee_export(staff_api, event_id: int) -> list[dict[str, str]]:  # type: ignore[no-untyped-def]
+    """The event's attendee CSV export, as rows by column name."""
+    export = b"".join(staff_api.get(f"/api/events/{event_id}/attendees.csv").streaming_content).decode()
+    return list(csv.DictReader(io.StringIO(export)))
+
+
 # --- the checkout page ----------------------------------------------------------------------------------------
 
 
@@ -135,27 +156,21 @@ def test_the_page_asks_who_is_coming_and_says_what_is_missing_next_to_the_field(
 
 
 def test_the_names_reach_the_order_page_pdf_email_door_and_export(client, staff_api, named):
-    client.post(f"/events/{named.event.slug}/basket/", {"ticket_type": named.pk, "quantity": 2})
     fields = {}
     for index, attendee in enumerate(two(named)):
         fields[f"attendee_{named.pk}_{index}_name"] = attendee["name"]
         fields[f"attendee_{named.pk}_{index}_email"] = attendee["email"]
-    placed = _checkout(client, **fields)
-    order = Order.objects.get()
-    assert placed["Location"] == f"/orders/{order.code}/{order.secret}/"
+    order, page = buy_on_the_page(client, named, 2, fields)
 
-    page = client.get(placed["Location"]).content.decode()
     assert "For Grace Hopper" in page
     assert "For Alan Turing" in page
-    pdf = client.get(f"/orders/{order.code}/{order.secret}/tickets.pdf").content
-    text = " ".join(p.extract_text() for p in PdfReader(io.BytesIO(pdf)).pages)
+    text = pdf_text(client, order)
     assert "Name: Grace Hopper" in text
     assert "Bought by: Ada Lovelace" in text
     send_queued_emails()
     assert "for Grace Hopper, Alan Turing" in mail.outbox[0].body
 
-    export = b"".join(staff_api.get(f"/api/events/{named.event_id}/attendees.csv").streaming_content).decode()
-    rows = list(csv.DictReader(io.StringIO(export)))
+    rows = attendee_export(staff_api, named.event_id)
     assert [(r["attendee_name"], r["attendee_email"]) for r in rows] == [
         ("Grace Hopper", "grace@example.com"),
         ("Alan Turing", "alan@example.com"),

@@ -17,6 +17,7 @@ from django.db import connections
 from django.utils import timezone
 from pypdf import PdfReader
 
+from events.services import event_update
 from events.tests.factories import EventFactory, TicketTypeFactory, VoucherFactory
 from orders.models import Hold, Order
 from orders.payments import TEST_DECLINE_EMAIL
@@ -34,6 +35,11 @@ CHROMIUM_ARGS = [
     "--disable-dev-shm-usage",
 ]
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-results"
+QUESTIONS = [
+    {"text": "Seat cushion", "kind": "choice", "required": True, "options": ["Yes, a cushion", "No, thanks"]},
+    {"text": "Dietary needs", "kind": "text"},
+    {"text": "Programme booklet", "kind": "yes_no", "required": True},
+]
 VIEWPORTS = {"desktop": {"width": 1280, "height": 900}, "mobile": {"width": 375, "height": 812}}
 
 pytestmark = [
@@ -101,6 +107,8 @@ def _screenshot(page, name: str) -> None:  # type: ignore[no-untyped-def]
 def test_a_shopper_buys_two_tickets(browser, live_server, shop, viewport):  # type: ignore[no-untyped-def]
     event, standard = shop
     type(event).objects.filter(pk=event.pk).update(attendee_data="name")  # the quartet prints a name on each ticket
+    event_update(event_id=event.pk, data={"questions": QUESTIONS})
+    VoucherFactory(code="FRIENDS10", value=Decimal("10"), organizer=event.organizer)
     context = browser.new_context(viewport=VIEWPORTS[viewport], locale="en-GB")
     page = context.new_page()
     problems: list[str] = []
@@ -136,6 +144,11 @@ def test_a_shopper_buys_two_tickets(browser, live_server, shop, viewport):  # ty
     expect(page.get_by_role("status")).to_contain_text("2 × Standard reserved for you.")
     expect(page.locator(".basket-total")).to_have_text("€70.00")
     expect(page.get_by_role("timer")).to_have_text(re.compile(r"^Your tickets are held for (09:5\d|10:00)$"))
+    # A friend's voucher, applied in the basket: 10 % off both seats.
+    page.get_by_label("Voucher code").fill("friends10")
+    page.get_by_role("button", name="Apply").click()
+    expect(page.get_by_role("status")).to_contain_text("Voucher FRIENDS10 applied.")
+    expect(page.locator(".basket-total")).to_have_text("€63.00")
     snap("03-basket")
     page.get_by_role("link", name="Check out").click()
 
@@ -146,11 +159,20 @@ def test_a_shopper_buys_two_tickets(browser, live_server, shop, viewport):  # ty
     who = page.get_by_role("group", name="Who's coming?")
     who.get_by_label("Ticket 1 (Standard, Aurora Quartet: Late Beethoven): name").fill("Ada Lovelace")
     who.get_by_label("Ticket 2 (Standard, Aurora Quartet: Late Beethoven): name").fill("Charles Babbage")
+    questions = page.get_by_role("region", name="About your tickets")
+    first = questions.get_by_role("group", name="Ticket 1 (Standard, Aurora Quartet: Late Beethoven)")
+    first.get_by_label("Seat cushion").select_option("Yes, a cushion")
+    first.get_by_label("Dietary needs").fill("vegetarian")
+    first.get_by_role("group", name="Programme booklet").get_by_label("Yes").check()
+    second = questions.get_by_role("group", name="Ticket 2 (Standard, Aurora Quartet: Late Beethoven)")
+    second.get_by_label("Seat cushion").select_option("No, thanks")
+    second.get_by_role("group", name="Programme booklet").get_by_label("No").check()
     expect(page.get_by_label("Test payment (no money moves)")).to_be_checked()
     page.get_by_role("button", name="Pay and place order").click()
     expect(page.get_by_role("alert")).to_contain_text("Card declined (test provider).")
     snap("04-checkout-declined")
     assert not Order.objects.exists()
+    expect(first.get_by_label("Dietary needs")).to_have_value("vegetarian")  # the answers stay after an error
     page.get_by_label("Email").fill("ada@example.com")
     page.get_by_role("button", name="Pay and place order").click()
 
@@ -161,12 +183,15 @@ def test_a_shopper_buys_two_tickets(browser, live_server, shop, viewport):  # ty
     tickets = page.locator(".ticket-stub")
     expect(tickets).to_have_count(2)
     expect(tickets.nth(1)).to_contain_text("For Charles Babbage")
+    expect(tickets.nth(0)).to_contain_text("Dietary needs vegetarian")
+    expect(tickets.nth(1)).to_contain_text("Seat cushion No, thanks")
     snap("05-confirmation")
 
     order = Order.objects.get()
     assert order.code == code
     assert page.url.endswith(f"/orders/{order.code}/{order.secret}/")
-    assert order.total == Decimal("70.00")
+    assert order.total == Decimal("63.00")
+    assert order.lines.get().voucher.code == "FRIENDS10"
     assert order.tickets.count() == 2
     for ticket in order.tickets.all():
         expect(tickets.filter(has_text=ticket.code)).to_have_count(1)
@@ -638,4 +663,53 @@ def test_a_shopper_with_a_voucher_sees_its_prices_unlocks_press_seats_and_pays_l
     assert order.total == Decimal("56.00")
     assert order.lines.get().voucher.code == "AURORA20"
     assert problems == []
+    context.close()
+
+
+def test_an_organizer_adds_questions_in_the_admin_on_a_laptop_screen(browser, live_server, shop):  # type: ignore[no-untyped-def]
+    """The event page of the admin, at 1366×768: the questions table fits the screen beside its ticket types, and a
+    question added there is asked at checkout."""
+    from events.models import Question
+    from events.tests.factories import UserFactory
+
+    event, standard = shop
+    UserFactory(username="organizer", is_staff=True, is_superuser=True).save()
+    context = browser.new_context(viewport={"width": 1366, "height": 768}, locale="en-GB")
+    page = context.new_page()
+    page.goto(f"{live_server.url}/admin/events/event/{event.pk}/change/")
+    page.get_by_label("Username").fill("organizer")
+    page.get_by_label("Password").fill("correct-horse-battery")
+    page.get_by_role("button", name="Log in").click()
+
+    inline = page.locator("#questions-group")
+    inline.get_by_role("button", name="Add another Question").click()
+    row = inline.locator("tr.form-row").first
+    row.locator("input[name$='-text']").fill("Seat cushion")
+    row.locator("select[name$='-kind']").select_option("choice")
+    row.locator("input[name$='-required']").check()
+    row.locator("textarea[name$='-options']").fill("Yes, a cushion\nNo, thanks")
+    row.get_by_label("Standard").check()
+    box = inline.bounding_box()
+    assert box is not None
+    assert box["x"] + box["width"] <= 1366, "the questions table runs off a laptop screen"
+    types = page.locator("#ticket_types-group").bounding_box()
+    assert types is not None
+    assert types["x"] + types["width"] <= 1366, "the ticket types run off a laptop screen"
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), "the page scrolls sideways"
+    page.locator("#ticket_types-group").scroll_into_view_if_needed()
+    page.screenshot(path=str(SCREENSHOTS / "laptop-15-admin-ticket-types.png"))
+    inline.scroll_into_view_if_needed()
+    page.screenshot(path=str(SCREENSHOTS / "laptop-16-admin-questions.png"))
+    page.get_by_role("button", name="Save and continue editing").click()
+
+    expect(page.locator(".messagelist")).to_contain_text("was changed successfully")
+    question = Question.objects.get()
+    assert (question.text, question.option_list, question.ticket_type_ids) == (
+        "Seat cushion",
+        ["Yes, a cushion", "No, thanks"],
+        [standard.pk],
+    )
+    assert type(event).objects.get(pk=event.pk).has_questions
+    page.locator("#questions-group").scroll_into_view_if_needed()
+    page.screenshot(path=str(SCREENSHOTS / "laptop-17-admin-questions-saved.png"))
     context.close()

@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from aegistickets.errors import ApplicationError, ValidationFailedError
 from events.models import Event, Organizer, TicketType
-from events.services import VoucherSpec, event_create, ticket_type_create, vouchers_create
+from events.services import VoucherSpec, event_create, event_update, ticket_type_create, vouchers_create
 from orders.checkout import order_place
 from orders.models import Order
 from orders.outbox import outbox_discard
@@ -77,6 +77,9 @@ class DemoEvent:
     buyer_cancellation_before: timedelta | None = None
     organizer: str = "nachtklang"  # a key of DEMO_ORGANIZERS
     vouchers: list[DemoVoucher] = field(default_factory=list)
+    # Questions checkout asks about each ticket (events.services `questions` entries), set once the demo sales are
+    # made, as an organizer adding them later would.
+    questions: list[dict[str, Any]] = field(default_factory=list)
 
 
 DEMO_EVENTS = [
@@ -144,6 +147,11 @@ DEMO_EVENTS = [
         slug="web-craft-day-munich",
         name="Web Craft Day Munich",
         organizer="web-craft",
+        questions=[
+            {"text": "T-shirt size", "kind": "choice", "required": True, "options": ["S", "M", "L", "XL"]},
+            {"text": "Dietary needs", "kind": "text"},
+            {"text": "Joining the workshops?", "kind": "yes_no"},
+        ],
         venue="Alte Kongresshalle",
         city="Munich",
         description=(
@@ -295,6 +303,8 @@ class Command(BaseCommand):
             )
             self._sell(ticket_type, spec.sold, now=now, first_buyer=first_buyer + sales.orders, sales=sales)
         self._make_vouchers(demo, event)
+        if demo.questions:
+            event_update(event_id=event.pk, data={"questions": demo.questions})
         return sales
 
     def _make_vouchers(self, demo: DemoEvent, event: Event) -> None:

@@ -7,8 +7,8 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('events', '0008_vouchers'),
-        ('orders', '0013_accepted_terms'),
+        ('events', '0009_vouchers'),
+        ('orders', '0014_ticket_answers'),
     ]
 
     operations = [

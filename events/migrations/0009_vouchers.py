@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('events', '0007_event_organizer_required'),
+        ('events', '0008_questions'),
     ]
 
     operations = [
