@@ -183,11 +183,12 @@ class QuestionAdminForm(forms.ModelForm):
         return cleaned
 
 
-class QuestionInline(admin.TabularInline):
+class QuestionInline(OrganizerScopedAdmin, admin.TabularInline):
     """What checkout asks about each ticket. Buyers' answers keep the text they were asked: editing or deleting a
     question here changes no answer already given."""
 
     model = Question
+    organizer_path = "event__organizer"
     form = QuestionAdminForm
     extra = 0
     verbose_name_plural = "questions asked at checkout, about each ticket (of the ticket types ticked; none: all)"
