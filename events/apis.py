@@ -157,7 +157,7 @@ class EventCreateInput(JsonInput):
     organizer_id = serializers.IntegerField(
         required=False,
         default=None,
-        help_text="Whose event it is: one of your organizers. May be left out by a member of only one.",
+        help_text="Whose event it is: one of your organizers. May be left out by a member of exactly one.",
     )
     name = serializers.CharField(max_length=200)
     slug = serializers.SlugField(max_length=200, required=False, default="")

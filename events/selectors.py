@@ -91,14 +91,14 @@ def event_for_organizer(*, pk: int, user: Any) -> Event:
 
 
 def organizer_for_new_event(*, user: Any, organizer_id: int | None) -> Organizer:
-    """Whose event a staff user creates: the organizer named, if they are its member, else their only one."""
-    mine = organizers_of(user)
+    """Whose event a staff user creates: the organizer named, if it is theirs (any, for a superuser), else the one
+    organizer they are a member of (a superuser too: one who runs a single organizer's events needs not name it)."""
     if organizer_id is not None:
-        organizer = mine.filter(pk=organizer_id).first()
+        organizer = organizers_of(user).filter(pk=organizer_id).first()
         if organizer is None:
             raise ValidationFailedError(errors={"organizer_id": ["Not an organizer you are a member of."]})
         return organizer
-    first_two = list(mine[:2])
+    first_two = list(Organizer.objects.filter(members=user)[:2])
     if len(first_two) != 1:
         problem = "You are a member of no organizer." if not first_two else "Name the organizer: you have several."
         raise ValidationFailedError(errors={"organizer_id": [problem]})

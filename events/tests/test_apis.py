@@ -12,7 +12,7 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from events.models import Event, TicketType
-from events.tests.factories import EventFactory, TicketTypeFactory, UserFactory
+from events.tests.factories import EventFactory, OrganizerFactory, TicketTypeFactory, UserFactory, main_organizer
 from orders import checkout
 from orders import services as order_services
 
@@ -475,3 +475,29 @@ def test_an_event_stays_with_its_organizer_and_the_schema_does_not_offer_to_move
     assert response.status_code == 200
     event.refresh_from_db()
     assert event.organizer.slug == "main"
+
+
+def test_a_new_events_organizer_is_the_one_named_or_the_users_only_membership(db):
+    boss = UserFactory(is_staff=True, is_superuser=True)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=boss).key}")
+    body = {
+        "name": "Gala",
+        "venue": "Hall",
+        "city": "Bonn",
+        "starts_at": "2031-05-01T19:00:00Z",
+        "ends_at": "2031-05-01T23:00:00Z",
+    }
+    other = OrganizerFactory()
+
+    unnamed = client.post("/api/events", body, format="json")
+    main_organizer().members.add(boss)
+    member = client.post("/api/events", body, format="json")
+    named = client.post("/api/events", {**body, "organizer_id": other.pk}, format="json")
+
+    assert (unnamed.status_code, unnamed.json()["errors"]) == (
+        400,
+        {"organizer_id": ["You are a member of no organizer."]},
+    )
+    assert (member.status_code, member.json()["organizer_id"]) == (201, main_organizer().pk)
+    assert (named.status_code, named.json()["organizer_id"]) == (201, other.pk)  # a superuser may name any
