@@ -234,3 +234,15 @@ def test_trying_voucher_codes_is_limited_per_client_on_every_path(api, client, l
     assert add(api, ticket_type).status_code == 201  # no code: not a try
     assert client.get(page, {"voucher": "GUESS6"}, REMOTE_ADDR="192.0.2.9").status_code == 200
     assert ticket_type.holds.count() == 1
+
+
+@pytest.mark.django_db
+def test_a_voucher_key_written_with_escapes_is_counted_too(api, limits):
+    limits["basket_add_ip"] = "100/m"  # only the voucher limit may refuse here
+    ticket_type = TicketTypeFactory(capacity=50)
+    body = f'{{"ticket_type_id": {ticket_type.pk}, "quantity": 1, "\\u0076oucher": "GUESS"}}'
+    client = api
+
+    answers = [client.post("/api/basket", body, content_type="application/json").status_code for _ in range(4)]
+
+    assert answers == [400, 400, 400, 429]
