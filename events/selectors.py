@@ -227,8 +227,9 @@ def event_detail(
         raise NotFoundError("No such event.") from None
     for ticket_type in event.ticket_types.all():
         ticket_type.is_on_sale = ticket_type_is_on_sale(ticket_type, now=now)  # type: ignore[attr-defined]
-        priced = voucher is not None and voucher_applies(voucher, ticket_type)
-        ticket_type.voucher_price = voucher.price_for(ticket_type.price) if priced else None  # type: ignore[attr-defined,union-attr]
+        ticket_type.voucher_price = (  # type: ignore[attr-defined]
+            voucher.price_for(ticket_type.price) if voucher and voucher_applies(voucher, ticket_type) else None
+        )
     return event_with_questions(event) if with_questions else event
 
 
@@ -271,11 +272,16 @@ def voucher_for(*, code: str, organizer_ids: Collection[int], now: datetime) -> 
     )
     if voucher is None:
         raise VoucherInvalidError("This voucher code is not valid.")
+    voucher_check_window(voucher, now=now)
+    return voucher
+
+
+def voucher_check_window(voucher: Voucher, *, now: datetime) -> None:
+    """A voucher is good only within its window (voucher_expired outside it)."""
     if (voucher.valid_from is not None and now < voucher.valid_from) or (
         voucher.valid_until is not None and now >= voucher.valid_until
     ):
         raise VoucherExpiredError(f"The voucher code {voucher.code} is not valid at this time.")
-    return voucher
 
 
 def voucher_for_event(*, code: str, event: Event, now: datetime) -> Voucher:

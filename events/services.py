@@ -17,6 +17,7 @@ from aegistickets.errors import NotFoundError, ValidationFailedError
 from events.availability import held_for
 from events.cache import catalog_invalidate
 from events.models import Event, EventTerms, Organizer, Question, TicketType, Voucher
+from events.selectors import voucher_code
 
 EVENT_FIELDS = frozenset(
     {
@@ -34,7 +35,6 @@ EVENT_FIELDS = frozenset(
         "questions",
     }
 )
-QUESTION_FIELDS = ("text", "kind", "required", "options", "position")
 TICKET_TYPE_FIELDS = frozenset(
     {
         "name",
@@ -316,7 +316,7 @@ def vouchers_create(
     """Creates one voucher with the code given, or `count` with new random codes, all alike; for one event of the
     organizer or (`event=None`) all its events, limited to ticket types of that scope."""
     _check_voucher(organizer=organizer, event=event, spec=spec, code=code, count=count)
-    codes = [code.strip().upper()] if code else _new_voucher_codes(organizer, count)
+    codes = [voucher_code(code)] if code else _new_voucher_codes(organizer, count)
     with transaction.atomic():
         try:
             vouchers = Voucher.objects.bulk_create(

@@ -55,12 +55,19 @@ def event_page_with_voucher(request: HttpRequest, slug: str, code: str) -> HttpR
         event = selectors.event_detail(slug=slug, now=now)
     except NotFoundError:
         raise Http404 from None
+    event, extra = voucher_page(event, code=code, now=now)
+    return event_page(request, event, now=now, extra=extra)
+
+
+def voucher_page(event: Event, *, code: str, now: Any) -> tuple[Event, dict[str, Any]]:
+    """The event as a holder of the voucher `code` sees it (its prices, the hidden ticket types it unlocks) and the
+    page's voucher context; if the code is refused, the event unchanged and the reason (`voucher_error`)."""
     try:
         voucher = selectors.voucher_for_event(code=code, event=event, now=now)
     except ApplicationError as error:
-        return event_page(request, event, now=now, extra={"voucher_code": code, "voucher_error": error.detail})
-    event = selectors.event_detail(slug=slug, now=now, voucher=voucher)
-    return event_page(request, event, now=now, extra={"voucher": voucher, "voucher_code": voucher.code})
+        return event, {"voucher_code": code, "voucher_error": error.detail}
+    priced = selectors.event_detail(slug=event.slug, now=now, voucher=voucher)
+    return priced, {"voucher": voucher, "voucher_code": voucher.code}
 
 
 def event_page(

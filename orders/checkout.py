@@ -51,7 +51,7 @@ from aegistickets.errors import (
     ValidationFailedError,
     VoucherExhaustedError,
 )
-from events.selectors import questions_of_events, ticket_type_is_on_sale, voucher_for
+from events.selectors import questions_of_events, ticket_type_is_on_sale, voucher_check_window
 from orders import metrics, outbox, seats, selectors
 from orders.answers import SeatAnswers, StoredAnswers, answers_checked
 from orders.models import (
@@ -247,7 +247,7 @@ def _validate(checkout: Checkout, *, now: datetime) -> tuple[list[Hold], StoredA
     answers = _check_answers(holds, checkout.answers)
     for hold in holds:
         if hold.voucher is not None:
-            voucher_for(code=hold.voucher.code, organizer_ids=[hold.voucher.organizer_id], now=now)  # still valid
+            voucher_check_window(hold.voucher, now=now)  # still valid: the basket may have waited past its window
     for hold in holds:
         if hold.expires_at <= now:
             ticket_type = hold.ticket_type

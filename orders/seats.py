@@ -255,19 +255,12 @@ def free_redemptions(*, voucher: Voucher, basket_id: int, now: datetime) -> int:
 
 
 def redeem(counts: Mapping[int, int]) -> None:
-    """Counts redemptions (tickets, by voucher) as used, in voucher order: with the seats they priced, sold. Only for
-    redemptions a live hold kept or `free_redemptions` found free under the lock; the row's CHECK constraint refuses
-    more than the maximum anyway."""
+    """Counts redemptions (tickets, by voucher) as used, in voucher order: with the seats they priced, sold; a
+    negative count gives them back (their tickets were cancelled). Only for redemptions a live hold kept or
+    `free_redemptions` found free under the lock; the row's CHECK constraint refuses more than the maximum anyway."""
     for voucher_id, count in sorted(counts.items()):
         if count:
             Voucher.objects.filter(pk=voucher_id).update(redeemed=F("redeemed") + count)
-
-
-def unredeem(counts: Mapping[int, int]) -> None:
-    """Gives redemptions (tickets, by voucher) back: their tickets were cancelled."""
-    for voucher_id, count in sorted(counts.items()):
-        if count:
-            Voucher.objects.filter(pk=voucher_id).update(redeemed=F("redeemed") - count)
 
 
 def move_holds(*, from_basket_id: int, to_basket_id: int, until: datetime | None) -> int:
@@ -310,7 +303,7 @@ def taken_by(tickets: QuerySet[Ticket]) -> Taken:
 def give_back(taken: Taken) -> None:
     """Gives voided tickets' voucher redemptions, then their seats, back (vouchers before ticket types, as the lock
     order has them); the seat rows are locked here, so call it last."""
-    unredeem(taken.redemptions)
+    redeem({voucher_id: -count for voucher_id, count in taken.redemptions.items()})
     release(taken.seats)
 
 

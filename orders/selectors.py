@@ -511,6 +511,13 @@ def event_attendees_export(*, event_id: int) -> Iterator[tuple[Any, ...]]:
 # --- vouchers -------------------------------------------------------------------------------------------------
 
 
+def _redeemed_tickets() -> QuerySet[Ticket]:
+    """Tickets that count for their voucher's use and revenue: valid, of paid orders."""
+    return Ticket.objects.filter(
+        line__voucher__isnull=False, cancelled_at__isnull=True, order__status=Order.Status.PAID
+    )
+
+
 def vouchers_with_usage(queryset: QuerySet[Voucher], *, now: datetime) -> QuerySet[Voucher]:
     """Annotates what staff judge a voucher by: `held` (redemptions live baskets and pending orders keep), `revenue`
     (what its valid tickets of paid orders brought) and `order_count`; one query whatever the number of vouchers."""
@@ -521,9 +528,7 @@ def vouchers_with_usage(queryset: QuerySet[Voucher], *, now: datetime) -> QueryS
         .annotate(total=Sum("quantity"))
         .values("total")
     )
-    sold = Ticket.objects.filter(
-        line__voucher=OuterRef("pk"), cancelled_at__isnull=True, order__status=Order.Status.PAID
-    ).order_by()
+    sold = _redeemed_tickets().filter(line__voucher=OuterRef("pk")).order_by()
     revenue = sold.values("line__voucher").annotate(total=Sum("line__unit_price")).values("total")
     orders = sold.values("line__voucher").annotate(total=Count("order", distinct=True)).values("total")
     money = DecimalField(max_digits=12, decimal_places=2)
@@ -546,9 +551,8 @@ def event_vouchers(*, event: Event, now: datetime) -> list[Voucher]:
 def voucher_redemptions(voucher_ids: Collection[int]) -> dict[int, list[str]]:
     """Each voucher's paid orders, as "AT-XXXXXX ×2" (order code, valid tickets bought with it), in one query."""
     rows = (
-        Ticket.objects.filter(
-            line__voucher_id__in=voucher_ids, cancelled_at__isnull=True, order__status=Order.Status.PAID
-        )
+        _redeemed_tickets()
+        .filter(line__voucher_id__in=voucher_ids)
         .values_list("line__voucher_id", "order__code")
         .annotate(tickets=Count("pk"))
         .order_by("line__voucher_id", "order__code")

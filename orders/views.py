@@ -2,6 +2,7 @@
 same services as the API."""
 
 from datetime import datetime
+from typing import Any
 
 from csp.decorators import csp_update
 from django.contrib import messages
@@ -75,15 +76,12 @@ def basket_add(request: HttpRequest, slug: str) -> HttpResponse:
     except NotFoundError:
         raise Http404 from None
     code = request.POST.get("voucher", "").strip()[:64]
+    page: dict[str, Any] = {}
     if code:
         # The hidden ticket types the voucher unlocks are on its page only, as are its prices.
-        try:
-            voucher = catalog.voucher_for_event(code=code, event=event, now=now)
-        except ApplicationError as error:
-            extra = {"voucher_code": code, "voucher_error": error.detail}
-            return catalog_views.event_page(request, event, now=now, extra=extra)
-        event = catalog.event_detail(slug=slug, now=now, voucher=voucher)
-    page = {"voucher": voucher, "voucher_code": voucher.code} if code else {}
+        event, page = catalog_views.voucher_page(event, code=code, now=now)
+        if "voucher_error" in page:
+            return catalog_views.event_page(request, event, now=now, extra=page)
     chosen = request.POST.get("ticket_type")
     ticket_type = next((t for t in event.ticket_types.all() if str(t.pk) == chosen), None)
     if ticket_type is None:
