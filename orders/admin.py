@@ -360,8 +360,10 @@ class OutboundEmailAdmin(OrganizerScopedAdmin, admin.ModelAdmin):
         # As for orders: the list (and its action) needs the change permission; a single email is view-only.
         return obj is None and super().has_change_permission(request)
 
-    @admin.display(description="order", ordering="order__code")
+    @admin.display(description="order or address", ordering="order__code")
     def order_link(self, obj: OutboundEmail) -> str:
+        if obj.order_id is None:
+            return obj.recipient
         url = reverse("admin:orders_order_change", args=[obj.order_id])
         return format_html('<a href="{}">{}</a>', url, obj.order.code)
 

@@ -10,6 +10,7 @@ from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils import translation
 
 from orders import selectors
 from orders.models import Order, OutboundEmail, Refund
@@ -88,7 +89,7 @@ def refund_message(order: Order) -> EmailMultiAlternatives:
     return _message(order, subject="Refund:", template="refund", refunds=refunds)
 
 
-MESSAGES: dict[str, Callable[[Order], EmailMultiAlternatives]] = {
+ORDER_MESSAGES: dict[str, Callable[[Order], EmailMultiAlternatives]] = {
     OutboundEmail.Kind.ORDER_CONFIRMATION: order_confirmation_message,
     OutboundEmail.Kind.ORDER_CANCELLATION: order_cancellation_message,
     OutboundEmail.Kind.ORDER_NOT_COMPLETED: order_not_completed_message,
@@ -96,7 +97,15 @@ MESSAGES: dict[str, Callable[[Order], EmailMultiAlternatives]] = {
     OutboundEmail.Kind.REFUND: refund_message,
 }
 
+# The kinds about something other than an order: built from the queued row itself.
+OTHER_MESSAGES: dict[str, Callable[[OutboundEmail], EmailMultiAlternatives]] = {}
 
-def outbound_message(*, kind: str, order_id: int) -> EmailMultiAlternatives:
-    """The message of one queued email, built from the order as it is now (its refund's latest state)."""
-    return MESSAGES[kind](selectors.order_for_staff_by_id(order_id=order_id))
+
+def outbound_message(email_id: int) -> EmailMultiAlternatives:
+    """The message of one queued email, in its language, built from what it is about as that is now (an order's
+    refund's latest state, say)."""
+    email = OutboundEmail.objects.get(pk=email_id)
+    with translation.override(email.language or settings.LANGUAGE_CODE):
+        if email.order_id is not None:
+            return ORDER_MESSAGES[email.kind](selectors.order_for_staff_by_id(order_id=email.order_id))
+        return OTHER_MESSAGES[email.kind](email)

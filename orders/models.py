@@ -451,6 +451,9 @@ class OutboundEmail(models.Model):
         ORDER_NOT_COMPLETED = "order_not_completed", "Order not completed"
         TICKETS_CANCELLED = "tickets_cancelled", "Tickets cancelled"
         REFUND = "refund", "Refund"
+        ORDER_LOOKUP = "order_lookup", "Order lookup"
+        WAITING_LIST_CONFIRM = "waiting_list_confirm", "Waiting list: confirm"
+        WAITING_LIST_OFFER = "waiting_list_offer", "Waiting list: offer"
 
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"
@@ -458,7 +461,12 @@ class OutboundEmail(models.Model):
         FAILED = "failed", "Failed"
 
     kind = models.CharField(max_length=32, choices=Kind.choices)
-    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="outbound_emails")
+    # What the email is about: an order (sent to the order's address), or nothing but an address (`recipient`: the
+    # answer to "find my orders", which lists that address's orders as they are when it is sent).
+    order = models.ForeignKey(Order, null=True, blank=True, on_delete=models.CASCADE, related_name="outbound_emails")
+    recipient = models.EmailField(max_length=254, blank=True)
+    # The language it is written in: the shopper's when it was queued ("" for the site's default).
+    language = models.CharField(max_length=8, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     created_at = models.DateTimeField()
     # When a worker may take it next: now for a new row, the retry time after a failure, the end of the claim
@@ -481,9 +489,15 @@ class OutboundEmail(models.Model):
                         "order_not_completed",
                         "tickets_cancelled",
                         "refund",
+                        "order_lookup",
+                        "waiting_list_confirm",
+                        "waiting_list_offer",
                     ]
                 ),
                 name="outbound_email_kind_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(order__isnull=False) | ~Q(recipient=""), name="outbound_email_has_recipient"
             ),
             models.CheckConstraint(
                 condition=Q(status__in=["pending", "sent", "failed"]), name="outbound_email_status_valid"
@@ -501,4 +515,5 @@ class OutboundEmail(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.get_kind_display()} for order {self.order_id}: {self.status}"
+        about = f"order {self.order_id}" if self.order_id is not None else self.recipient
+        return f"{self.get_kind_display()} for {about}: {self.status}"

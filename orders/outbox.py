@@ -30,6 +30,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q
+from django.utils.translation import get_language
 
 from orders.emails import outbound_message
 from orders.models import OutboundEmail
@@ -69,7 +70,7 @@ class OutboxRun:
 class _Claim:
     pk: int
     kind: str
-    order_id: int
+    order_id: int | None
     attempt: int  # this attempt's number, from 1
 
 
@@ -78,10 +79,26 @@ def retry_delay(attempts: int) -> timedelta:
     return min(RETRY_DELAY_FIRST * (1 << min(max(attempts - 1, 0), 20)), RETRY_DELAY_CAP)
 
 
-def outbox_enqueue(*, kind: str, order_id: int, now: datetime, delay: timedelta = timedelta(0)) -> OutboundEmail:
-    """Queues one email to a buyer. Call it inside the transaction that makes the change it reports, so the
-    email exists exactly when the change commits; it costs that transaction one INSERT."""
-    return OutboundEmail.objects.create(kind=kind, order_id=order_id, created_at=now, next_attempt_at=now + delay)
+def outbox_enqueue(
+    *,
+    kind: str,
+    now: datetime,
+    order_id: int | None = None,
+    recipient: str = "",
+    language: str | None = None,
+    delay: timedelta = timedelta(0),
+) -> OutboundEmail:
+    """Queues one email: about an order (to its buyer), or to `recipient`. Call it inside the transaction that
+    makes the change it reports, so the email exists exactly when the change commits; it costs that transaction one
+    INSERT. It is written in `language`, by default the one active now (the shopper's, in a request)."""
+    return OutboundEmail.objects.create(
+        kind=kind,
+        order_id=order_id,
+        recipient=recipient,
+        language=(get_language() or "") if language is None else language,
+        created_at=now,
+        next_attempt_at=now + delay,
+    )
 
 
 def _claim_due(*, now: datetime, limit: int) -> list[_Claim]:
@@ -129,7 +146,7 @@ def _lock_due(*, now: datetime, limit: int) -> list[tuple[int, str, int, int, da
 def _send(claim: _Claim) -> str:
     """Builds and sends one email; returns the error ("" if the backend accepted it). Never raises an Exception."""
     try:
-        accepted = outbound_message(kind=claim.kind, order_id=claim.order_id).send()
+        accepted = outbound_message(claim.pk).send()
     except Exception as error:  # noqa: BLE001 - any failure (rendering, network, provider) is recorded and retried
         logger.warning(
             "outbox: sending %s failed",
