@@ -297,6 +297,27 @@ class BuyerLimitExceededError(ApplicationError):
     default_detail = "This order would take you past the event's limit of tickets per buyer."
 
 
+class WaitingListClosedError(ApplicationError):
+    code = "waiting_list_closed"
+    status = 409
+    title = "No waiting list"
+    default_detail = "This event has no waiting list."
+
+
+class TicketsAvailableError(ApplicationError):
+    code = "tickets_available"
+    status = 409
+    title = "Tickets are available"
+    default_detail = "Tickets are still available: buy them instead of waiting."
+
+
+class OfferEndedError(ApplicationError):
+    code = "offer_ended"
+    status = 409
+    title = "The offer has ended"
+    default_detail = "This offer of seats is no longer open."
+
+
 def _messages(detail: Any, prefix: str = "") -> list[str]:
     """A field's errors as the problem schema has them, flat messages: an item of a list or a field of a nested
     object that failed is named before its message ("3: Not a valid string.")."""

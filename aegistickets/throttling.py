@@ -76,6 +76,23 @@ def voucher_attempt(request: HttpRequest) -> str:
     return client_ip(request) if code else ""
 
 
+def posted_value(field: str) -> Identity:
+    """Who a request counts against by a value it posts (an email address, say), as a form field or a JSON field:
+    stripped and lower-cased, "" when absent (then the limit does not apply)."""
+
+    def identity(request: HttpRequest) -> str:
+        value: Any = request.POST.get(field, "")
+        if not value and request.content_type == "application/json":
+            try:
+                body = json.loads(request.body or b"{}")
+            except (ValueError, UnicodeDecodeError):
+                body = None
+            value = body.get(field, "") if isinstance(body, dict) else ""
+        return value.strip().lower()[:254] if isinstance(value, str) else ""
+
+    return identity
+
+
 def rate_limited(
     scope: str, *, methods: tuple[str, ...] = ("POST",), **identities: Identity
 ) -> Callable[[Callable[..., HttpResponse]], Callable[..., Any]]:

@@ -132,14 +132,14 @@ class TicketTypeInline(OrganizerScopedAdmin, _AvailabilityColumns, admin.Stacked
             {
                 "fields": (
                     ("name", "price", "capacity", "max_per_order"),
-                    ("sold", "held", "available"),
+                    ("sold", "held", "waiting", "available"),
                     ("sale_starts_at", "sale_ends_at"),
                     ("position", "requires_voucher"),
                 )
             },
         ),
     )
-    readonly_fields = ("sold", "held", "available")
+    readonly_fields = ("sold", "held", "waiting", "available")
     extra = 0
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[TicketType]:

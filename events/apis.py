@@ -187,6 +187,12 @@ class EventCreateInput(JsonInput):
         help_text="Until when buyers may cancel their own tickets from their order page (their price refunded); at "
         "the latest starts_at. Null: they may not.",
     )
+    waiting_list_enabled = serializers.BooleanField(
+        required=False,
+        default=True,
+        help_text="Shoppers may join a waiting list for a sold-out ticket type and are offered freed seats in turn. "
+        "Switching it off closes the list: nobody more is offered seats (open offers stand until they end).",
+    )
 
 
 class EventUpdateInput(EventCreateInput):
@@ -206,6 +212,7 @@ class OrganizerTicketTypeOutput(TicketTypeOutput):
     capacity = serializers.IntegerField()
     sold = serializers.IntegerField()
     held = serializers.IntegerField()
+    waiting = serializers.IntegerField(help_text="Seats its waiting list wants (confirmed entries not yet offered).")
     position = serializers.IntegerField()
     requires_voucher = serializers.BooleanField()
     on_sale = None  # type: ignore[assignment]
@@ -224,6 +231,7 @@ class OrganizerEventOutput(serializers.Serializer):
     is_published = serializers.BooleanField()
     buyer_cancellation_until = serializers.DateTimeField(allow_null=True)
     attendee_data = serializers.ChoiceField(choices=Event.AttendeeData.choices)
+    waiting_list_enabled = serializers.BooleanField()
     terms = serializers.CharField()
     terms_version = serializers.IntegerField()
     questions = QuestionOutput(many=True, source="asked_questions")

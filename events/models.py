@@ -63,6 +63,11 @@ class Event(models.Model):
     # Whether the event has questions (Question): checkout reads the event with the basket and skips the questions
     # query for the many events that ask none. Kept by events.services whenever questions are written.
     has_questions = models.BooleanField(default=False, editable=False)
+    waiting_list_enabled = models.BooleanField(
+        "waiting list",
+        default=True,
+        help_text="When a ticket type sells out, shoppers may join a waiting list and are offered freed seats in turn.",
+    )
     image = models.ImageField(upload_to="events/", blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -127,6 +132,10 @@ class TicketType(models.Model):
     # Seats in paid orders. Written only by the order services, under this row's lock, together with
     # the order lines; the constraint below makes overselling impossible even if a lock were forgotten.
     sold = models.PositiveIntegerField(default=0, editable=False)
+    # Seats the waiting list wants: the quantities of its confirmed entries not yet offered seats. They come before
+    # the public: a freed seat is the list's while this is above zero (orders/seats.py). Written only by the waiting
+    # list's services, under this row's lock.
+    waiting = models.PositiveIntegerField(default=0, editable=False)
     max_per_order = models.PositiveSmallIntegerField(default=10)
     sale_starts_at = models.DateTimeField(null=True, blank=True)
     sale_ends_at = models.DateTimeField(null=True, blank=True)

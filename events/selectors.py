@@ -34,9 +34,10 @@ M = TypeVar("M", bound=Model)
 
 
 def ticket_types_with_availability(queryset: QuerySet[TicketType], *, now: datetime) -> QuerySet[TicketType]:
-    """Annotates `held` and `available` (= capacity − sold − unexpired holds, never below 0)."""
+    """Annotates `held` and `available` (= capacity − sold − unexpired holds − seats the waiting list wants, never
+    below 0: what the public can buy)."""
     return queryset.annotate(held=held_per("ticket_type", now)).annotate(
-        available=Greatest(F("capacity") - F("sold") - F("held"), Value(0))
+        available=Greatest(F("capacity") - F("sold") - F("held") - F("waiting"), Value(0))
     )
 
 
@@ -121,20 +122,21 @@ def ticket_type_is_on_sale(ticket_type: TicketType, *, now: datetime) -> bool:
 
 
 def events_with_availability(queryset: QuerySet[Event], *, now: datetime) -> QuerySet[Event]:
-    """Annotates price_from, seats_sold, available (unsold seats not held right now) and sold_out."""
+    """Annotates price_from, seats_sold, available (unsold seats neither held right now nor wanted by a waiting
+    list) and sold_out."""
     return queryset.annotate(**_event_annotations(now))
 
 
 def _event_annotations(now: datetime) -> dict[str, object]:
     # Hidden ticket types (for voucher holders only) are no part of what the public catalog says about an event.
     types = TicketType.objects.filter(event=OuterRef("pk"), requires_voucher=False).order_by().values("event")
-    unsold = types.annotate(total=Sum(F("capacity") - F("sold"))).values("total")
+    unsold = types.annotate(total=Sum(F("capacity") - F("sold") - F("waiting"))).values("total")
     sold = types.annotate(total=Sum("sold")).values("total")
     # "From €X": the cheapest type a shopper can buy now; the cheapest of all when none can be bought.
     buyable = types.filter(
         Q(sale_starts_at__isnull=True) | Q(sale_starts_at__lte=now),
         Q(sale_ends_at__isnull=True) | Q(sale_ends_at__gt=now),
-        capacity__gt=F("sold"),
+        capacity__gt=F("sold") + F("waiting"),
     )
     cheapest_buyable = buyable.order_by("price").values("price")[:1]
     cheapest = types.order_by("price").values("price")[:1]

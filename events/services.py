@@ -31,6 +31,7 @@ EVENT_FIELDS = frozenset(
         "is_published",
         "buyer_cancellation_until",
         "attendee_data",
+        "waiting_list_enabled",
         "terms",
         "questions",
     }
@@ -79,6 +80,7 @@ def event_create(
     is_published: bool = False,
     buyer_cancellation_until: datetime | None = None,
     attendee_data: str = Event.AttendeeData.NONE,
+    waiting_list_enabled: bool = True,
     terms: str = "",
 ) -> Event:
     """Creates an event with a unique slug (derived from the name unless given)."""
@@ -100,6 +102,7 @@ def event_create(
                 is_published=is_published,
                 buyer_cancellation_until=buyer_cancellation_until,
                 attendee_data=attendee_data,
+                waiting_list_enabled=waiting_list_enabled,
             )
             if terms:
                 event.save(update_fields=_new_terms(event, terms))

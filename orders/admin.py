@@ -29,7 +29,7 @@ from events.models import Event, Organizer, TicketType, Voucher
 from events.selectors import events_of, organizers_of, ticket_types_of, voucher_code
 from events.services import MAX_VOUCHERS_PER_REQUEST, VoucherSpec, vouchers_create
 from orders import exports
-from orders.models import Basket, Hold, Order, OrderLine, OutboundEmail, Payment, Refund, Ticket
+from orders.models import Basket, Hold, Order, OrderLine, OutboundEmail, Payment, Refund, Ticket, WaitingListEntry
 from orders.outbox import outbox_enqueue, outbox_retry_now
 from orders.selectors import (
     ORDER_TO_ORGANIZER,
@@ -47,6 +47,7 @@ from orders.services import (
     refund_process,
     tickets_cancel,
 )
+from orders.waiting_list import waiting_list_summary, waiting_list_with_positions
 
 
 class ReadOnlyInline(admin.TabularInline):
@@ -133,6 +134,12 @@ class OutboundEmailInline(OrganizerScopedAdmin, ReadOnlyInline):
     verbose_name_plural = "emails to the buyer"
 
 
+def _event_choices(request: HttpRequest) -> list[tuple[str, str]]:
+    """The staff user's events, latest first, for an "event" list filter."""
+    events = events_of(request.user).order_by("-starts_at", "-id").values_list("pk", "name")
+    return [(str(pk), name) for pk, name in events]
+
+
 class OrderEventFilter(admin.SimpleListFilter):
     """Orders with at least one line of the event's ticket types (each order once)."""
 
@@ -140,8 +147,7 @@ class OrderEventFilter(admin.SimpleListFilter):
     parameter_name = "event"
 
     def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
-        events = events_of(request.user).order_by("-starts_at", "-id").values_list("pk", "name")
-        return [(str(pk), name) for pk, name in events]
+        return _event_choices(request)
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Order]) -> QuerySet[Order]:
         value = self.value()
@@ -314,6 +320,92 @@ class OrderAdmin(OrganizerScopedAdmin, admin.ModelAdmin):
         self.message_user(request, f"Refunded {len(done)} order(s): {', '.join(done) or '-'}.", messages.SUCCESS)
         if failed:
             self.message_user(request, f"Refunds still not done: {'; '.join(failed)}", messages.WARNING)
+
+
+class WaitingListEventFilter(admin.SimpleListFilter):
+    """Entries for the event's ticket types."""
+
+    title = "event"
+    parameter_name = "event"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        return _event_choices(request)
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[WaitingListEntry]) -> QuerySet[WaitingListEntry]:
+        value = self.value()
+        if not value:
+            return queryset
+        if not value.isdigit():
+            raise IncorrectLookupParameters(f"Unknown event {value!r}.")
+        return queryset.filter(ticket_type__event_id=int(value))
+
+
+@admin.register(WaitingListEntry)
+class WaitingListEntryAdmin(OrganizerScopedAdmin, admin.ModelAdmin):
+    """The waiting list, read-only: who is in line in which place, what was offered and what became of it. Above
+    the list, the figures of what it shows (pick an event in the filter for one event's). Switching a list off is
+    the event's "waiting list" box."""
+
+    organizer_path = "ticket_type__event__organizer"
+    list_display = (
+        "position",
+        "email",
+        "ticket_type",
+        "quantity",
+        "status",
+        "created_at",
+        "confirmed_at",
+        "offered_at",
+        "offer_expires_at",
+        "order_link",
+    )
+    list_filter = ("status", WaitingListEventFilter)
+    search_fields = ("email",)
+    list_select_related = ("ticket_type__event", "order")
+    ordering = ("ticket_type", "confirmed_at", "id")
+    fields = readonly_fields = (
+        "email",
+        "ticket_type",
+        "quantity",
+        "status",
+        "language",
+        "created_at",
+        "confirmed_at",
+        "offered_at",
+        "offer_expires_at",
+        "ended_at",
+        "order_link",
+    )
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[WaitingListEntry]:
+        return waiting_list_with_positions(super().get_queryset(request))
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        response = super().changelist_view(request, extra_context)
+        context = getattr(response, "context_data", None)
+        if context and "cl" in context:
+            context["summary"] = waiting_list_summary(context["cl"].queryset)
+        return response
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # shoppers join; the services move entries along
+
+    def has_change_permission(self, request: HttpRequest, obj: WaitingListEntry | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: WaitingListEntry | None = None) -> bool:
+        return False
+
+    @admin.display(description="place in line", ordering="position")
+    def position(self, obj: WaitingListEntry) -> int | None:
+        return getattr(obj, "position", None)
+
+    @admin.display(description="order", ordering="order__code")
+    def order_link(self, obj: WaitingListEntry) -> str:
+        if obj.order_id is None:
+            return "–"
+        url = reverse("admin:orders_order_change", args=[obj.order_id])
+        return format_html('<a href="{}">{}</a>', url, obj.order.code)
 
 
 @admin.register(OutboundEmail)

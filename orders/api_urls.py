@@ -4,7 +4,7 @@ from django.urls import path
 
 from aegistickets import converters  # noqa: F401 - registers <id>, <token>, <order_code>
 from aegistickets.http import client_ip
-from aegistickets.throttling import rate_limited, voucher_attempt
+from aegistickets.throttling import posted_value, rate_limited, voucher_attempt
 from orders import apis
 
 urlpatterns = [
@@ -24,6 +24,13 @@ urlpatterns = [
         ),
         name="checkout",
     ),
+    path(
+        "waiting-list",
+        rate_limited("waiting_list", ip=client_ip, email=posted_value("email"))(apis.WaitingListJoinApi.as_view()),
+        name="waiting-list-join",
+    ),
+    path("waiting-list/<token:token>", apis.WaitingListEntryApi.as_view(), name="waiting-list-entry"),
+    path("waiting-list/<token:token>/confirm", apis.WaitingListConfirmApi.as_view(), name="waiting-list-confirm"),
     path("orders", apis.OrderListApi.as_view(), name="orders"),
     path("orders/<order_code:code>", apis.OrderApi.as_view(), name="order"),
     path("orders/<order_code:code>/cancel", apis.OrderCancelApi.as_view(), name="order-cancel"),

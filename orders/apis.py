@@ -10,6 +10,8 @@ from typing import Any
 from django.http import HttpRequest, StreamingHttpResponse
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import get_language
+from django.utils.translation import gettext as _
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.permissions import BasePermission
@@ -34,9 +36,9 @@ from aegistickets.errors import ValidationFailedError
 from events.models import Voucher
 from events.selectors import event_for_organizer
 from events.services import MAX_VOUCHERS_PER_REQUEST, VoucherSpec, vouchers_create
-from orders import checkout, exports, selectors, services
+from orders import checkout, exports, selectors, services, waiting_list
 from orders.answers import SeatAnswers
-from orders.models import Order, Payment, Refund
+from orders.models import Order, Payment, Refund, WaitingListEntry
 from orders.selectors import BasketSummary, OrderDetail
 
 MAX_ID = 2**63 - 1
@@ -746,3 +748,84 @@ class EventVouchersApi(APIView):
         )
         vouchers = selectors.vouchers_by_id([voucher.pk for voucher in created], now=timezone.now())
         return Response(VouchersOutput({"vouchers": vouchers}).data, status=status.HTTP_201_CREATED)
+
+
+# --- the waiting list ---------------------------------------------------------------------------------------
+
+
+class WaitingListJoinInput(JsonInput):
+    ticket_type_id = serializers.IntegerField(min_value=1, max_value=MAX_ID)
+    email = serializers.EmailField(max_length=254)
+    quantity = serializers.IntegerField(min_value=1, max_value=1000)
+
+
+class WaitingListJoinOutput(serializers.Serializer):
+    status = serializers.CharField(
+        help_text='Always "confirmation_sent", whether the address was in line before or not.'
+    )
+    detail = serializers.CharField()
+
+
+class WaitingListEntryOutput(ReusedSerializer):
+    ticket_type_id = serializers.IntegerField(source="entry.ticket_type_id")
+    event_id = serializers.IntegerField(source="entry.ticket_type.event_id")
+    email = serializers.EmailField(source="entry.email")
+    quantity = serializers.IntegerField(source="entry.quantity")
+    status = serializers.ChoiceField(source="entry.status", choices=WaitingListEntry.Status.choices)
+    position = serializers.IntegerField(
+        allow_null=True, help_text="The place in line while waiting (1: next), else null."
+    )
+    created_at = ShopDateTimeField(source="entry.created_at")
+    confirmed_at = ShopDateTimeField(source="entry.confirmed_at", allow_null=True)
+    offer_expires_at = ShopDateTimeField(source="entry.offer_expires_at", allow_null=True)
+    offer_basket = serializers.CharField(
+        allow_null=True, help_text="While an offer is open: the token of the basket holding the offered seats."
+    )
+
+
+def _entry_response(entry: WaitingListEntry, *, now: Any) -> Response:
+    return Response(WaitingListEntryOutput.represent(waiting_list.waiting_entry_state(entry, now=now)))
+
+
+class WaitingListJoinApi(APIView):
+    """Joins a sold-out ticket type's waiting list; the address confirms by the emailed link (double opt-in). The
+    answer is the same whether the address was in line already or not: it tells nobody who waits for what."""
+
+    @extend_schema(
+        operation_id="waiting_list_join",
+        request=WaitingListJoinInput,
+        responses={202: WaitingListJoinOutput, **problems(400, 404, 409, 429)},
+    )
+    def post(self, request: Request) -> Response:
+        data = validated_input(WaitingListJoinInput, request.data)
+        waiting_list.waiting_list_join(
+            ticket_type_id=data["ticket_type_id"],
+            email=data["email"],
+            quantity=data["quantity"],
+            language=get_language() or "",
+            now=timezone.now(),
+        )
+        detail = _("We sent a link to that address: open it to confirm the place in line.")
+        return Response({"status": "confirmation_sent", "detail": detail}, status=status.HTTP_202_ACCEPTED)
+
+
+class WaitingListEntryApi(APIView):
+    """A waiting-list entry, by the private token of its emailed link."""
+
+    @extend_schema(operation_id="waiting_list_entry", responses={200: WaitingListEntryOutput, **problems(404)})
+    def get(self, request: Request, token: str) -> Response:
+        return _entry_response(waiting_list.waiting_entry(token), now=timezone.now())
+
+    @extend_schema(operation_id="waiting_list_leave", responses={200: WaitingListEntryOutput, **problems(404)})
+    def delete(self, request: Request, token: str) -> Response:
+        now = timezone.now()
+        return _entry_response(waiting_list.waiting_list_leave(token=token, now=now), now=now)
+
+
+class WaitingListConfirmApi(APIView):
+    @extend_schema(
+        operation_id="waiting_list_confirm", request=None, responses={200: WaitingListEntryOutput, **problems(404, 409)}
+    )
+    def post(self, request: Request, token: str) -> Response:
+        now = timezone.now()
+        return _entry_response(waiting_list.waiting_list_confirm(token=token, now=now), now=now)

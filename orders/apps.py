@@ -10,9 +10,10 @@ class OrdersConfig(AppConfig):
         from aegistickets.metrics import register_collector
         from events.availability import register_held_seats
         from orders import seats
-        from orders.metrics import EmailOutboxCollector, PaymentsCollector, ShopStateCollector
+        from orders.metrics import EmailOutboxCollector, PaymentsCollector, ShopStateCollector, WaitingListCollector
 
         register_held_seats(seats.held_seats)
         register_collector(ShopStateCollector())
         register_collector(EmailOutboxCollector())
         register_collector(PaymentsCollector())
+        register_collector(WaitingListCollector())

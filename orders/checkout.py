@@ -68,6 +68,7 @@ from orders.models import (
 from orders.payments import Authorization, PaymentProvider, payment_provider_for, payment_provider_named
 from orders.selectors import OrderDetail
 from orders.services import basket_apply_voucher
+from orders.waiting_list import offer_used
 
 _Kept = TypeVar("_Kept")
 
@@ -435,7 +436,7 @@ def _commit(
     queued, or pending, with its seats held for the payment window. No savepoints: a unique-key clash (order code,
     idempotency key) aborts it, for the caller to sort out. Returns the order with its lines (and tickets), to show."""
     with transaction.atomic():
-        seats.lock_basket(pk=quote.basket_id)
+        basket = seats.lock_basket(pk=quote.basket_id)
         holds = _quoted_holds(quote, checkout=checkout)
         _check_buyer_limits(holds=holds, email=checkout.email)
         order = _new_order(quote, checkout=checkout, authorized=authorized, now=now, code=attempt.code)
@@ -444,6 +445,8 @@ def _commit(
                 [IdempotencyRecord(key=checkout.idempotency_key, fingerprint=checkout.fingerprint, order=order)]
             )
         _attach(authorized, order=order, now=now)
+        if basket.for_offer:
+            offer_used(basket=basket, order=order, now=now)
         if authorized.paid:
             detail = _sell(order, holds, checkout=checkout, answers=quote.answers, now=now)
             seats.release_holds(quote.basket_id)  # invisible to others until commit: no lock needed for them

@@ -11,9 +11,10 @@ from django.core.mail import EmailMultiAlternatives
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import translation
+from django.utils.translation import gettext
 
 from orders import selectors
-from orders.models import Order, OutboundEmail, Refund
+from orders.models import Order, OutboundEmail, Refund, WaitingListEntry
 from orders.tickets import tickets_pdf
 
 
@@ -97,11 +98,67 @@ ORDER_MESSAGES: dict[str, Callable[[Order], EmailMultiAlternatives]] = {
     OutboundEmail.Kind.REFUND: refund_message,
 }
 
-# The kinds about something other than an order: built from the queued row itself.
-OTHER_MESSAGES: dict[str, Callable[[OutboundEmail], EmailMultiAlternatives]] = {}
+
+def waiting_entry_url(entry: WaitingListEntry, name: str = "waiting-list-entry") -> str:
+    """An absolute private link of a waiting-list entry: its page, or (`name`) its offer or one-click leave."""
+    site: str = settings.SITE_URL
+    return site.rstrip("/") + reverse(f"orders:{name}", kwargs={"token": entry.token})
 
 
-def outbound_message(email_id: int) -> EmailMultiAlternatives:
+def _waiting_list_message(
+    email: OutboundEmail, *, subject: str, template: str, **extra: object
+) -> EmailMultiAlternatives:
+    """To the entry's address, with a one-click way out (RFC 8058) that mail programs offer as "unsubscribe"."""
+    entry = WaitingListEntry.objects.select_related("ticket_type__event").get(outbound_emails=email.pk)
+    context = {
+        "entry": entry,
+        "event": entry.ticket_type.event,
+        "entry_url": waiting_entry_url(entry),
+        "leave_url": waiting_entry_url(entry, "waiting-list-leave"),
+        **extra,
+    }
+    message = EmailMultiAlternatives(
+        subject=f"{subject} {entry.ticket_type.event.name} - {entry.ticket_type.name}"[:200],
+        body=render_to_string(f"orders/email/{template}.txt", context),
+        from_email=settings.DEFAULT_FROM_EMAIL,
+        to=[entry.email],
+        headers={
+            "List-Unsubscribe": f"<{context['leave_url']}>",
+            "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+        },
+    )
+    message.attach_alternative(render_to_string(f"orders/email/{template}.html", context), "text/html")
+    return message
+
+
+def waiting_list_confirm_message(email: OutboundEmail) -> EmailMultiAlternatives:
+    """The link that confirms a place in line (or shows where it stands, for an address already in line)."""
+    return _waiting_list_message(
+        email, subject=gettext("Confirm your place on the waiting list:"), template="waiting_list_confirm"
+    )
+
+
+def waiting_list_offer_message(email: OutboundEmail) -> EmailMultiAlternatives | None:
+    """Seats are held for the shopper until the offer ends: the link opens a basket with them. Not sent once the
+    offer has ended (used, left or expired) before the email went out."""
+    entry = WaitingListEntry.objects.filter(outbound_emails=email.pk, status=WaitingListEntry.Status.OFFERED)
+    if not entry.exists():
+        return None
+    offer_url = waiting_entry_url(entry.get(), "waiting-list-offer")
+    return _waiting_list_message(
+        email, subject=gettext("Tickets are waiting for you:"), template="waiting_list_offer", offer_url=offer_url
+    )
+
+
+# The kinds about something other than an order: built from the queued row itself; None when there is nothing to
+# send any more.
+OTHER_MESSAGES: dict[str, Callable[[OutboundEmail], EmailMultiAlternatives | None]] = {
+    OutboundEmail.Kind.WAITING_LIST_CONFIRM: waiting_list_confirm_message,
+    OutboundEmail.Kind.WAITING_LIST_OFFER: waiting_list_offer_message,
+}
+
+
+def outbound_message(email_id: int) -> EmailMultiAlternatives | None:
     """The message of one queued email, in its language, built from what it is about as that is now (an order's
     refund's latest state, say)."""
     email = OutboundEmail.objects.get(pk=email_id)

@@ -8,6 +8,7 @@ from typing import Any
 
 from django import forms
 from django.core.validators import RegexValidator
+from django.utils.translation import gettext_lazy as _
 
 from events.models import Event, Question
 from orders.answers import SeatAnswers, answer_field
@@ -224,3 +225,11 @@ class CheckInForm(forms.Form):
             attrs={"autofocus": True, "autocomplete": "off", "autocapitalize": "characters", "spellcheck": "false"}
         ),
     )
+
+
+class WaitingListForm(forms.Form):
+    """Joining a ticket type's waiting list from the event page; the service decides whether it may."""
+
+    ticket_type = forms.IntegerField(widget=forms.HiddenInput, min_value=1)
+    email = forms.EmailField(label=_("Email"), max_length=254, widget=forms.EmailInput(attrs={"autocomplete": "email"}))
+    quantity = forms.IntegerField(label=_("Tickets wanted"), min_value=1, max_value=1000, initial=1)

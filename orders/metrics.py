@@ -4,7 +4,7 @@ Counters that must match committed data (tickets sold, orders placed, successful
 `transaction.on_commit` callbacks registered by the services: a rolled-back checkout counts nothing.
 A refused step (sold out, payment declined, …) committed nothing; it is counted when it leaves the service.
 Gauges (seats remaining, active holds; the email outbox) are read from the database at scrape time
-(`ShopStateCollector`, `EmailOutboxCollector`, `PaymentsCollector`).
+(`ShopStateCollector`, `EmailOutboxCollector`, `PaymentsCollector`, `WaitingListCollector`).
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ from aegistickets.errors import ApplicationError
 from aegistickets.metrics import CachedCollector, bounded_read
 from events.models import TicketType
 from events.selectors import ticket_types_with_availability
-from orders.models import Hold, Order, OrderLine, OutboundEmail, Payment
+from orders.models import Hold, Order, OrderLine, OutboundEmail, Payment, WaitingListEntry
+from orders.waiting_list import waiting_list_summary
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -305,3 +306,33 @@ def reconciliation_run(*, settled: Mapping[str, int], errors: int) -> CollectorR
             registry=registry,
         ).set_to_current_time()
     return registry
+
+
+class WaitingListCollector(CachedCollector):
+    """The waiting lists (orders/waiting_list.py): who waits, for how many seats, and what became of the offers.
+
+    One aggregate query per scrape at most (cached). Offers are counted from the entries, so every process reports
+    the same totals: `rate()` over `state="sent"` is offers made, over "used" and "expired" what became of them.
+    """
+
+    name = "waiting_list"
+
+    def read(self) -> list[Metric]:
+        with bounded_read():
+            summary = waiting_list_summary(WaitingListEntry.objects.all())
+        length = GaugeMetricFamily(
+            "aegistickets_waiting_list_length", "Confirmed waiting-list entries in line (not offered seats yet)."
+        )
+        length.add_metric([], summary["waiting"])
+        wanted = GaugeMetricFamily(
+            "aegistickets_waiting_list_seats", "Seats the entries in line want: kept from the public until offered."
+        )
+        wanted.add_metric([], summary["seats"])
+        offers = GaugeMetricFamily(
+            "aegistickets_waiting_list_offers",
+            "Waiting-list offers by state: sent (every offer made), open (not used or ended yet), used, expired.",
+            labels=["state"],
+        )
+        for state in ("sent", "open", "used", "expired"):
+            offers.add_metric([state], summary[state])
+        return [length, wanted, offers]

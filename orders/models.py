@@ -44,6 +44,8 @@ class Basket(models.Model):
     token = models.CharField(max_length=64, unique=True, default=new_basket_token, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # Made for a waiting-list offer: its holds are the seats offered, and the order it becomes uses the offer.
+    for_offer = models.BooleanField(default=False, db_default=False, editable=False)
 
     # Not stored: the hold a basket add just wrote, with its ticket type and event, priced as under the seat lock
     # (services.basket_add), so that the answer to the add needs no read of what it wrote.
@@ -436,6 +438,84 @@ class TestProviderPayment(models.Model):
         return f"{self.payment_id}: {self.state}"
 
 
+def new_waiting_list_token() -> str:
+    return secrets.token_urlsafe(24)
+
+
+class WaitingListEntry(models.Model):
+    """A shopper waiting for seats of a sold-out ticket type: offered freed seats in the order they confirmed.
+
+    unconfirmed → waiting (the emailed link confirmed it) → offered (seats held for them by a basket of its own, for
+    WAITING_LIST_OFFER_MINUTES) → used (an order took the basket) or expired (the offer passed to the next). They
+    may leave at any point before used; the organizer switching the list off closes it.
+    """
+
+    class Status(models.TextChoices):
+        UNCONFIRMED = "unconfirmed", "Not confirmed yet"
+        WAITING = "waiting", "Waiting"
+        OFFERED = "offered", "Offered seats"
+        USED = "used", "Bought"
+        EXPIRED = "expired", "Expired"
+        LEFT = "left", "Left"
+        CLOSED = "closed", "Closed"
+
+    ACTIVE = (Status.UNCONFIRMED, Status.WAITING, Status.OFFERED)
+
+    ticket_type = models.ForeignKey(TicketType, on_delete=models.CASCADE, related_name="waiting_list")
+    email = models.EmailField(max_length=254)  # lower-cased: one place in line per address
+    quantity = models.PositiveSmallIntegerField()
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.UNCONFIRMED)
+    # The private link's credential: confirming, leaving and taking an offer need it, nothing else.
+    token = models.CharField(max_length=64, unique=True, default=new_waiting_list_token, editable=False)
+    language = models.CharField(max_length=8, blank=True)
+    created_at = models.DateTimeField()
+    # The place in line: first confirmed, first offered.
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+    offered_at = models.DateTimeField(null=True, blank=True)
+    offer_expires_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    basket = models.ForeignKey(Basket, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    order = models.ForeignKey(Order, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+
+    class Meta:
+        verbose_name = "waiting list entry"
+        verbose_name_plural = "waiting list"
+        ordering = ["confirmed_at", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=["unconfirmed", "waiting", "offered", "used", "expired", "left", "closed"]),
+                name="waiting_entry_status_valid",
+            ),
+            models.CheckConstraint(condition=Q(quantity__gte=1), name="waiting_entry_quantity_positive"),
+            models.CheckConstraint(
+                condition=Q(status="unconfirmed") | Q(confirmed_at__isnull=False) | Q(status__in=["left", "closed"]),
+                name="waiting_entry_in_line_confirmed",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status="offered") | Q(offer_expires_at__isnull=False, basket__isnull=False),
+                name="waiting_entry_offer_has_basket",
+            ),
+            # One place in line per address and ticket type.
+            models.UniqueConstraint(
+                fields=["ticket_type", "email"],
+                condition=Q(status__in=["unconfirmed", "waiting", "offered"]),
+                name="waiting_entry_one_active_per_email",
+            ),
+        ]
+        indexes = [
+            # The queue: a ticket type's confirmed entries in line order.
+            models.Index(
+                fields=["ticket_type", "confirmed_at", "id"],
+                condition=Q(status="waiting"),
+                name="waiting_entry_line_idx",
+            ),
+            models.Index(fields=["offer_expires_at"], condition=Q(status="offered"), name="waiting_entry_offer_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.email} for {self.ticket_type_id}: {self.status}"
+
+
 class OutboundEmail(models.Model):
     """An email to a buyer, queued in the same transaction as the change it reports (the outbox).
 
@@ -465,6 +545,9 @@ class OutboundEmail(models.Model):
     # answer to "find my orders", which lists that address's orders as they are when it is sent).
     order = models.ForeignKey(Order, null=True, blank=True, on_delete=models.CASCADE, related_name="outbound_emails")
     recipient = models.EmailField(max_length=254, blank=True)
+    waiting_entry = models.ForeignKey(
+        WaitingListEntry, null=True, blank=True, on_delete=models.CASCADE, related_name="outbound_emails"
+    )
     # The language it is written in: the shopper's when it was queued ("" for the site's default).
     language = models.CharField(max_length=8, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)

@@ -85,6 +85,7 @@ def outbox_enqueue(
     now: datetime,
     order_id: int | None = None,
     recipient: str = "",
+    waiting_entry_id: int | None = None,
     language: str | None = None,
     delay: timedelta = timedelta(0),
 ) -> OutboundEmail:
@@ -95,6 +96,7 @@ def outbox_enqueue(
         kind=kind,
         order_id=order_id,
         recipient=recipient,
+        waiting_entry_id=waiting_entry_id,
         language=(get_language() or "") if language is None else language,
         created_at=now,
         next_attempt_at=now + delay,
@@ -146,7 +148,10 @@ def _lock_due(*, now: datetime, limit: int) -> list[tuple[int, str, int, int, da
 def _send(claim: _Claim) -> str:
     """Builds and sends one email; returns the error ("" if the backend accepted it). Never raises an Exception."""
     try:
-        accepted = outbound_message(claim.pk).send()
+        message = outbound_message(claim.pk)
+        if message is None:  # nothing to tell any more (the offer it announced has ended, say): done, unsent
+            return ""
+        accepted = message.send()
     except Exception as error:  # noqa: BLE001 - any failure (rendering, network, provider) is recorded and retried
         logger.warning(
             "outbox: sending %s failed",

@@ -21,6 +21,12 @@ carrying the voucher`, counted under the voucher's row lock, and `redeemed` grow
 seats. A hold that expires (an abandoned basket, a pending order never paid) gives its redemptions back as it gives
 its seats back: by no longer counting.
 
+**The waiting list comes before the public.** A ticket type's `waiting` counts the seats its waiting list wants
+(confirmed entries not yet offered any), and a basket add may hold only what is free beyond them: `capacity − sold −
+held − waiting`. So a seat freed while someone waits, by a cancellation or by a hold or pending order that simply
+expired (no write at all), can't be taken by the public; the waiting list's sweep (orders/waiting_list.py) offers it
+to the next in line by holding it in a basket of their own, moving it from `waiting` to a hold under the same lock.
+
 **SQL of its own.** This is the one module allowed to write SQL, and it does so only for the statements every basket
 add and checkout runs, where building the statement through the ORM cost several times more CPU than the database
 took to answer it (figures: docs/performance.md, "The seat protocol's statements"). Each says so; everything else
@@ -79,13 +85,26 @@ class Seats:
     capacity: int
     sold: int
     price: Decimal
+    waiting: int = 0  # seats the waiting list wants
 
 
 def free_seats(*, seats: Seats, basket_id: int, now: datetime) -> int:
-    """Seats a basket could still hold: capacity − sold − other baskets' holds."""
-    return (
-        seats.capacity - seats.sold - held_by_others(ticket_type_id=seats.ticket_type_id, basket_id=basket_id, now=now)
-    )
+    """Seats a basket could still hold: capacity − sold − other baskets' holds − what the waiting list wants."""
+    held = held_by_others(ticket_type_id=seats.ticket_type_id, basket_id=basket_id, now=now)
+    return seats.capacity - seats.sold - held - seats.waiting
+
+
+def free_for_waiting_list(*, seats: Seats, now: datetime) -> int:
+    """Seats nobody holds or bought: what the waiting list may be offered (its own wants are not subtracted)."""
+    return seats.capacity - seats.sold - held_by_others(ticket_type_id=seats.ticket_type_id, basket_id=0, now=now)
+
+
+def wait(counts: Mapping[int, int]) -> None:
+    """Counts seats (by ticket type) as wanted by the waiting list, or no longer (a negative count), in ticket-type
+    order. Call it with the ticket types locked."""
+    for ticket_type_id, count in sorted(counts.items()):
+        if count:
+            TicketType.objects.filter(pk=ticket_type_id).update(waiting=F("waiting") + count)
 
 
 def basket_holds(*, token: str | None = None, basket_id: int | None = None) -> list[Hold]:
@@ -138,10 +157,12 @@ def lock_basket(*, token: str | None = None, pk: int | None = None) -> Basket:
     SQL of its own: the ORM's SELECT … FOR NO KEY UPDATE cost ~3 times the CPU of this one, in every basket add to an
     existing basket and every checkout."""
     column, value = ("token", token) if token is not None else ("id", pk)
-    rows = _rows(f"SELECT id, token FROM {_table(Basket)} WHERE {column} = %s{_lock_clause()}", [value])  # noqa: S608 - model metadata, fixed column names
+    sql = f"SELECT id, token, for_offer FROM {_table(Basket)} WHERE {column} = %s{_lock_clause()}"  # noqa: S608 - model metadata, fixed column names
+    rows = _rows(sql, [value])
     if not rows:
         raise BasketNotFoundError()
-    return Basket.from_db(connection.alias, ["id", "token"], rows[0])
+    pk, token_, for_offer = rows[0]
+    return Basket.from_db(connection.alias, ["id", "token", "for_offer"], [pk, token_, bool(for_offer)])
 
 
 def lock_order(order_id: int) -> Order:
@@ -170,12 +191,12 @@ def lock_ticket_type(ticket_type_id: int) -> Seats:
 
     SQL of its own: the ORM's SELECT … FOR NO KEY UPDATE cost ~4 times the CPU of this one, and it runs in every
     basket add while the hot row is locked."""
-    sql = f"SELECT capacity, sold, price FROM {_table(TicketType)} WHERE id = %s{_lock_clause()}"  # noqa: S608 - model metadata
+    sql = f"SELECT capacity, sold, price, waiting FROM {_table(TicketType)} WHERE id = %s{_lock_clause()}"  # noqa: S608 - model metadata
     rows = _rows(sql, [ticket_type_id])
     if not rows:
         raise NotFoundError("No such ticket type.")  # deleted since the catalog cache read it
-    capacity, sold, price = rows[0]
-    return Seats(ticket_type_id=ticket_type_id, capacity=capacity, sold=sold, price=_money(price))
+    capacity, sold, price, waiting = rows[0]
+    return Seats(ticket_type_id=ticket_type_id, capacity=capacity, sold=sold, price=_money(price), waiting=waiting)
 
 
 # --- holding, taking, releasing -------------------------------------------------------------------------------
@@ -190,7 +211,8 @@ def new_basket() -> Basket:
     sql = f"INSERT INTO {_table(Basket)} (token, created_at, updated_at) VALUES (%s, %s, %s) RETURNING id"  # noqa: S608 - model metadata
     stamp = connection.ops.adapt_datetimefield_value(now)
     ((pk,),) = _rows(sql, [token, stamp, stamp])
-    return Basket.from_db(connection.alias, ["id", "token", "created_at", "updated_at"], [pk, token, now, now])
+    fields = ["id", "token", "created_at", "updated_at", "for_offer"]
+    return Basket.from_db(connection.alias, fields, [pk, token, now, now, False])
 
 
 def hold(

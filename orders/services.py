@@ -87,7 +87,7 @@ def basket_add(*, token: str | None, ticket_type_id: int, quantity: int, now: da
             ticket_type_id=ticket_type_id,
             held=held,
             quantity=already + quantity,
-            expires_at=now + hold_duration(),
+            expires_at=_hold_until(basket, held, now=now),
             voucher_id=priced_with.pk if priced_with is not None else None,
         )
         if priced_with is not None:
@@ -102,6 +102,13 @@ def basket_add(*, token: str | None, ticket_type_id: int, quantity: int, now: da
     hold.voucher = priced_with
     basket.just_held = hold
     return basket
+
+
+def _hold_until(basket: Basket, held: Hold | None, *, now: datetime) -> datetime:
+    """HOLD_MINUTES from now; a waiting-list offer's seats stay held until the offer ends, however the shopper
+    changes the basket."""
+    until = now + hold_duration()
+    return max(until, held.expires_at) if basket.for_offer and held is not None else until
 
 
 def _hold_of(basket: Basket, ticket_type_id: int) -> Hold | None:

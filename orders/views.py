@@ -13,6 +13,7 @@ from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import get_language
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST
 
@@ -27,15 +28,15 @@ from aegistickets.errors import (
     problem_json_response,
 )
 from aegistickets.http import client_ip
-from aegistickets.throttling import rate_limited, voucher_attempt
+from aegistickets.throttling import posted_value, rate_limited, voucher_attempt
 from events import selectors as catalog
 from events import views as catalog_views
 from events.cache import catalog_cached
 from events.forms import TicketQuantityForm
-from orders import seats, selectors, services, webhooks
+from orders import seats, selectors, services, waiting_list, webhooks
 from orders.checkout import checkout_fingerprint, order_place, payment_confirm, payment_return
-from orders.forms import CardPaymentForm, CheckInForm, CheckoutForm
-from orders.models import Order
+from orders.forms import CardPaymentForm, CheckInForm, CheckoutForm, WaitingListForm
+from orders.models import Order, WaitingListEntry
 from orders.selectors import BasketSummary
 from orders.tickets import tickets_pdf
 
@@ -415,3 +416,89 @@ def payment_webhook(request: HttpRequest, provider: str) -> JsonResponse:
     except ApplicationError as error:
         return problem_json_response(error)
     return JsonResponse({"received": True, "result": outcome.result})
+
+
+# --- the waiting list -------------------------------------------------------------------------------------------
+
+
+@require_http_methods(["GET", "POST"])
+@rate_limited("waiting_list", ip=client_ip, email=posted_value("email"))
+def waiting_list_join(request: HttpRequest, slug: str) -> HttpResponse:
+    """The event page's "Join the waiting list" for a sold-out ticket type: the emailed link confirms it. The answer
+    is the same whether the address was in line already or not."""
+    if request.method == "GET":
+        return redirect("events:detail", slug=slug)
+    form, status = WaitingListForm(request.POST), 400
+    if form.is_valid():
+        try:
+            waiting_list.waiting_list_join(
+                ticket_type_id=form.cleaned_data["ticket_type"],
+                email=form.cleaned_data["email"],
+                quantity=form.cleaned_data["quantity"],
+                language=get_language() or "",
+                now=timezone.now(),
+            )
+        except ApplicationError as error:
+            form.add_error(None, error.detail)
+            status = error.status
+        else:
+            return render(
+                request, "orders/waiting_list_joined.html", {"email": form.cleaned_data["email"], "slug": slug}
+            )
+    context = {"form": form, "slug": slug}
+    return render(request, "orders/waiting_list_joined.html", context, status=status)
+
+
+@require_http_methods(["GET", "POST"])
+def waiting_list_entry(request: HttpRequest, token: str) -> HttpResponse:
+    """An entry's private page: where it stands, and "leave". The emailed confirmation link opens it; confirming is
+    a POST (its button), so that a mail scanner fetching the link puts nobody in line."""
+    now = timezone.now()
+    error = None
+    try:
+        if request.method == "POST":
+            waiting_list.waiting_list_confirm(token=token, now=now)
+            return redirect("orders:waiting-list-entry", token=token)
+        entry = waiting_list.waiting_entry(token)
+    except NotFoundError:
+        raise Http404 from None
+    except ApplicationError as refused:
+        error, entry = refused, waiting_list.waiting_entry(token)
+    return _waiting_list_page(request, entry, now=now, error=error)
+
+
+def _waiting_list_page(
+    request: HttpRequest, entry: WaitingListEntry, *, now: datetime, error: ApplicationError | None = None
+) -> HttpResponse:
+    state = waiting_list.waiting_entry_state(entry, now=now)
+    context = {
+        "entry": entry,
+        "event": entry.ticket_type.event,
+        "position": state.position,
+        "offer_open": state.offer_open,
+        "error": error,
+    }
+    return render(request, "orders/waiting_list_entry.html", context, status=error.status if error else 200)
+
+
+@csrf_exempt  # the private token authenticates it; mail programs' one-click "unsubscribe" (RFC 8058) posts it
+@require_POST
+def waiting_list_leave(request: HttpRequest, token: str) -> HttpResponse:
+    try:
+        entry = waiting_list.waiting_list_leave(token=token, now=timezone.now())
+    except NotFoundError:
+        raise Http404 from None
+    return _waiting_list_page(request, entry, now=timezone.now())
+
+
+def waiting_list_offer(request: HttpRequest, token: str) -> HttpResponse:
+    """The offer's link: this browser's basket becomes the one holding the offered seats."""
+    now = timezone.now()
+    try:
+        basket = waiting_list.waiting_offer_basket(token=token, now=now)
+    except NotFoundError:
+        raise Http404 from None
+    except ApplicationError as error:
+        return _waiting_list_page(request, waiting_list.waiting_entry(token), now=now, error=error)
+    request.session[SESSION_BASKET] = basket.token
+    return redirect("orders:basket")

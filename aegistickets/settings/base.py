@@ -347,6 +347,12 @@ PAYMENT_METHODS = env.list("PAYMENT_METHODS", default=["test", "free"])
 PAYMENT_MINUTES = env.int("PAYMENT_MINUTES", default=15)
 if PAYMENT_MINUTES < 1:
     raise ImproperlyConfigured("PAYMENT_MINUTES must be at least 1.")
+# How long freed seats offered to the next shopper on a waiting list stay theirs before passing to the one after,
+# and how long a place in line waits for its owner to confirm it by the emailed link.
+WAITING_LIST_OFFER_MINUTES = env.int("WAITING_LIST_OFFER_MINUTES", default=30)
+if WAITING_LIST_OFFER_MINUTES < 1:
+    raise ImproperlyConfigured("WAITING_LIST_OFFER_MINUTES must be at least 1.")
+WAITING_LIST_CONFIRM_HOURS = env.int("WAITING_LIST_CONFIRM_HOURS", default=48)
 STRIPE_SECRET_KEY = env.str("STRIPE_SECRET_KEY", default="")
 STRIPE_PUBLISHABLE_KEY = env.str("STRIPE_PUBLISHABLE_KEY", default="")
 STRIPE_WEBHOOK_SECRET = env.str("STRIPE_WEBHOOK_SECRET", default="")
@@ -378,6 +384,8 @@ RATE_LIMITS = {
         "checkout_ip": "30/m",
         "checkout_basket": "10/m",
         "voucher_ip": "20/m",
+        "waiting_list_ip": "20/h",
+        "waiting_list_email": "5/h",
         "organizer": "600/m",
     }.items()
 }

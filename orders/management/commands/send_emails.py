@@ -1,4 +1,6 @@
-"""The outbox worker: sends the queued buyer emails (orders/outbox.py), next to the web processes.
+"""The outbox worker: sends the queued buyer emails (orders/outbox.py), next to the web processes. Before each
+batch it sweeps the waiting list (orders/waiting_list.py), so that freed seats are offered, and their emails
+queued, within a poll of coming free.
 
     python manage.py send_emails            # runs until SIGTERM/SIGINT, looking for due emails every few seconds
     python manage.py send_emails --once     # sends everything due now, then exits (cron, tests, a backlog)
@@ -26,6 +28,7 @@ from django.db import DatabaseError, close_old_connections, connection, connecti
 from django.utils import timezone
 
 from orders.outbox import OutboxRun, outbox_send_due
+from orders.waiting_list import waiting_list_sweep
 
 logger = logging.getLogger("orders.outbox")
 
@@ -95,6 +98,7 @@ class Command(BaseCommand):
                 # As after each web request: a connection that failed or outlived CONN_MAX_AGE is replaced.
                 close_old_connections()
             try:
+                waiting_list_sweep(now=timezone.now())
                 run = outbox_send_due(now=timezone.now(), limit=batch)
             except DatabaseError as error:
                 if once:
