@@ -75,16 +75,17 @@ def event_create(
     city: str,
     starts_at: datetime,
     ends_at: datetime,
-    description: str = "",
     slug: str = "",
-    is_published: bool = False,
-    buyer_cancellation_until: datetime | None = None,
-    attendee_data: str = Event.AttendeeData.NONE,
-    waiting_list_enabled: bool = True,
     terms: str = "",
+    **details: Any,
 ) -> Event:
-    """Creates an event with a unique slug (derived from the name unless given)."""
-    _check_event_times(starts_at, ends_at, buyer_cancellation_until)
+    """Creates an event with a unique slug (derived from the name unless given). `details` are its other fields
+    (EVENT_FIELDS: description, is_published, buyer_cancellation_until, attendee_data, waiting_list_enabled…), each
+    left at the model's default when not given."""
+    unknown = set(details) - EVENT_FIELDS
+    if unknown:
+        raise ValidationFailedError(errors={field: ["Unknown field."] for field in sorted(unknown)})
+    _check_event_times(starts_at, ends_at, details.get("buyer_cancellation_until"))
     if slug and Event.objects.filter(slug=slug).exists():
         raise ValidationFailedError(errors={"slug": ["An event with this slug already exists."]})
     try:
@@ -94,15 +95,11 @@ def event_create(
                 organizer=organizer,
                 name=name,
                 slug=slug or _unique_slug(name),
-                description=description,
                 venue=venue,
                 city=city,
                 starts_at=starts_at,
                 ends_at=ends_at,
-                is_published=is_published,
-                buyer_cancellation_until=buyer_cancellation_until,
-                attendee_data=attendee_data,
-                waiting_list_enabled=waiting_list_enabled,
+                **details,
             )
             if terms:
                 event.save(update_fields=_new_terms(event, terms))

@@ -488,7 +488,7 @@ class WaitingListEntry(models.Model):
             ),
             models.CheckConstraint(condition=Q(quantity__gte=1), name="waiting_entry_quantity_positive"),
             models.CheckConstraint(
-                condition=Q(status="unconfirmed") | Q(confirmed_at__isnull=False) | Q(status__in=["left", "closed"]),
+                condition=Q(confirmed_at__isnull=False) | ~Q(status__in=["waiting", "offered", "used"]),
                 name="waiting_entry_in_line_confirmed",
             ),
             models.CheckConstraint(

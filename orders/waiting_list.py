@@ -132,19 +132,22 @@ def _locked_entry(token: str) -> WaitingListEntry:
 
 def waiting_list_confirm(*, token: str, now: datetime) -> WaitingListEntry:
     """Puts a confirmed entry in line (its place: the moment it confirms) and counts its seats as the list's; a
-    second confirmation changes nothing. A list closed meanwhile is refused."""
+    second confirmation changes nothing. A list closed meanwhile closes the entry and refuses it."""
     with transaction.atomic():
         entry = _locked_entry(token)
         if entry.status != Status.UNCONFIRMED:
             return waiting_entry(token)
         event = entry.ticket_type.event
-        if not event.waiting_list_enabled or event.ends_at <= now:
+        closed = not event.waiting_list_enabled or event.ends_at <= now
+        if closed:
             _end(entry, status=Status.CLOSED, now=now)
-            raise WaitingListClosedError(_("This event has no waiting list."))
-        seats.lock_ticket_type(entry.ticket_type_id)
-        seats.wait({entry.ticket_type_id: entry.quantity})
-        entry.status, entry.confirmed_at = Status.WAITING, now
-        entry.save(update_fields=["status", "confirmed_at"])
+        else:
+            seats.lock_ticket_type(entry.ticket_type_id)
+            seats.wait({entry.ticket_type_id: entry.quantity})
+            entry.status, entry.confirmed_at = Status.WAITING, now
+            entry.save(update_fields=["status", "confirmed_at"])
+    if closed:  # refused after the commit: the entry stays closed
+        raise WaitingListClosedError(_("This event has no waiting list."))
     return waiting_entry(token)
 
 

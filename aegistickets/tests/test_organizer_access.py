@@ -47,6 +47,11 @@ PUBLIC_OPERATIONS = {
     "GET /api/basket/{token}": "the basket token (256 random bits) is the credential",
     "DELETE /api/basket/{token}/items/{id}": "the basket token is the credential; an item of another basket is 404",
     "POST /api/checkout": "anonymous checkout, authorised by the basket token in the body",
+    "POST /api/waiting-list": "anonymous shoppers join a waiting list; the same answer whoever is in line, and the "
+    "entry's token goes only to the address, by email (double opt-in)",
+    "GET /api/waiting-list/{token}": "the entry token (192 random bits, emailed to its address) is the credential",
+    "DELETE /api/waiting-list/{token}": "the entry token is the credential: leaving takes only that entry out of line",
+    "POST /api/waiting-list/{token}/confirm": "the entry token is the credential: confirming proves the address",
 }
 # API routes that are not operations of the schema, and why they need no token.
 NOT_IN_SCHEMA = {

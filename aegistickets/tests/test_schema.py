@@ -17,6 +17,10 @@ EXPECTED_OPERATIONS = {
     ("/api/basket/{token}", "get"),
     ("/api/basket/{token}/items/{id}", "delete"),
     ("/api/checkout", "post"),
+    ("/api/waiting-list", "post"),
+    ("/api/waiting-list/{token}", "get"),
+    ("/api/waiting-list/{token}", "delete"),
+    ("/api/waiting-list/{token}/confirm", "post"),
     ("/api/orders", "get"),
     ("/api/orders/{code}", "get"),
     # After the purchase

@@ -65,7 +65,7 @@ class Migration(migrations.Migration):
         ),
         migrations.AddConstraint(
             model_name='waitinglistentry',
-            constraint=models.CheckConstraint(condition=models.Q(('status', 'unconfirmed'), ('confirmed_at__isnull', False), ('status__in', ['left', 'closed']), _connector='OR'), name='waiting_entry_in_line_confirmed'),
+            constraint=models.CheckConstraint(condition=models.Q(('confirmed_at__isnull', False), models.Q(('status__in', ['waiting', 'offered', 'used']), _negated=True), _connector='OR'), name='waiting_entry_in_line_confirmed'),
         ),
         migrations.AddConstraint(
             model_name='waitinglistentry',

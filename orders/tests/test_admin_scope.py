@@ -26,7 +26,7 @@ from events.tests.factories import (
     organizer,
 )
 from orders import services
-from orders.models import Basket, Order, OutboundEmail
+from orders.models import Basket, Order, OutboundEmail, WaitingListEntry
 from orders.tests.test_admin import place_order
 
 pytestmark = pytest.mark.django_db
@@ -48,6 +48,8 @@ class Shops:
     b_basket: Basket
     a_voucher: Voucher
     b_voucher: Voucher
+    a_entry: WaitingListEntry
+    b_entry: WaitingListEntry
 
 
 @pytest.fixture
@@ -73,6 +75,8 @@ def shops(db: None) -> Shops:
         b_basket=basket(b_type),
         a_voucher=VoucherFactory(code="HARBOUR"),
         b_voucher=VoucherFactory(code="DUNE", organizer=b),
+        a_entry=WaitingListEntry.objects.create(ticket_type=a_type, email="a@example.com", quantity=1, created_at=now),
+        b_entry=WaitingListEntry.objects.create(ticket_type=b_type, email="b@example.com", quantity=1, created_at=now),
     )
 
 
@@ -98,6 +102,7 @@ SCOPED: dict[str, Callable[[Shops], tuple[list[Any], list[Any]]]] = {
     "orders_outboundemail": lambda s: ([*emails_of(s.only_a), *emails_of(s.mixed)], emails_of(s.only_b)),
     "orders_basket": lambda s: ([s.a_basket], [s.b_basket]),
     "events_voucher": lambda s: ([s.a_voucher], [s.b_voucher]),
+    "orders_waitinglistentry": lambda s: ([s.a_entry], [s.b_entry]),
 }
 
 
