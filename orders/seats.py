@@ -11,10 +11,10 @@ takes it. FOR NO KEY UPDATE, not FOR UPDATE: inserting a row that merely refers 
 ticket type, an order line) never waits for it. SQLite has no row locks: there every write transaction begins
 IMMEDIATE (settings), which serializes all writers, so the same code is correct on both.
 
-**One lock order**, for every writer: the basket, then orders, then events, then vouchers, then ticket types, each
-kind in primary-key order. Two writers therefore never wait for each other in a circle: no deadlock. The ticket types
-are the hot rows of an on-sale rush, so they are locked last and held for as little as possible; nothing slow (an
-email, a template, a payment call) ever runs in these transactions.
+**One lock order**, for every writer: the basket, then orders, then events, then waiting-list entries, then vouchers,
+then ticket types, each kind in primary-key order. Two writers therefore never wait for each other in a circle: no
+deadlock. The ticket types are the hot rows of an on-sale rush, so they are locked last and held for as little as
+possible; nothing slow (an email, a template, a payment call) ever runs in these transactions.
 
 **Voucher redemptions are seats of another kind**: `max_redemptions − redeemed − redemptions of unexpired holds
 carrying the voucher`, counted under the voucher's row lock, and `redeemed` grows in the transaction that sells the
