@@ -4,8 +4,10 @@ import secrets
 
 import pytest
 
+from events.tests.factories import TicketTypeFactory
 from orders import payments
 from orders.payments import FreePaymentProvider, TestPaymentProvider
+from orders.tests import test_admin
 from scripts.lib import localstripe
 from scripts.lib.localstripe import running_localstripe
 
@@ -66,3 +68,12 @@ def stripe_shop(settings, localstripe_base):
     settings.STRIPE_WEBHOOK_SECRET = "whsec_" + secrets.token_hex(16)  # pragma: allowlist secret
     settings.STRIPE_TIMEOUT_SECONDS = 5.0
     return payments.payment_provider_named("stripe")
+
+
+@pytest.fixture
+def sold_out(db):
+    """A ticket type of 2 seats, both sold (in two orders of one seat)."""
+    ticket_type = TicketTypeFactory(capacity=2, max_per_order=4)
+    orders = [test_admin.place_order((ticket_type, 1), email=f"buyer{i}@example.com") for i in range(2)]
+    ticket_type.orders = orders
+    return ticket_type

@@ -17,7 +17,7 @@ from events.tests.factories import TicketTypeFactory
 from orders import waiting_list as wl
 from orders.metrics import WaitingListCollector
 from orders.models import OutboundEmail, WaitingListEntry
-from orders.tests.test_waiting_list import free_a_seat, in_line, join, sold_out  # noqa: F401 - the fixture
+from orders.tests.test_waiting_list import free_a_seat, in_line, join
 from orders.views import SESSION_BASKET
 
 pytestmark = pytest.mark.django_db
@@ -85,7 +85,8 @@ def test_joining_while_tickets_are_available_says_so(client, ticket_type):
 def test_the_confirmation_link_shows_a_button_and_confirming_is_a_post(client, sold_out):
     entry = join(sold_out, "ada@example.com")
     page = client.get(entry_url(entry))
-    assert page.status_code == 200 and "Confirm my place" in page.content.decode()
+    assert page.status_code == 200
+    assert "Confirm my place" in page.content.decode()
     assert WaitingListEntry.objects.get().status == Status.UNCONFIRMED  # a mail scanner's GET confirms nothing
     confirmed = client.post(entry_url(entry), follow=True)
     assert "You are number 1 in line." in confirmed.content.decode()
@@ -101,7 +102,8 @@ def test_the_entry_page_has_a_fixed_number_of_queries(client, sold_out, django_a
 def test_leaving_from_the_page_and_by_one_click(client, sold_out):
     entry = in_line(sold_out, "ada@example.com")
     response = client.post(entry_url(entry, "waiting-list-leave"))  # no CSRF token: a mail program's one click
-    assert response.status_code == 200 and "You left the waiting list." in response.content.decode()
+    assert response.status_code == 200
+    assert "You left the waiting list." in response.content.decode()
     assert WaitingListEntry.objects.get().status == Status.LEFT
 
 
@@ -116,7 +118,8 @@ def test_the_offer_link_makes_the_offer_this_browser_s_basket(client, sold_out, 
     free_a_seat(sold_out)
     wl.waiting_list_sweep(now=timezone.now())
     response = client.get(entry_url(entry, "waiting-list-offer"))
-    assert response.status_code == 302 and response["Location"] == reverse("orders:basket")
+    assert response.status_code == 302
+    assert response["Location"] == reverse("orders:basket")
     entry.refresh_from_db()
     assert client.session[SESSION_BASKET] == entry.basket.token
     assert sold_out.name in client.get(reverse("orders:basket")).content.decode()
@@ -156,7 +159,8 @@ def test_api_join_answers_the_same_whether_or_not_the_address_waits(api, sold_ou
 )
 def test_api_bad_joins_are_problems_and_change_nothing(api, sold_out, body, status, code):
     response = api.post("/api/waiting-list", {"ticket_type_id": sold_out.pk, **body}, format="json")
-    assert response.status_code == status and response.json()["code"] == code
+    assert response.status_code == status
+    assert response.json()["code"] == code
     assert response["Content-Type"] == "application/problem+json"
     assert not WaitingListEntry.objects.exists()
 
@@ -164,7 +168,8 @@ def test_api_bad_joins_are_problems_and_change_nothing(api, sold_out, body, stat
 def test_api_join_of_an_available_ticket_type_is_409(api, ticket_type):
     body = {"ticket_type_id": ticket_type.pk, "email": "a@example.com", "quantity": 1}
     response = api.post("/api/waiting-list", body, format="json")
-    assert response.status_code == 409 and response.json()["code"] == "tickets_available"
+    assert response.status_code == 409
+    assert response.json()["code"] == "tickets_available"
 
 
 def test_api_entry_confirm_read_and_leave(api, sold_out):
@@ -173,9 +178,11 @@ def test_api_entry_confirm_read_and_leave(api, sold_out):
     assert confirmed.status_code == 200
     assert (confirmed.json()["status"], confirmed.json()["position"]) == ("waiting", 1)
     read = api.get(f"/api/waiting-list/{entry.token}").json()
-    assert read["ticket_type_id"] == sold_out.pk and read["offer_basket"] is None
+    assert read["ticket_type_id"] == sold_out.pk
+    assert read["offer_basket"] is None
     left = api.delete(f"/api/waiting-list/{entry.token}")
-    assert left.json()["status"] == "left" and left.json()["position"] is None
+    assert left.json()["status"] == "left"
+    assert left.json()["position"] is None
     assert api.get("/api/waiting-list/nope").status_code == 404
 
 
@@ -204,7 +211,8 @@ def test_joining_is_rate_limited_per_address_and_per_client(api, sold_out, setti
 
 def test_the_organizer_api_switches_the_list_off(staff_api, sold_out):
     response = staff_api.patch(f"/api/events/{sold_out.event_id}", {"waiting_list_enabled": False}, format="json")
-    assert response.status_code == 200 and response.json()["waiting_list_enabled"] is False
+    assert response.status_code == 200
+    assert response.json()["waiting_list_enabled"] is False
     assert Event.objects.get(pk=sold_out.event_id).waiting_list_enabled is False
 
 
