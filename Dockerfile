@@ -15,6 +15,13 @@ RUN pip wheel --no-cache-dir --wheel-dir /build/wheels -r requirements.txt \
  && /opt/venv/bin/pip install --no-cache-dir --no-index --find-links /build/wheels -r requirements.txt \
  && /opt/venv/bin/python -m pip uninstall --yes pip setuptools
 
+# ---- fonts: the tickets PDF prints any name (DejaVu: Latin, Greek, Cyrillic; Droid Sans Fallback: Chinese,
+# Japanese, Korean); fetched here so the runtime stage installs nothing and only copies the font files ----
+FROM debian:bookworm-slim AS fonts
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends fonts-dejavu-core=2.37-6 fonts-droid-fallback=1:6.0.1r16-1.1 \
+ && rm -rf /var/lib/apt/lists/*
+
 # ---- runtime: the venv, the code, the collected static files; no compilers, no pip caches ----
 FROM python:3.11.14-slim-bookworm AS runtime
 LABEL org.opencontainers.image.title="aegistickets" \
@@ -29,6 +36,8 @@ RUN groupadd --system --gid 10001 aegis \
             --shell /usr/sbin/nologin aegis
 WORKDIR /app
 COPY --from=builder /opt/venv /opt/venv
+COPY --from=fonts /usr/share/fonts/truetype/dejavu/ /usr/share/fonts/truetype/dejavu/
+COPY --from=fonts /usr/share/fonts/truetype/droid/ /usr/share/fonts/truetype/droid/
 # Only what runs (tests are left out by .dockerignore). A new Django app must be added here;
 # aegistickets/tests/test_container_image.py fails when one is missing.
 COPY manage.py gunicorn.conf.py ./
@@ -37,9 +46,12 @@ COPY events/ events/
 COPY orders/ orders/
 COPY templates/ templates/
 COPY static/ static/
+COPY locale/ locale/
 # collectstatic needs a secret key to import the settings; this throwaway one exists only in this RUN step.
-# Bytecode is compiled here, once: at run time the root filesystem is read-only.
+# The message catalogs (.po) are compiled to .mo and bytecode is compiled here, once: at run time the root
+# filesystem is read-only.
 RUN DJANGO_SECRET_KEY=collectstatic-build-step-only python manage.py collectstatic --noinput -v 0 \
+ && python -m aegistickets.catalogs \
  && python -m compileall -q /app
 # Serving settings, after the build steps: gunicorn creates the prometheus multiprocess directory at start
 # (gunicorn.conf.py); a build step importing the app with it set would fail on the missing directory.

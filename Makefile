@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 export HOST PORT
 
-.PHONY: run serve install install-dev test lint format migrate seed clean
+.PHONY: run serve install install-dev test lint format migrate seed clean catalogs messages
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,12 +23,24 @@ $(VENV)/.dev-installed: requirements.txt requirements-dev.txt | $(BIN)/python
 install: $(VENV)/.runtime-installed
 install-dev: $(VENV)/.dev-installed
 
+## catalogs: compile the message catalogs (locale/<lang>/LC_MESSAGES/django.po -> .mo; pure Python, no gettext needed)
+catalogs: install
+	$(BIN)/python -m aegistickets.catalogs
+
+## messages: re-extract every translatable string of the templates and code into locale/de/LC_MESSAGES/django.po
+## (Django's makemessages; needs GNU gettext: apt-get install gettext); then translate the new entries and run
+## `make catalogs`
+messages: install
+	DJANGO_DEBUG=1 $(BIN)/python manage.py makemessages --locale de --no-obsolete --no-location \
+		--ignore '.venv*' --ignore 'scripts/*' --ignore 'locustfiles/*' --ignore '*/tests/*' --ignore 'terraform/*' \
+		--ignore 'deploy/*' --ignore 'staticfiles/*' --ignore 'node_modules/*'
+
 .env:
 	$(PYTHON) scripts/write_env.py .env
 
 ## run: set up (venv, .env, migrate, static files, demo data); serve with gunicorn on $(HOST):$(PORT) and run the
 ## email worker (manage.py send_emails) next to it; Ctrl-C stops both
-run: install .env
+run: install .env catalogs
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py collectstatic --noinput -v 0
 	$(BIN)/python manage.py seed_demo
@@ -48,7 +60,7 @@ run: install .env
 	wait $$web; kill $$web $$worker 2>/dev/null; wait
 
 ## test: the whole suite (SQLite unless DATABASE_URL points at PostgreSQL); exit code 5 (nothing collected) fails too
-test: install-dev
+test: install-dev catalogs
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 ## lint: ruff (lint + format check), the import contracts (pyproject.toml) and mypy on the services and selectors
@@ -77,7 +89,7 @@ LOADTEST_ENV = RATE_LIMITS_ENABLED=false DURATION="$(DURATION)" USERS="$(USERS)"
 
 ## loadtest: headless Locust run of locustfiles/$(SCENARIO).py against $(HOST) into reports/<scenario>-<time>/: Locust's
 ## HTML report and CSV stats (full history), the scenario's gate table and figures in locust_summary.json; exit 1 on a FAIL
-loadtest: install-dev
+loadtest: install-dev catalogs
 	@test -f locustfiles/$(SCENARIO).py || { echo "no scenario locustfiles/$(SCENARIO).py" >&2; exit 2; }
 	@out=reports/$(SCENARIO)-$$(date +%Y%m%d-%H%M%S); mkdir -p $$out; \
 	echo "Locust $(SCENARIO) → $(LOADTEST_HOST), report in $$out/"; \

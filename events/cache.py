@@ -19,6 +19,7 @@ from django.core.cache import caches
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.middleware.csrf import get_token
+from django.utils.translation import get_language
 from rest_framework.renderers import JSONRenderer
 
 T = TypeVar("T")
@@ -64,10 +65,12 @@ def cached_page(request: HttpRequest, key: str, render_page: Callable[[dict[str,
     """A whole GET page from the catalog cache, with this visitor's own CSRF token put back in.
 
     `render_page(extra_context)` renders the page; pages carrying flash messages (per visitor) and
-    every non-GET request are rendered fresh.
+    every non-GET request are rendered fresh. A page is kept per language (the one LocaleMiddleware chose for
+    this request), so a visitor never gets a page cached in another visitor's language.
     """
     if settings.CATALOG_CACHE_SECONDS <= 0 or request.method != "GET" or get_messages(request):
         return render_page({})
+    key = f"{key}:lang={get_language()}"
 
     def render_shareable() -> tuple[int, bytes, str] | None:
         response = render_page({"csrf_token": _CSRF_PLACEHOLDER})
@@ -85,6 +88,7 @@ def cached_page(request: HttpRequest, key: str, render_page: Callable[[dict[str,
 
 
 def cached_json(key: str, compute_data: Callable[[], Any]) -> HttpResponse:
-    """A JSON response whose rendered bytes come from the catalog cache (no serializer on a hit)."""
-    body = catalog_cached(key, lambda: JSONRenderer().render(compute_data()))
+    """A JSON response whose rendered bytes come from the catalog cache (no serializer on a hit), per language like
+    the pages (a translated label in the data must not reach a reader of another language)."""
+    body = catalog_cached(f"{key}:lang={get_language()}", lambda: JSONRenderer().render(compute_data()))
     return HttpResponse(body, content_type="application/json")

@@ -63,6 +63,9 @@ MIDDLEWARE = [
     "aegistickets.security.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # After the session (the language may come from it), before CommonMiddleware and every view: each page,
+    # email queued and problem JSON of the request speaks the visitor's language (cookie, else Accept-Language).
+    "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -86,7 +89,11 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "django.template.context_processors.i18n",
             ],
+            # Every template translates and writes prices: {% translate %}, {% blocktranslate %} and |money with
+            # no {% load %} line in each file.
+            "builtins": ["django.templatetags.i18n", "aegistickets.templatetags.money"],
         },
     },
 ]
@@ -199,6 +206,17 @@ if TRUSTED_PROXY_HOPS < 0:
 # --- languages, time, files -----------------------------------------------------------------------------------
 
 LANGUAGE_CODE = "en"
+# English and German throughout (pages, emails, the tickets PDF, problem JSON `detail`). The visitor's choice is the
+# language cookie set by the switcher (django.views.i18n.set_language), else Accept-Language; URLs carry no prefix.
+LANGUAGES = [("en", "English"), ("de", "Deutsch")]
+# The catalogs in the repository (locale/<lang>/LC_MESSAGES/django.po), compiled to .mo by `make catalogs`.
+LOCALE_PATHS = [BASE_DIR / "locale"]
+# Our own date and number formats per language (aegistickets/formats/<lang>/formats.py) over Django's.
+FORMAT_MODULE_PATH = ["aegistickets.formats"]
+LANGUAGE_COOKIE_NAME = "aegis_language"
+LANGUAGE_COOKIE_AGE = 365 * 24 * 60 * 60
+LANGUAGE_COOKIE_SAMESITE = "Lax"
+LANGUAGE_COOKIE_HTTPONLY = True
 TIME_ZONE = env.str("TIME_ZONE", default="Europe/Berlin")
 USE_I18N = True
 USE_TZ = True
