@@ -28,6 +28,8 @@ api_urlpatterns = [
 urlpatterns = [
     path("api/", include((api_urlpatterns, "api"))),
     path("admin/", admin.site.urls),
+    # The language switcher of every page posts here (django.views.i18n.set_language): a cookie, no URL prefix.
+    path("i18n/", include("django.conf.urls.i18n")),
     path("", include("events.urls")),
     path("", include("orders.urls")),
 ]
