@@ -12,12 +12,17 @@ from typing import Any, ClassVar
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.http import Http404, HttpRequest, JsonResponse
+from django.utils.functional import Promise
+from django.utils.translation import gettext as gettext_now
+from django.utils.translation import gettext_lazy as _
 from rest_framework import exceptions as drf_exceptions
 from rest_framework.response import Response
 
 logger = logging.getLogger(__name__)
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
+# A message: a plain string, or a lazily translated one (rendered in the language active where it is shown).
+StrOrPromise = str | Promise
 
 
 class ApplicationError(Exception):
@@ -25,12 +30,14 @@ class ApplicationError(Exception):
 
     code: ClassVar[str] = "error"
     status: ClassVar[int] = 400
-    title: ClassVar[str] = "Request failed"
-    default_detail: ClassVar[str] = "The request could not be completed."
+    # Translated lazily: a class's message is written in the language of the request that shows it; `code` is the
+    # stable part a client matches on, in every language.
+    title: ClassVar[StrOrPromise] = _("Request failed")
+    default_detail: ClassVar[StrOrPromise] = _("The request could not be completed.")
 
     def __init__(
         self,
-        detail: str | None = None,
+        detail: StrOrPromise | None = None,
         *,
         errors: dict[str, list[str]] | None = None,
         extra: dict[str, Any] | None = None,
@@ -43,9 +50,9 @@ class ApplicationError(Exception):
     def as_problem(self) -> dict[str, Any]:
         body: dict[str, Any] = {
             "type": f"urn:aegistickets:problem:{self.code}",
-            "title": self.title,
+            "title": str(self.title),
             "status": self.status,
-            "detail": self.detail,
+            "detail": str(self.detail),
             "code": self.code,
         }
         if self.errors is not None:
@@ -57,68 +64,68 @@ class ApplicationError(Exception):
 class ValidationFailedError(ApplicationError):
     code = "validation_error"
     status = 400
-    title = "Invalid input"
-    default_detail = "Some fields are missing or invalid."
+    title = _("Invalid input")
+    default_detail = _("Some fields are missing or invalid.")
 
 
 class MaxPerOrderExceededError(ApplicationError):
     code = "max_per_order_exceeded"
     status = 400
-    title = "Too many tickets"
-    default_detail = "That is more tickets of this type than one order may hold."
+    title = _("Too many tickets")
+    default_detail = _("That is more tickets of this type than one order may hold.")
 
 
 class BasketEmptyError(ApplicationError):
     code = "basket_empty"
     status = 400
-    title = "Basket is empty"
-    default_detail = "Your basket is empty: add tickets before checking out."
+    title = _("Basket is empty")
+    default_detail = _("Your basket is empty: add tickets before checking out.")
 
 
 class NotFoundError(ApplicationError):
     code = "not_found"
     status = 404
-    title = "Not found"
-    default_detail = "No such resource."
+    title = _("Not found")
+    default_detail = _("No such resource.")
 
 
 class BasketNotFoundError(NotFoundError):
-    default_detail = "No such basket."
+    default_detail = _("No such basket.")
 
 
 class SoldOutError(ApplicationError):
     code = "sold_out"
     status = 409
-    title = "Sold out"
-    default_detail = "These tickets are sold out."
+    title = _("Sold out")
+    default_detail = _("These tickets are sold out.")
 
 
 class InsufficientInventoryError(ApplicationError):
     code = "insufficient_inventory"
     status = 409
-    title = "Not enough tickets left"
-    default_detail = "Fewer tickets are left than you asked for."
+    title = _("Not enough tickets left")
+    default_detail = _("Fewer tickets are left than you asked for.")
 
 
 class HoldExpiredError(ApplicationError):
     code = "hold_expired"
     status = 409
-    title = "Reservation expired"
-    default_detail = "Your reservation expired and the tickets are no longer available."
+    title = _("Reservation expired")
+    default_detail = _("Your reservation expired and the tickets are no longer available.")
 
 
 class NotOnSaleError(ApplicationError):
     code = "not_on_sale"
     status = 409
-    title = "Not on sale"
-    default_detail = "These tickets are not on sale right now."
+    title = _("Not on sale")
+    default_detail = _("These tickets are not on sale right now.")
 
 
 class PriceChangedError(ApplicationError):
     code = "price_changed"
     status = 409
-    title = "Basket changed"
-    default_detail = (
+    title = _("Basket changed")
+    default_detail = _(
         "Prices or quantities changed while you were paying; you were not charged. Please review your basket."
     )
 
@@ -126,120 +133,120 @@ class PriceChangedError(ApplicationError):
 class OrderNotRefundableError(ApplicationError):
     code = "order_not_refundable"
     status = 409
-    title = "Order cannot be refunded"
-    default_detail = "Only a paid order can be refunded."
+    title = _("Order cannot be refunded")
+    default_detail = _("Only a paid order can be refunded.")
 
 
 class RefundTooLargeError(ApplicationError):
     code = "refund_too_large"
     status = 422
-    title = "Refund too large"
-    default_detail = "The refunds of an order cannot add up to more than its total."
+    title = _("Refund too large")
+    default_detail = _("The refunds of an order cannot add up to more than its total.")
 
 
 class OrderNotCancellableError(ApplicationError):
     code = "order_not_cancellable"
     status = 409
-    title = "Order cannot be cancelled"
-    default_detail = "This order is not paid, so it cannot be cancelled."
+    title = _("Order cannot be cancelled")
+    default_detail = _("This order is not paid, so it cannot be cancelled.")
 
 
 class TicketNotFoundError(NotFoundError):
     """A scanned secret that matches no ticket (`not_found`, like any other missing thing)."""
 
-    title = "Ticket not found"
-    default_detail = "No ticket has this code."
+    title = _("Ticket not found")
+    default_detail = _("No ticket has this code.")
 
 
 class AlreadyCheckedInError(ApplicationError):
     code = "already_checked_in"
     status = 409
-    title = "Already checked in"
-    default_detail = "This ticket has already been checked in."
+    title = _("Already checked in")
+    default_detail = _("This ticket has already been checked in.")
 
 
 class TicketCancelledError(ApplicationError):
     code = "ticket_cancelled"
     status = 409
-    title = "Ticket cancelled"
-    default_detail = "This ticket, or its order, was cancelled: it does not admit anyone."
+    title = _("Ticket cancelled")
+    default_detail = _("This ticket, or its order, was cancelled: it does not admit anyone.")
 
 
 class TicketNotCancellableError(ApplicationError):
     code = "ticket_not_cancellable"
     status = 409
-    title = "Ticket cannot be cancelled"
-    default_detail = "Only a valid ticket that has not been admitted at the door can be cancelled."
+    title = _("Ticket cannot be cancelled")
+    default_detail = _("Only a valid ticket that has not been admitted at the door can be cancelled.")
 
 
 class CancellationClosedError(ApplicationError):
     code = "cancellation_closed"
     status = 409
-    title = "Cancellation closed"
-    default_detail = "These tickets can no longer be cancelled here; ask the organizer."
+    title = _("Cancellation closed")
+    default_detail = _("These tickets can no longer be cancelled here; ask the organizer.")
 
 
 class VoucherInvalidError(ApplicationError):
     code = "voucher_invalid"
     status = 400
-    title = "Voucher not valid"
-    default_detail = "This voucher code is not valid for these tickets."
+    title = _("Voucher not valid")
+    default_detail = _("This voucher code is not valid for these tickets.")
 
 
 class VoucherExpiredError(ApplicationError):
     code = "voucher_expired"
     status = 400
-    title = "Voucher not valid now"
-    default_detail = "This voucher code is not valid at this time."
+    title = _("Voucher not valid now")
+    default_detail = _("This voucher code is not valid at this time.")
 
 
 class VoucherExhaustedError(ApplicationError):
     code = "voucher_exhausted"
     status = 409
-    title = "Voucher used up"
-    default_detail = "This voucher code has been used as often as it may be."
+    title = _("Voucher used up")
+    default_detail = _("This voucher code has been used as often as it may be.")
 
 
 class WrongEventError(ApplicationError):
     code = "wrong_event"
     status = 409
-    title = "Ticket for another event"
-    default_detail = "This ticket is for another event."
+    title = _("Ticket for another event")
+    default_detail = _("This ticket is for another event.")
 
 
 class PaymentDeclinedError(ApplicationError):
     code = "payment_declined"
     status = 402
-    title = "Payment declined"
-    default_detail = "The payment was declined. Your tickets stay reserved until the hold expires."
+    title = _("Payment declined")
+    default_detail = _("The payment was declined. Your tickets stay reserved until the hold expires.")
 
 
 class OrderNotPayableError(ApplicationError):
     code = "order_not_payable"
     status = 409
-    title = "Order cannot be paid"
-    default_detail = "This order can no longer be paid: its payment window closed and its seats were released."
+    title = _("Order cannot be paid")
+    default_detail = _("This order can no longer be paid: its payment window closed and its seats were released.")
 
 
 class IdempotencyConflictError(ApplicationError):
     code = "idempotency_conflict"
     status = 422
-    title = "Idempotency key reused"
-    default_detail = "This Idempotency-Key was already used with a different request body."
+    title = _("Idempotency key reused")
+    default_detail = _("This Idempotency-Key was already used with a different request body.")
 
 
 class AuthenticationFailedError(ApplicationError):
     code = "authentication_failed"
     status = 401
-    title = "Authentication required"
-    default_detail = "Valid credentials are required: send `Authorization: Token <key>`."
+    title = _("Authentication required")
+    default_detail = _("Valid credentials are required: send `Authorization: Token <key>`.")
 
 
 class PermissionDeniedError(ApplicationError):
     code = "permission_denied"
     status = 403
-    title = "Permission denied"
-    default_detail = "You are not allowed to do this."
+    title = _("Permission denied")
+    default_detail = _("You are not allowed to do this.")
 
 
 class OtherOrganizersOrderError(ApplicationError):
@@ -248,8 +255,8 @@ class OtherOrganizersOrderError(ApplicationError):
 
     code = "order_of_other_organizers"
     status = 403
-    title = "Order of other organizers too"
-    default_detail = (
+    title = _("Order of other organizers too")
+    default_detail = _(
         "This order also holds tickets of another organizer's events: cancel or refund your events' tickets by "
         "their codes, or ask an administrator to act on the whole order."
     )
@@ -258,64 +265,64 @@ class OtherOrganizersOrderError(ApplicationError):
 class MethodNotAllowedError(ApplicationError):
     code = "method_not_allowed"
     status = 405
-    title = "Method not allowed"
-    default_detail = "This method is not allowed on this resource."
+    title = _("Method not allowed")
+    default_detail = _("This method is not allowed on this resource.")
 
 
 class NotAcceptableError(ApplicationError):
     code = "not_acceptable"
     status = 406
-    title = "Not acceptable"
-    default_detail = "This resource can only be rendered as JSON."
+    title = _("Not acceptable")
+    default_detail = _("This resource can only be rendered as JSON.")
 
 
 class UnsupportedMediaTypeError(ApplicationError):
     code = "unsupported_media_type"
     status = 415
-    title = "Unsupported media type"
-    default_detail = "Send the request body as application/json."
+    title = _("Unsupported media type")
+    default_detail = _("Send the request body as application/json.")
 
 
 class RateLimitedError(ApplicationError):
     code = "rate_limited"
     status = 429
-    title = "Too many requests"
-    default_detail = "Too many requests; slow down and retry later."
+    title = _("Too many requests")
+    default_detail = _("Too many requests; slow down and retry later.")
 
 
 class LoginLockedOutError(ApplicationError):
     code = "login_locked_out"
     status = 429
-    title = "Too many failed login attempts"
-    default_detail = "Too many failed login attempts from your address. Try again later."
+    title = _("Too many failed login attempts")
+    default_detail = _("Too many failed login attempts from your address. Try again later.")
 
 
 class BuyerLimitExceededError(ApplicationError):
     code = "buyer_limit_exceeded"
     status = 409
-    title = "Ticket limit per buyer reached"
-    default_detail = "This order would take you past the event's limit of tickets per buyer."
+    title = _("Ticket limit per buyer reached")
+    default_detail = _("This order would take you past the event's limit of tickets per buyer.")
 
 
 class WaitingListClosedError(ApplicationError):
     code = "waiting_list_closed"
     status = 409
-    title = "No waiting list"
-    default_detail = "This event has no waiting list."
+    title = _("No waiting list")
+    default_detail = _("This event has no waiting list.")
 
 
 class TicketsAvailableError(ApplicationError):
     code = "tickets_available"
     status = 409
-    title = "Tickets are available"
-    default_detail = "Tickets are still available: buy them instead of waiting."
+    title = _("Tickets are available")
+    default_detail = _("Tickets are still available: buy them instead of waiting.")
 
 
 class OfferEndedError(ApplicationError):
     code = "offer_ended"
     status = 409
-    title = "The offer has ended"
-    default_detail = "This offer of seats is no longer open."
+    title = _("The offer has ended")
+    default_detail = _("This offer of seats is no longer open.")
 
 
 def _messages(detail: Any, prefix: str = "") -> list[str]:
@@ -341,7 +348,7 @@ def application_error_from(exc: Exception) -> ApplicationError | None:
     if isinstance(exc, drf_exceptions.ValidationError):
         return ValidationFailedError(errors=_field_errors(exc.detail))
     if isinstance(exc, drf_exceptions.ParseError):
-        return ValidationFailedError(f"Malformed request body: {exc.detail}")
+        return ValidationFailedError(gettext_now("Malformed request body: %(reason)s") % {"reason": exc.detail})
     if isinstance(exc, drf_exceptions.UnsupportedMediaType):
         return UnsupportedMediaTypeError()
     if isinstance(exc, drf_exceptions.NotAcceptable):
@@ -392,8 +399,8 @@ def problem_json_response(error: ApplicationError) -> JsonResponse:
 class InternalServerError(ApplicationError):
     code = "internal_error"
     status = 500
-    title = "Internal server error"
-    default_detail = "Something went wrong on our side; it has been logged."
+    title = _("Internal server error")
+    default_detail = _("Something went wrong on our side; it has been logged.")
 
 
 def is_api_request(request: HttpRequest) -> bool:

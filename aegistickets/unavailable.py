@@ -21,6 +21,7 @@ from typing import Any
 
 from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse
+from django.utils.translation import gettext_lazy as _
 
 from aegistickets.errors import ApplicationError
 from aegistickets.views import error_page
@@ -35,8 +36,8 @@ BUSY_SQLSTATES = frozenset({"55P03", "57014", "40P01"})
 class ServiceUnavailableError(ApplicationError):
     code = "service_unavailable"
     status = 503
-    title = "Service unavailable"
-    default_detail = "The shop cannot reach its database right now. Nothing was saved; please retry shortly."
+    title = _("Service unavailable")
+    default_detail = _("The shop cannot reach its database right now. Nothing was saved; please retry shortly.")
     retry_after = 5
 
     def __init__(self, detail: str | None = None, **kwargs: Any) -> None:
@@ -47,8 +48,8 @@ class ServiceUnavailableError(ApplicationError):
 
 class DatabaseBusyError(ServiceUnavailableError):
     code = "database_busy"
-    title = "Busy, please retry"
-    default_detail = "The shop is too busy to finish this request in time. Nothing was saved; please retry."
+    title = _("Busy, please retry")
+    default_detail = _("The shop is too busy to finish this request in time. Nothing was saved; please retry.")
     retry_after = 2
 
 

@@ -5,6 +5,9 @@ from decimal import ROUND_HALF_UP, Decimal
 from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
+from django.utils.translation import gettext
+
+from aegistickets.money import format_money
 
 
 class Organizer(models.Model):
@@ -239,12 +242,12 @@ class Voucher(models.Model):
     def describe(self) -> str:
         """The effect in words, as shoppers and staff read it."""
         if self.discount_type == self.DiscountType.PERCENT:
-            return f"{self.value.normalize():f} % off"
+            return gettext("%(percent)s %% off") % {"percent": f"{self.value.normalize():f}"}
         if self.discount_type == self.DiscountType.FIXED:
-            return f"{self.value:.2f} off"
+            return gettext("%(amount)s off") % {"amount": format_money(self.value)}
         if self.discount_type == self.DiscountType.PRICE:
-            return f"price {self.value:.2f}"
-        return "unlocks tickets"
+            return gettext("price %(amount)s") % {"amount": format_money(self.value)}
+        return gettext("unlocks tickets")
 
 
 class Question(models.Model):

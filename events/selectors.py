@@ -25,6 +25,7 @@ from django.db.models import (
     prefetch_related_objects,
 )
 from django.db.models.functions import Coalesce, Greatest
+from django.utils.translation import gettext as _
 
 from aegistickets.errors import NotFoundError, ValidationFailedError, VoucherExpiredError, VoucherInvalidError
 from events.availability import held_per
@@ -87,7 +88,7 @@ def event_for_organizer(*, pk: int, user: Any) -> Event:
     """One of the user's events (published or not); another organizer's is as unknown as a made-up id."""
     event = events_of(user).filter(pk=pk).first()
     if event is None:
-        raise NotFoundError("No such event.")
+        raise NotFoundError(_("No such event."))
     return event
 
 
@@ -226,7 +227,7 @@ def event_detail(
             .get()
         )
     except Event.DoesNotExist:
-        raise NotFoundError("No such event.") from None
+        raise NotFoundError(_("No such event.")) from None
     for ticket_type in event.ticket_types.all():
         ticket_type.is_on_sale = ticket_type_is_on_sale(ticket_type, now=now)  # type: ignore[attr-defined]
         ticket_type.voucher_price = (  # type: ignore[attr-defined]
@@ -273,7 +274,7 @@ def voucher_for(*, code: str, organizer_ids: Collection[int], now: datetime) -> 
         .first()
     )
     if voucher is None:
-        raise VoucherInvalidError("This voucher code is not valid.")
+        raise VoucherInvalidError(_("This voucher code is not valid."))
     voucher_check_window(voucher, now=now)
     return voucher
 
@@ -283,7 +284,7 @@ def voucher_check_window(voucher: Voucher, *, now: datetime) -> None:
     if (voucher.valid_from is not None and now < voucher.valid_from) or (
         voucher.valid_until is not None and now >= voucher.valid_until
     ):
-        raise VoucherExpiredError(f"The voucher code {voucher.code} is not valid at this time.")
+        raise VoucherExpiredError(_("The voucher code %(code)s is not valid at this time.") % {"code": voucher.code})
 
 
 def voucher_for_event(*, code: str, event: Event, now: datetime) -> Voucher:
@@ -291,7 +292,9 @@ def voucher_for_event(*, code: str, event: Event, now: datetime) -> Voucher:
     or this one)."""
     voucher = voucher_for(code=code, organizer_ids=[event.organizer_id], now=now)
     if voucher.event_id not in (None, event.pk):
-        raise VoucherInvalidError(f"The voucher code {voucher.code} is not valid for {event.name}.")
+        raise VoucherInvalidError(
+            _("The voucher code %(code)s is not valid for %(event)s.") % {"code": voucher.code, "event": event.name}
+        )
     return voucher
 
 
@@ -313,4 +316,4 @@ def ticket_type_for_organizer(*, pk: int, user: Any, now: datetime) -> TicketTyp
     try:
         return queryset.get(pk=pk)
     except TicketType.DoesNotExist:
-        raise NotFoundError("No such ticket type.") from None
+        raise NotFoundError(_("No such ticket type.")) from None

@@ -12,6 +12,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils.text import slugify
+from django.utils.translation import gettext as _
 
 from aegistickets.errors import NotFoundError, ValidationFailedError
 from events.availability import held_for
@@ -118,7 +119,7 @@ def event_update(*, event_id: int, data: dict[str, Any]) -> Event:
             try:
                 event = Event.objects.select_for_update().get(pk=event_id)
             except Event.DoesNotExist:
-                raise NotFoundError("No such event.") from None
+                raise NotFoundError(_("No such event.")) from None
             terms, questions = data.pop("terms", event.terms), data.pop("questions", None)
             for field, value in data.items():
                 setattr(event, field, value)
@@ -138,7 +139,7 @@ def event_terms_set(*, event_id: int, text: str) -> Event:
     with transaction.atomic():
         event = Event.objects.select_for_update().filter(pk=event_id).first()
         if event is None:
-            raise NotFoundError("No such event.")
+            raise NotFoundError(_("No such event."))
         changed = _new_terms(event, text)
         if changed:
             event.save(update_fields=[*changed, "updated_at"])
@@ -238,7 +239,7 @@ def ticket_type_create(
     """Adds a ticket type to an event; names are unique within the event."""
     _check_sale_window(sale_starts_at, sale_ends_at)
     if not Event.objects.filter(pk=event_id).exists():
-        raise NotFoundError("No such event.")
+        raise NotFoundError(_("No such event."))
     try:
         with transaction.atomic():
             catalog_invalidate()
@@ -269,7 +270,7 @@ def ticket_type_update(*, ticket_type_id: int, data: dict[str, Any], now: dateti
             try:
                 ticket_type = TicketType.objects.select_for_update().get(pk=ticket_type_id)
             except TicketType.DoesNotExist:
-                raise NotFoundError("No such ticket type.") from None
+                raise NotFoundError(_("No such ticket type.")) from None
             for field, value in data.items():
                 setattr(ticket_type, field, value)
             _check_sale_window(ticket_type.sale_starts_at, ticket_type.sale_ends_at)

@@ -294,12 +294,14 @@ class OrderAdmin(OrganizerScopedAdmin, admin.ModelAdmin):
         now = timezone.now()
         queued: list[str] = []
         skipped: list[str] = []
-        for order_id, code, status in queryset.order_by("pk").values_list("pk", "code", "status"):
+        for order_id, code, status, language in queryset.order_by("pk").values_list("pk", "code", "status", "language"):
             if status != Order.Status.PAID:
                 skipped.append(f"{code} ({status})")
             else:
                 # Queued like the first one: the email worker sends it within seconds, and retries on failure.
-                outbox_enqueue(kind=OutboundEmail.Kind.ORDER_CONFIRMATION, order_id=order_id, now=now)
+                outbox_enqueue(
+                    kind=OutboundEmail.Kind.ORDER_CONFIRMATION, order_id=order_id, language=language, now=now
+                )
                 queued.append(code)
         if queued:
             self.message_user(request, f"Queued the confirmation again for: {', '.join(queued)}.", messages.SUCCESS)

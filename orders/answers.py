@@ -14,11 +14,14 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+
 from aegistickets.errors import ValidationFailedError
 from events.models import Question, TicketType
 from orders.models import Hold
 
-NEEDS_ANSWER = "This question needs an answer."
+NEEDS_ANSWER = gettext_lazy("This question needs an answer.")
 TEXT_MAX = 1000
 
 # Per ticket type, per seat in seat order: the answers as a Ticket stores them.
@@ -54,7 +57,8 @@ def answers_checked(
         seats = per_type.pop(ticket_type.pk, [])
         if len(seats) > hold.quantity:
             problems.setdefault("answers", []).append(
-                f"{ticket_type.name}: answers for at most {hold.quantity} tickets, one entry per ticket."
+                _("%(ticket_type)s: answers for at most %(count)d tickets, one entry per ticket.")
+                % {"ticket_type": ticket_type.name, "count": hold.quantity}
             )
         stored[ticket_type.pk] = [
             _seat(ticket_type, index, asked, seats[index].values if index < len(seats) else {}, problems)
@@ -62,7 +66,7 @@ def answers_checked(
         ]
     if per_type:
         problems.setdefault("answers", []).append(
-            f"Not ticket types of this basket: {', '.join(map(str, sorted(per_type)))}."
+            _("Not ticket types of this basket: %(ids)s.") % {"ids": ", ".join(map(str, sorted(per_type)))}
         )
     if problems:
         raise ValidationFailedError(errors=problems)
@@ -81,8 +85,11 @@ def _seat(
     unknown = sorted(set(given) - asked_ids)
     if unknown:
         problems.setdefault("answers", []).append(
-            f"{ticket_type.name} ticket {index + 1}: question {', '.join(map(str, unknown))} is not asked about it "
-            "(unknown, or only for other ticket types)."
+            _(
+                "%(ticket_type)s ticket %(number)d: question %(questions)s is not asked about it "
+                "(unknown, or only for other ticket types)."
+            )
+            % {"ticket_type": ticket_type.name, "number": index + 1, "questions": ", ".join(map(str, unknown))}
         )
     stored = []
     for question in asked:
@@ -102,31 +109,31 @@ def _value(question: Question, raw: object) -> object:
     """The answer as stored (None: unanswered), or ValueError saying what is wrong with it."""
     if raw is None or raw == [] or (isinstance(raw, str) and not raw.strip()):
         if question.required:
-            raise ValueError(NEEDS_ANSWER)
+            raise ValueError(str(NEEDS_ANSWER))
         return None
     kind, options = question.kind, question.option_list
     if kind == Question.Kind.TEXT:
         if not isinstance(raw, str) or len(raw) > TEXT_MAX:
-            raise ValueError(f"Answer with a text of at most {TEXT_MAX} characters.")
+            raise ValueError(_("Answer with a text of at most %(max)d characters.") % {"max": TEXT_MAX})
         return raw.strip()
     if kind == Question.Kind.NUMBER:
         return _number(raw)
     if kind == Question.Kind.CHOICE:
         if not isinstance(raw, str) or raw not in options:
-            raise ValueError(f"Choose one of: {', '.join(options)}.")
+            raise ValueError(_("Choose one of: %(options)s.") % {"options": ", ".join(options)})
         return raw
     if kind == Question.Kind.MULTIPLE:
         if not isinstance(raw, list) or not all(isinstance(choice, str) and choice in options for choice in raw):
-            raise ValueError(f"Choose any of: {', '.join(options)}.")
+            raise ValueError(_("Choose any of: %(options)s.") % {"options": ", ".join(options)})
         return [option for option in options if option in raw]  # in the question's order, each once
     if not isinstance(raw, bool):
-        raise ValueError("Answer yes (true) or no (false).")
+        raise ValueError(_("Answer yes (true) or no (false)."))
     return raw
 
 
 def _number(raw: object) -> str:
     """A number, as a decimal string (exact, unlike a float); a boolean is not one."""
-    wrong = ValueError("Answer with a number, such as 42 or 3.5.")
+    wrong = ValueError(_("Answer with a number, such as 42 or 3.5."))
     if isinstance(raw, bool) or not isinstance(raw, int | float | str) or len(str(raw)) > 30:
         raise wrong
     if isinstance(raw, float) and not math.isfinite(raw):

@@ -36,6 +36,8 @@ from typing import TypeVar
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, InterfaceError, OperationalError, connection, transaction
 from django.db.models import Q
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop, ngettext
 
 from aegistickets.errors import (
     ApplicationError,
@@ -134,6 +136,8 @@ class Checkout:
     voucher: str = ""
     # The answers to the events' questions, per seat (orders.answers).
     answers: tuple[SeatAnswers, ...] = ()
+    # The buyer's language (en, de): the order's emails and tickets PDF are written in it.
+    language: str = ""
 
 
 @dataclass(frozen=True)
@@ -190,6 +194,7 @@ def order_place(
     accepted_terms: Mapping[int, int] | None = None,
     voucher: str = "",
     answers: Sequence[SeatAnswers] = (),
+    language: str = "",
 ) -> CheckoutResult:
     """Sells a basket's seats exactly once, priced from the database; a repeated key returns the first order."""
     checkout = Checkout(
@@ -205,6 +210,7 @@ def order_place(
         tuple(sorted((accepted_terms or {}).items())),
         voucher,
         tuple(answers),
+        language,
     )
     try:
         quote = _price(*_validate(checkout, now=now))
@@ -272,8 +278,12 @@ def _check_terms(holds: list[Hold], accepted: Mapping[int, int]) -> None:
     version since the page was shown) is not accepted."""
     events = {hold.ticket_type.event_id: hold.ticket_type.event for hold in holds}
     problems = [
-        f"Read and accept the terms of {event.name} (version {event.terms_version})."
-        + (" They changed since you accepted them." if accepted.get(event.pk) else "")
+        (
+            _("Read and accept the terms of %(event)s (version %(version)s). They changed since you accepted them.")
+            if accepted.get(event.pk)
+            else _("Read and accept the terms of %(event)s (version %(version)s).")
+        )
+        % {"event": event.name, "version": event.terms_version}
         for event in events.values()
         if event.terms_version and accepted.get(event.pk) != event.terms_version
     ]
@@ -290,15 +300,25 @@ def _check_attendees(holds: list[Hold], attendees: Sequence[Attendee]) -> None:
         event, name = hold.ticket_type.event, hold.ticket_type.name
         wanted = hold.quantity if event.asks_attendee_name else 0
         if given.pop(hold.ticket_type_id, 0) != wanted:
-            problems.append(f"{name}: name {wanted} attendee{'s' if wanted != 1 else ''}, one per ticket.")
+            problems.append(
+                ngettext(
+                    "%(ticket_type)s: name %(count)d attendee, one per ticket.",
+                    "%(ticket_type)s: name %(count)d attendees, one per ticket.",
+                    wanted,
+                )
+                % {"ticket_type": name, "count": wanted}
+            )
         elif event.asks_attendee_email and any(
             not a.email for a in attendees if a.ticket_type_id == hold.ticket_type_id
         ):
-            problems.append(f"{name}: {event.name} asks for each attendee's email.")
+            problems.append(
+                _("%(ticket_type)s: %(event)s asks for each attendee's email.")
+                % {"ticket_type": name, "event": event.name}
+            )
     if given:
-        problems.append(f"Not ticket types of this basket: {', '.join(map(str, sorted(given)))}.")
+        problems.append(_("Not ticket types of this basket: %(ids)s.") % {"ids": ", ".join(map(str, sorted(given)))})
     if any(not attendee.name.strip() for attendee in attendees):
-        problems.append("Every attendee needs a name.")
+        problems.append(_("Every attendee needs a name."))
     if problems:
         raise ValidationFailedError(errors={"attendees": problems})
 
@@ -307,11 +327,15 @@ def _check_expired_hold(hold: Hold, *, seats_now: seats.Seats, now: datetime) ->
     """An expired hold is renewed at checkout only if its seats are still free."""
     ticket_type = hold.ticket_type
     if not ticket_type_is_on_sale(ticket_type, now=now):
-        raise HoldExpiredError(f"Your reservation for {ticket_type.name} expired and it is no longer on sale.")
+        raise HoldExpiredError(
+            _("Your reservation for %(ticket_type)s expired and it is no longer on sale.")
+            % {"ticket_type": ticket_type.name}
+        )
     free = seats.free_seats(seats=seats_now, basket_id=hold.basket_id, now=now)
     if hold.quantity > free:
         raise HoldExpiredError(
-            f"Your reservation for {ticket_type.name} expired and only {max(free, 0)} are left.",
+            _("Your reservation for %(ticket_type)s expired and only %(left)d are left.")
+            % {"ticket_type": ticket_type.name, "left": max(free, 0)},
             extra={"ticket_type_id": ticket_type.pk, "available": max(free, 0)},
         )
 
@@ -349,7 +373,11 @@ def _authorize(quote: Quote, *, checkout: Checkout, now: datetime) -> Authorized
     if answer.state == "declined":
         _record(payment, Payment.Status.FAILED, now=now, message=answer.message)
         metrics.payment_outcome(provider=provider.name, outcome="declined")
-        raise PaymentDeclinedError(" ".join(filter(None, [answer.message, PaymentDeclinedError.default_detail])))
+        raise PaymentDeclinedError(
+            " ".join(
+                filter(None, [_(answer.message) if answer.message else "", str(PaymentDeclinedError.default_detail)])
+            )
+        )
     return Authorized(provider=provider, payment=payment, answer=answer)
 
 
@@ -467,6 +495,7 @@ def _new_order(quote: Quote, *, checkout: Checkout, authorized: Authorized, now:
                 status=Order.Status.PAID if authorized.paid else Order.Status.PENDING,
                 name=checkout.name,
                 email=checkout.email,
+                language=checkout.language,
                 total=quote.total,
                 currency=settings.CURRENCY,
                 payment_method=authorized.provider.name,
@@ -502,7 +531,7 @@ def _quoted_holds(quote: Quote, *, checkout: Checkout) -> list[Hold]:
     if not lines:
         # A concurrent duplicate waited for the basket lock; now it sees the first one's order.
         _replay_if_placed(checkout)
-        raise BasketEmptyError("This basket has already been checked out or emptied.")
+        raise BasketEmptyError(_("This basket has already been checked out or emptied."))
     if lines != quote.lines:
         raise PriceChangedError()
     return quote.holds
@@ -564,7 +593,9 @@ def _issue_tickets(order: Order, lines: list[OrderLine], *, now: datetime) -> Or
         ticket.ticket_type = ticket_types[ticket.ticket_type_id]
     # The buyer's confirmation (tickets PDF attached) is queued with the order: it exists exactly when the order
     # does, and the worker (orders/outbox.py) builds and sends it, not this request.
-    outbox.outbox_enqueue(kind=OutboundEmail.Kind.ORDER_CONFIRMATION, order_id=order.pk, now=now)
+    outbox.outbox_enqueue(
+        kind=OutboundEmail.Kind.ORDER_CONFIRMATION, order_id=order.pk, language=order.language, now=now
+    )
     # Counted only if this commits; the callback runs after commit, never under the seat locks.
     transaction.on_commit(functools.partial(metrics.order_committed, lines=lines), robust=True)
     return OrderDetail(order=order, lines=lines, tickets=tickets)
@@ -588,7 +619,7 @@ def _take_seats(holds: list[Hold], *, prices: dict[int, Decimal] | None, now: da
     for hold in holds:
         event = hold.ticket_type.event
         if not event.is_published:
-            raise NotOnSaleError(f"{event.name} has been withdrawn from sale.")
+            raise NotOnSaleError(_("%(event)s has been withdrawn from sale.") % {"event": event.name})
     seats.redeem(_count_redemptions(holds, quoted=prices is not None, now=now))
     _recount_expired(holds, now=now)
     seats.take(holds, prices=prices)
@@ -611,7 +642,9 @@ def _count_redemptions(holds: list[Hold], *, quoted: bool, now: datetime) -> Cou
             raise PriceChangedError()
     for voucher_id, count in wanted.items():
         if count > seats.free_redemptions(voucher=locked[voucher_id], basket_id=holds[0].basket_id, now=now):
-            raise VoucherExhaustedError(f"The voucher code {locked[voucher_id].code} has been used up meanwhile.")
+            raise VoucherExhaustedError(
+                _("The voucher code %(code)s has been used up meanwhile.") % {"code": locked[voucher_id].code}
+            )
     return wanted
 
 
@@ -653,7 +686,8 @@ def _check_buyer_limits(*, holds: list[Hold], email: str) -> None:
         already = owned.get(event_id, 0)
         if already + quantity > limits[event_id]:
             raise BuyerLimitExceededError(
-                f"At most {limits[event_id]} tickets per buyer for this event; this email already has {already}.",
+                _("At most %(max)d tickets per buyer for this event; this email already has %(already)d.")
+                % {"max": limits[event_id], "already": already},
                 extra={"max_tickets_per_buyer": limits[event_id], "already": already},
             )
 
@@ -748,7 +782,10 @@ def payment_settle(*, payment: Payment, now: datetime) -> Settlement:
         return _authorization_lost(payment, note=state.message, now=now)
     if state.state in ("canceled", "failed"):
         return _end_pending(
-            payment, status=Order.Status.FAILED, note=state.message or "The payment was cancelled.", now=now
+            payment,
+            status=Order.Status.FAILED,
+            note=state.message or gettext_noop("The payment was cancelled."),
+            now=now,
         )
     return _expire_if_late(payment, provider=provider, note=state.message, now=now)
 
@@ -870,7 +907,9 @@ def _not_completed(payment: Payment, *, note: str, now: datetime) -> str:
         ]
         order.status = Order.Status.EXPIRED
         order.save(update_fields=["status", "payment_note"])
-        outbox.outbox_enqueue(kind=OutboundEmail.Kind.ORDER_NOT_COMPLETED, order_id=order.pk, now=now)
+        outbox.outbox_enqueue(
+            kind=OutboundEmail.Kind.ORDER_NOT_COMPLETED, order_id=order.pk, language=order.language, now=now
+        )
     return "not_completed"
 
 
@@ -908,7 +947,8 @@ def _expire_if_late(payment: Payment, *, provider: PaymentProvider, note: str, n
         return Settlement(order=order, outcome="waiting")  # asked again at the next reconciliation
     if provider.status(payment_id=payment.payment_id).state == "authorized":
         return _complete(payment, now=now)  # the buyer confirmed just before the cancel: sell if the seats are free
-    note = "The time to pay ran out and your seats were released. Nothing was charged."
+    # Stored in English like every note; pages translate it when they show it.
+    note = gettext_noop("The time to pay ran out and your seats were released. Nothing was charged.")
     return _end_pending(payment, status=Order.Status.EXPIRED, note=note, now=now)
 
 
@@ -938,7 +978,17 @@ def payment_confirm(*, order: Order, payment_method: str, now: datetime) -> Paym
         if answer.state == "declined":
             Payment.objects.filter(pk=payment.pk).update(message=answer.message[:500], updated_at=now)
             metrics.payment_outcome(provider=payment.provider, outcome="declined")
-            raise PaymentDeclinedError(f"{answer.message} Your tickets stay reserved until the payment window closes.")
+            raise PaymentDeclinedError(
+                " ".join(
+                    filter(
+                        None,
+                        [
+                            _(answer.message) if answer.message else "",
+                            _("Your tickets stay reserved until the payment window closes."),
+                        ],
+                    )
+                )
+            )
         if answer.state == "requires_action":
             return PaymentStep(order=order, status=answer.state, client_secret=payment.client_secret)
     # Authorized now, or earlier (a second click), or too late: the provider's word settles the order.

@@ -33,12 +33,12 @@ def _events(order: Order) -> list[str]:
 
 
 def _message(order: Order, *, subject: str, template: str, **extra: object) -> EmailMultiAlternatives:
-    """Plain text and HTML from `orders/email/<template>.txt|html`, to the buyer, the subject naming the order's
-    events and code."""
+    """Plain text and HTML from `orders/email/<template>.txt|html`, to the buyer; `subject` (translated, with
+    %(events)s and %(code)s) names the order's events and code."""
     events = _events(order)
     context = {"order": order, "events": events, "order_url": order_page_url(order), **extra}
     message = EmailMultiAlternatives(
-        subject=" ".join(f"{subject} {', '.join(events)} - order {order.code}".split())[:200],
+        subject=" ".join((subject % {"events": ", ".join(events), "code": order.code}).split())[:200],
         body=render_to_string(f"orders/email/{template}.txt", context),
         from_email=settings.DEFAULT_FROM_EMAIL,
         to=[order.email],
@@ -49,7 +49,7 @@ def _message(order: Order, *, subject: str, template: str, **extra: object) -> E
 
 def order_confirmation_message(order: Order) -> EmailMultiAlternatives:
     """The private link and the tickets PDF attached."""
-    message = _message(order, subject="Your tickets for", template="confirmation")
+    message = _message(order, subject=gettext("Your tickets for %(events)s - order %(code)s"), template="confirmation")
     message.attach(f"tickets-{order.code}.pdf", tickets_pdf(order, list(order.tickets.all())), "application/pdf")
     return message
 
@@ -57,12 +57,14 @@ def order_confirmation_message(order: Order) -> EmailMultiAlternatives:
 def order_cancellation_message(order: Order) -> EmailMultiAlternatives:
     """The order is cancelled, its tickets void, and where the refund of what was left stands."""
     refund = order.refunds.filter(reason=Refund.Reason.CANCELLATION).first()
-    return _message(order, subject="Cancelled:", template="cancellation", refund=refund)
+    return _message(
+        order, subject=gettext("Cancelled: %(events)s - order %(code)s"), template="cancellation", refund=refund
+    )
 
 
 def order_not_completed_message(order: Order) -> EmailMultiAlternatives:
     """A payment came too late or failed for good: no tickets, and the reserved amount released."""
-    return _message(order, subject="Not completed:", template="not_completed")
+    return _message(order, subject=gettext("Not completed: %(events)s - order %(code)s"), template="not_completed")
 
 
 def tickets_cancelled_message(order: Order) -> EmailMultiAlternatives:
@@ -75,7 +77,7 @@ def tickets_cancelled_message(order: Order) -> EmailMultiAlternatives:
     events_cancelled = list(dict.fromkeys(t.ticket_type.event.name for t in cancelled if t.refund_id in by_event))
     return _message(
         order,
-        subject="Tickets cancelled:",
+        subject=gettext("Tickets cancelled: %(events)s - order %(code)s"),
         template="tickets_cancelled",
         cancelled=cancelled,
         refunds=refunds,
@@ -87,7 +89,7 @@ def refund_message(order: Order) -> EmailMultiAlternatives:
     """Part of the order's money returned on staff's word (every such part so far, with where each stands); the
     tickets stay valid unless this returned the last of it. Staff's note is for the records and is not sent."""
     refunds = order.refunds.filter(reason=Refund.Reason.PARTIAL).order_by("created_at", "id")
-    return _message(order, subject="Refund:", template="refund", refunds=refunds)
+    return _message(order, subject=gettext("Refund: %(events)s - order %(code)s"), template="refund", refunds=refunds)
 
 
 ORDER_MESSAGES: dict[str, Callable[[Order], EmailMultiAlternatives]] = {
@@ -162,7 +164,10 @@ def outbound_message(email_id: int) -> EmailMultiAlternatives | None:
     """The message of one queued email, in its language, built from what it is about as that is now (an order's
     refund's latest state, say)."""
     email = OutboundEmail.objects.get(pk=email_id)
+    if email.order_id is not None:
+        order = selectors.order_for_staff_by_id(order_id=email.order_id)
+        # An email queued with no language (before orders recorded one) is written in the buyer's, if known.
+        with translation.override(email.language or order.language or settings.LANGUAGE_CODE):
+            return ORDER_MESSAGES[email.kind](order)
     with translation.override(email.language or settings.LANGUAGE_CODE):
-        if email.order_id is not None:
-            return ORDER_MESSAGES[email.kind](selectors.order_for_staff_by_id(order_id=email.order_id))
         return OTHER_MESSAGES[email.kind](email)

@@ -8,6 +8,7 @@ from typing import Any
 
 from django import forms
 from django.core.validators import RegexValidator
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from events.models import Event, Question
@@ -16,13 +17,13 @@ from orders.checkout import Attendee
 from orders.payments import payment_methods
 from orders.selectors import BasketSummary
 
-PAYMENT_LABELS = {"stripe": "Card", "test": "Test payment (no money moves)", "free": "Free order"}
+PAYMENT_LABELS = {"stripe": _("Card"), "test": _("Test payment (no money moves)"), "free": _("Free order")}
 
 
 class CheckoutForm(forms.Form):
-    name = forms.CharField(label="Full name", max_length=200, widget=forms.TextInput(attrs={"autocomplete": "name"}))
-    email = forms.EmailField(label="Email", max_length=254, widget=forms.EmailInput(attrs={"autocomplete": "email"}))
-    payment_method = forms.ChoiceField(label="Payment", widget=forms.RadioSelect)
+    name = forms.CharField(label=_("Full name"), max_length=200, widget=forms.TextInput(attrs={"autocomplete": "name"}))
+    email = forms.EmailField(label=_("Email"), max_length=254, widget=forms.EmailInput(attrs={"autocomplete": "email"}))
+    payment_method = forms.ChoiceField(label=_("Payment"), widget=forms.RadioSelect)
     # One key per rendered form: a double submit or a retry after a timeout yields the same order.
     idempotency_key = forms.CharField(
         widget=forms.HiddenInput,
@@ -45,13 +46,17 @@ class CheckoutForm(forms.Form):
             for question in seat.questions:
                 self.fields[seat.field(question)] = _question_field(question)
         for seat in self._seats:
-            self.fields[seat.name_field] = forms.CharField(label=f"{seat.label}: name", max_length=200)
+            self.fields[seat.name_field] = forms.CharField(
+                label=gettext("%(ticket)s: name") % {"ticket": seat.label}, max_length=200
+            )
             if seat.asks_email:
-                self.fields[seat.email_field] = forms.EmailField(label=f"{seat.label}: email", max_length=254)
+                self.fields[seat.email_field] = forms.EmailField(
+                    label=gettext("%(ticket)s: email") % {"ticket": seat.label}, max_length=254
+                )
         self.terms = _terms_to_accept(basket)
         for terms in self.terms:
             self.fields[terms.accept_field] = forms.BooleanField(
-                label=f"I have read and accept the terms of {terms.event_name}"
+                label=gettext("I have read and accept the terms of %(event)s") % {"event": terms.event_name}
             )
             self.fields[terms.version_field] = forms.IntegerField(widget=forms.HiddenInput, initial=terms.version)
         methods = payment_methods()
@@ -151,7 +156,11 @@ def _named_seats(basket: BasketSummary | None) -> list[_Seat]:
         if item.attendee_data == Event.AttendeeData.NONE:
             continue
         for index in range(item.quantity):
-            label = f"Ticket {len(seats) + 1} ({item.ticket_type_name}, {item.event_name})"
+            label = gettext("Ticket %(number)d (%(ticket_type)s, %(event)s)") % {
+                "number": len(seats) + 1,
+                "ticket_type": item.ticket_type_name,
+                "event": item.event_name,
+            }
             seats.append(_Seat(item.ticket_type_id, index, label, item.attendee_data == Event.AttendeeData.NAME_EMAIL))
     return seats
 
@@ -177,12 +186,16 @@ def _asked_seats(basket: BasketSummary | None, questions: Sequence[Question]) ->
         for index in range(item.quantity):
             number += 1
             if asked:
-                label = f"Ticket {number} ({item.ticket_type_name}, {item.event_name})"
+                label = gettext("Ticket %(number)d (%(ticket_type)s, %(event)s)") % {
+                    "number": number,
+                    "ticket_type": item.ticket_type_name,
+                    "event": item.event_name,
+                }
                 seats.append(_AskedSeat(item.ticket_type_id, index, label, asked))
     return seats
 
 
-YES_NO = [("yes", "Yes"), ("no", "No")]
+YES_NO = [("yes", _("Yes")), ("no", _("No"))]
 
 
 def _question_field(question: Question) -> forms.Field:
@@ -192,7 +205,7 @@ def _question_field(question: Question) -> forms.Field:
     options = [(option, option) for option in question.option_list]
     required = {"aria-required": "true"} if question.required else {}
     if question.kind == Question.Kind.CHOICE:
-        return forms.ChoiceField(choices=[("", "Choose…"), *options], widget=forms.Select(attrs=required), **common)
+        return forms.ChoiceField(choices=[("", _("Choose…")), *options], widget=forms.Select(attrs=required), **common)
     if question.kind == Question.Kind.MULTIPLE:
         return forms.MultipleChoiceField(choices=options, widget=forms.CheckboxSelectMultiple, **common)
     if question.kind == Question.Kind.YES_NO:
@@ -219,7 +232,7 @@ class CheckInForm(forms.Form):
 
     event = forms.IntegerField(widget=forms.HiddenInput, min_value=1)
     secret = forms.CharField(
-        label="Ticket code",
+        label=_("Ticket code"),
         max_length=100,
         widget=forms.TextInput(
             attrs={"autofocus": True, "autocomplete": "off", "autocapitalize": "characters", "spellcheck": "false"}

@@ -6,6 +6,7 @@ from typing import Any
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
 
 from events.models import TicketType, Voucher
 
@@ -98,12 +99,12 @@ class Order(models.Model):
     migration makes it again, as 0013 does; the transition test fails on SQLite if one does not."""
 
     class Status(models.TextChoices):
-        PENDING = "pending", "Awaiting payment"
-        PAID = "paid", "Paid"
-        EXPIRED = "expired", "Expired"
-        FAILED = "failed", "Payment failed"
-        CANCELLED = "cancelled", "Cancelled"
-        REFUNDED = "refunded", "Refunded"
+        PENDING = "pending", _("Awaiting payment")
+        PAID = "paid", _("Paid")
+        EXPIRED = "expired", _("Expired")
+        FAILED = "failed", _("Payment failed")
+        CANCELLED = "cancelled", _("Cancelled")
+        REFUNDED = "refunded", _("Refunded")
 
     # The only moves an order's status may make; a trigger (migration 0005) refuses any other in the database.
     # expired → paid: a payment confirmed after the window, while its seats were still free.
@@ -122,6 +123,9 @@ class Order(models.Model):
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PAID)
     name = models.CharField(max_length=200)
     email = models.EmailField(max_length=254)
+    # The buyer's language at checkout (settings.LANGUAGES; "" for the site's default): every email about the order
+    # and its tickets PDF are written in it, whoever triggers them (the buyer, staff, the payment worker).
+    language = models.CharField(max_length=8, blank=True, default="")
     total = models.DecimalField(max_digits=12, decimal_places=2)
     currency = models.CharField(max_length=3)
     payment_method = models.CharField(max_length=20)
@@ -305,16 +309,16 @@ class Refund(models.Model):
     """
 
     class Reason(models.TextChoices):
-        CANCELLATION = "cancellation", "Cancellation"
-        PARTIAL = "partial", "Partial refund"
-        TICKETS = "tickets", "Tickets cancelled"
-        EVENT_CANCELLED = "event_cancelled", "Event cancelled"
+        CANCELLATION = "cancellation", _("Cancellation")
+        PARTIAL = "partial", _("Partial refund")
+        TICKETS = "tickets", _("Tickets cancelled")
+        EVENT_CANCELLED = "event_cancelled", _("Event cancelled")
 
     class Status(models.TextChoices):
-        PENDING = "pending", "Pending"
-        PROCESSING = "processing", "Processing"
-        SUCCEEDED = "succeeded", "Succeeded"
-        FAILED = "failed", "Failed"
+        PENDING = "pending", _("Pending")
+        PROCESSING = "processing", _("Processing")
+        SUCCEEDED = "succeeded", _("Succeeded")
+        FAILED = "failed", _("Failed")
 
     order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="refunds")
     reason = models.CharField(max_length=16, choices=Reason.choices, default=Reason.CANCELLATION)
@@ -451,13 +455,13 @@ class WaitingListEntry(models.Model):
     """
 
     class Status(models.TextChoices):
-        UNCONFIRMED = "unconfirmed", "Not confirmed yet"
-        WAITING = "waiting", "Waiting"
-        OFFERED = "offered", "Offered seats"
-        USED = "used", "Bought"
-        EXPIRED = "expired", "Expired"
-        LEFT = "left", "Left"
-        CLOSED = "closed", "Closed"
+        UNCONFIRMED = "unconfirmed", _("Not confirmed yet")
+        WAITING = "waiting", _("Waiting")
+        OFFERED = "offered", _("Offered seats")
+        USED = "used", _("Bought")
+        EXPIRED = "expired", _("Expired")
+        LEFT = "left", _("Left")
+        CLOSED = "closed", _("Closed")
 
     ACTIVE = (Status.UNCONFIRMED, Status.WAITING, Status.OFFERED)
 

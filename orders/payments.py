@@ -27,6 +27,8 @@ from typing import Any, ClassVar
 from django.conf import settings
 from django.db.models import F
 from django.utils.module_loading import import_string
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import gettext_noop
 
 from aegistickets.errors import ApplicationError, NotFoundError, ValidationFailedError
 from aegistickets.unavailable import ServiceUnavailableError
@@ -38,16 +40,16 @@ TEST_DECLINE_EMAIL = "decline@example.com"
 
 class PaymentUnavailableError(ServiceUnavailableError):
     code = "payment_unavailable"
-    title = "Payment provider unavailable"
-    default_detail = "The payment provider did not answer in time. Nothing was charged; please retry shortly."
+    title = _("Payment provider unavailable")
+    default_detail = _("The payment provider did not answer in time. Nothing was charged; please retry shortly.")
     retry_after = 5
 
 
 class WebhookRejectedError(ApplicationError):
     code = "webhook_rejected"
     status = 400
-    title = "Webhook rejected"
-    default_detail = "The webhook's signature or payload could not be verified."
+    title = _("Webhook rejected")
+    default_detail = _("The webhook's signature or payload could not be verified.")
 
 
 @dataclass(frozen=True)
@@ -166,7 +168,9 @@ class TestPaymentProvider(PaymentProvider):
         # with the same payment.
         payment_id = f"test_{reference}"
         if email.strip().lower() == TEST_DECLINE_EMAIL:
-            return Authorization(state="declined", payment_id=payment_id, message="Card declined (test provider).")
+            return Authorization(
+                state="declined", payment_id=payment_id, message=gettext_noop("Card declined (test provider).")
+            )
         if not seats.insert_new(TestProviderPayment(payment_id=payment_id, amount=amount, currency=currency)):
             state = TestProviderPayment.objects.filter(payment_id=payment_id).values_list("state", flat=True).first()
             if state != "authorized":
@@ -223,7 +227,9 @@ class FreePaymentProvider(PaymentProvider):
         return_url: str = "",
     ) -> Authorization:
         if amount != 0:
-            return Authorization(state="declined", payment_id="", message="Only free orders can use `free`.")
+            return Authorization(
+                state="declined", payment_id="", message=gettext_noop("Only free orders can use `free`.")
+            )
         return Authorization(state="authorized", payment_id="free")
 
     def capture(self, *, payment_id: str, amount: Decimal, currency: str) -> PaymentResult:

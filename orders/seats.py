@@ -47,6 +47,7 @@ from django.db import connection, transaction
 from django.db.models import Exists, F, Field, Model, OuterRef, QuerySet, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from aegistickets.errors import BasketNotFoundError, IdempotencyConflictError, NotFoundError, PriceChangedError
 from events.models import Event, TicketType, Voucher
@@ -169,7 +170,7 @@ def lock_order(order_id: int) -> Order:
     """An order's row lock: orders its cancellation with its check-ins and with a second cancellation."""
     order = Order.objects.select_for_update(no_key=True).filter(pk=order_id).first()
     if order is None:
-        raise NotFoundError("No such order.")
+        raise NotFoundError(gettext("No such order."))
     return order
 
 
@@ -194,7 +195,7 @@ def lock_ticket_type(ticket_type_id: int) -> Seats:
     sql = f"SELECT capacity, sold, price, waiting FROM {_table(TicketType)} WHERE id = %s{_lock_clause()}"  # noqa: S608 - model metadata
     rows = _rows(sql, [ticket_type_id])
     if not rows:
-        raise NotFoundError("No such ticket type.")  # deleted since the catalog cache read it
+        raise NotFoundError(gettext("No such ticket type."))  # deleted since the catalog cache read it
     capacity, sold, price, waiting = rows[0]
     return Seats(ticket_type_id=ticket_type_id, capacity=capacity, sold=sold, price=_money(price), waiting=waiting)
 

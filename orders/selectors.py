@@ -23,6 +23,7 @@ from django.db.models import (
     Sum,
 )
 from django.db.models.functions import Coalesce
+from django.utils.translation import gettext as _
 
 from aegistickets.errors import BasketNotFoundError, NotFoundError, OtherOrganizersOrderError, ValidationFailedError
 from events.models import Event, TicketType, Voucher
@@ -194,7 +195,7 @@ def order_for_organizer(*, code: str, user: Any) -> Order:
     organizer's is as unknown as a made-up code."""
     order = orders_of(user).prefetch_related(*_order_details(user)).filter(code=code).first()
     if order is None:
-        raise NotFoundError("No such order.")
+        raise NotFoundError(_("No such order."))
     return order
 
 
@@ -204,7 +205,7 @@ def order_to_change(*, code: str, user: Any, codes: Collection[str] | None = Non
     a ticket of another organizer's event is named as not of this order, as a made-up code is."""
     order = orders_of(user).filter(code=code).first()
     if order is None:
-        raise NotFoundError("No such order.")
+        raise NotFoundError(_("No such order."))
     if codes is None:
         if not orders_wholly_of(user).filter(pk=order.pk).exists():
             raise OtherOrganizersOrderError()
@@ -284,7 +285,7 @@ def buyer_cancellation_quote(
 def _order_without_tickets(*, code: str, secret: str) -> OrderDetail:
     order = Order.objects.filter(code=code, tickets__isnull=True).first()
     if order is None or not hmac.compare_digest(order.secret.encode(), secret.encode()):
-        raise NotFoundError("No such order.")
+        raise NotFoundError(_("No such order."))
     lines = list(order.lines.select_related("ticket_type__event", "voucher").order_by("pk"))
     return OrderDetail(order=order, lines=lines, tickets=[])
 
@@ -328,7 +329,7 @@ def latest_payment(order: Order) -> Payment | None:
 def order_for_staff(*, code: str) -> Order:
     order = _orders_with_details().filter(code=code).first()
     if order is None:
-        raise NotFoundError("No such order.")
+        raise NotFoundError(_("No such order."))
     return order
 
 
@@ -336,7 +337,7 @@ def order_for_staff_by_id(*, order_id: int) -> Order:
     """One order with its lines, tickets and payments (four queries), for emails and staff actions."""
     order = _orders_with_details().filter(pk=order_id).first()
     if order is None:
-        raise NotFoundError("No such order.")
+        raise NotFoundError(_("No such order."))
     return order
 
 
@@ -344,7 +345,7 @@ def order_refund(*, order_id: int) -> Refund:
     """The refund of the order's cancellation."""
     refund = Refund.objects.filter(order_id=order_id, reason=Refund.Reason.CANCELLATION).first()
     if refund is None:
-        raise NotFoundError("This order has no refund.")
+        raise NotFoundError(_("This order has no refund."))
     return refund
 
 

@@ -18,6 +18,9 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Exists, F, OuterRef
 from django.utils import timezone
+from django.utils.formats import date_format
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from aegistickets.errors import (
     AlreadyCheckedInError,
@@ -40,6 +43,7 @@ from aegistickets.errors import (
     VoucherInvalidError,
     WrongEventError,
 )
+from aegistickets.money import format_money
 from events.cache import catalog_cached, recently_sold_out, remember_sold_out
 from events.models import Event, TicketType, Voucher
 from events.selectors import buyer_may_cancel, ticket_type_is_on_sale, voucher_applies, voucher_for
@@ -120,7 +124,7 @@ def _priced_with(ticket_type: TicketType, *, given: Voucher | None, held: Hold |
     only with one (it unlocked it); without, it is as if it did not exist."""
     priced_with = given or (held.voucher if held is not None else None)
     if ticket_type.requires_voucher and priced_with is None:
-        raise NotFoundError("No such ticket type.")
+        raise NotFoundError(_("No such ticket type."))
     return priced_with
 
 
@@ -129,7 +133,10 @@ def _voucher_for(code: str, *, ticket_type: TicketType, now: datetime) -> Vouche
     valid now and prices or unlocks it."""
     found = voucher_for(code=code, organizer_ids=[ticket_type.event.organizer_id], now=now)
     if not voucher_applies(found, ticket_type):
-        raise VoucherInvalidError(f"The voucher code {found.code} is not valid for {ticket_type.name} tickets.")
+        raise VoucherInvalidError(
+            _("The voucher code %(code)s is not valid for %(ticket_type)s tickets.")
+            % {"code": found.code, "ticket_type": ticket_type.name}
+        )
     return found
 
 
@@ -140,9 +147,14 @@ def _refuse_unless_redeemable(voucher: Voucher, *, basket_id: int, wanted: int, 
     if wanted > free:
         left = max(free, 0)
         raise VoucherExhaustedError(
-            f"The voucher code {voucher.code} is used up."
+            _("The voucher code %(code)s is used up.") % {"code": voucher.code}
             if not left
-            else f"The voucher code {voucher.code} is good for only {left} more ticket{'s' if left != 1 else ''}.",
+            else ngettext(
+                "The voucher code %(code)s is good for only %(left)d more ticket.",
+                "The voucher code %(code)s is good for only %(left)d more tickets.",
+                left,
+            )
+            % {"code": voucher.code, "left": left},
             extra={"available": left},
         )
 
@@ -159,7 +171,9 @@ def basket_apply_voucher(*, token: str, code: str, now: datetime) -> Basket:
     found = voucher_for(code=code, organizer_ids=organizers, now=now)
     covered = [hold for hold in holds if voucher_applies(found, hold.ticket_type)]
     if not covered:
-        raise VoucherInvalidError(f"The voucher code {found.code} is not valid for the tickets in your basket.")
+        raise VoucherInvalidError(
+            _("The voucher code %(code)s is not valid for the tickets in your basket.") % {"code": found.code}
+        )
     with transaction.atomic():
         basket = seats.lock_basket(token=token)
         covered_now = Hold.objects.filter(basket_id=basket.pk, pk__in=[hold.pk for hold in covered])
@@ -174,26 +188,34 @@ def _buyable(*, ticket_type_id: int, quantity: int, now: datetime) -> TicketType
     are "sold out", and they must not queue for the hot row's lock. The ticket type's own fields come from the
     catalog cache (at most CATALOG_CACHE_SECONDS old); seats are counted under the lock."""
     if quantity < 1:
-        raise ValidationFailedError(errors={"quantity": ["Must be at least 1."]})
+        raise ValidationFailedError(errors={"quantity": [_("Must be at least 1.")]})
     ticket_type: TicketType | None = catalog_cached(
         f"tickettype:{ticket_type_id}",
         lambda: TicketType.objects.select_related("event").filter(pk=ticket_type_id).first(),
     )
     if ticket_type is None or not ticket_type.event.is_published:
-        raise NotFoundError("No such ticket type.")
+        raise NotFoundError(_("No such ticket type."))
     if not ticket_type_is_on_sale(ticket_type, now=now):
-        raise NotOnSaleError(f"{ticket_type.name} tickets are not on sale right now.")
+        raise NotOnSaleError(
+            _("%(ticket_type)s tickets are not on sale right now.") % {"ticket_type": ticket_type.name}
+        )
     if quantity > ticket_type.max_per_order:
         raise _max_per_order_error(ticket_type, already=0)
     if recently_sold_out(ticket_type_id):
-        raise SoldOutError(f"{ticket_type.name} is sold out.", extra={"available": 0})
+        raise SoldOutError(
+            _("%(ticket_type)s is sold out.") % {"ticket_type": ticket_type.name}, extra={"available": 0}
+        )
     return ticket_type
 
 
 def _max_per_order_error(ticket_type: TicketType, *, already: int) -> MaxPerOrderExceededError:
     return MaxPerOrderExceededError(
-        f"At most {ticket_type.max_per_order} {ticket_type.name} tickets per order"
-        + (f"; your basket already holds {already}." if already else "."),
+        (
+            _("At most %(max)d %(ticket_type)s tickets per order; your basket already holds %(already)d.")
+            if already
+            else _("At most %(max)d %(ticket_type)s tickets per order.")
+        )
+        % {"max": ticket_type.max_per_order, "ticket_type": ticket_type.name, "already": already},
         extra={"max_per_order": ticket_type.max_per_order},
     )
 
@@ -202,9 +224,16 @@ def _refuse_unless_available(*, ticket_type: TicketType, wanted: int, already: i
     if wanted > available:
         more = max(available - already, 0)
         if more == 0:
-            raise SoldOutError(f"{ticket_type.name} is sold out.", extra={"available": 0})
+            raise SoldOutError(
+                _("%(ticket_type)s is sold out.") % {"ticket_type": ticket_type.name}, extra={"available": 0}
+            )
         raise InsufficientInventoryError(
-            f"Only {more} more {ticket_type.name} {'ticket is' if more == 1 else 'tickets are'} available.",
+            ngettext(
+                "Only %(more)d more %(ticket_type)s ticket is available.",
+                "Only %(more)d more %(ticket_type)s tickets are available.",
+                more,
+            )
+            % {"more": more, "ticket_type": ticket_type.name},
             extra={"available": more},
         )
 
@@ -215,7 +244,7 @@ def basket_remove_item(*, token: str, hold_id: int) -> None:
         basket = seats.lock_basket(token=token)
         deleted = seats.release_holds(basket.pk, hold_ids=[hold_id])
     if not deleted:
-        raise NotFoundError("No such item in this basket.")
+        raise NotFoundError(_("No such item in this basket."))
 
 
 # --- cancellation and refunds ---------------------------------------------------------------------------------
@@ -233,7 +262,10 @@ def order_cancel(*, order_id: int, now: datetime) -> Order:
     with transaction.atomic():
         order = seats.lock_order(order_id)
         if not order.can_become(Order.Status.CANCELLED):
-            raise OrderNotCancellableError(f"Order {order.code} is {order.status}; only paid orders can be cancelled.")
+            raise OrderNotCancellableError(
+                _("Order %(code)s is %(status)s; only paid orders can be cancelled.")
+                % {"code": order.code, "status": order.get_status_display()}
+            )
         # The buyer's notice is queued with the cancellation, and replaces the confirmation if that has not gone out
         # yet; the worker sends it a little later, by when the refund below has usually been answered, so the email
         # can say where the money stands.
@@ -241,6 +273,7 @@ def order_cancel(*, order_id: int, now: datetime) -> Order:
         outbox.outbox_enqueue(
             kind=OutboundEmail.Kind.ORDER_CANCELLATION,
             order_id=order.pk,
+            language=order.language,
             now=now,
             delay=outbox.CANCELLATION_NOTICE_DELAY,
         )
@@ -267,11 +300,16 @@ def refund_part(*, order_id: int, amount: Decimal, note: str, now: datetime) -> 
     with transaction.atomic():
         order = seats.lock_order(order_id)
         if order.status != Order.Status.PAID:
-            raise OrderNotRefundableError(f"Order {order.code} is {order.status}; only paid orders can be refunded.")
+            raise OrderNotRefundableError(
+                _("Order %(code)s is %(status)s; only paid orders can be refunded.")
+                % {"code": order.code, "status": order.get_status_display()}
+            )
         left = order_refundable(order)
         if amount > left:
             raise RefundTooLargeError(
-                f"At most {left} {order.currency} of this order is left to refund.", extra={"refundable": str(left)}
+                _("At most %(amount)s of this order is left to refund.")
+                % {"amount": format_money(left, currency=order.currency)},
+                extra={"refundable": str(left)},
             )
         refund = Refund.objects.create(
             order=order,
@@ -285,7 +323,11 @@ def refund_part(*, order_id: int, amount: Decimal, note: str, now: datetime) -> 
         # The buyer's notice, queued with the refund and sent a little later, by when the provider has usually
         # answered, so the email can say where the money stands.
         outbox.outbox_enqueue(
-            kind=OutboundEmail.Kind.REFUND, order_id=order.pk, now=now, delay=outbox.CANCELLATION_NOTICE_DELAY
+            kind=OutboundEmail.Kind.REFUND,
+            order_id=order.pk,
+            language=order.language,
+            now=now,
+            delay=outbox.CANCELLATION_NOTICE_DELAY,
         )
         if amount == left:
             order.status = Order.Status.REFUNDED
@@ -302,13 +344,20 @@ def tickets_cancel(*, order_id: int, codes: Collection[str], note: str, now: dat
     with transaction.atomic():
         order = seats.lock_order(order_id)
         if order.status != Order.Status.PAID:
-            raise OrderNotRefundableError(f"Order {order.code} is {order.status}; only paid orders can be refunded.")
+            raise OrderNotRefundableError(
+                _("Order %(code)s is %(status)s; only paid orders can be refunded.")
+                % {"code": order.code, "status": order.get_status_display()}
+            )
         tickets = _cancellable_tickets(order, codes)
         amount = tickets_price(tickets)
         left = order_refundable(order)
         if amount > left:
             raise RefundTooLargeError(
-                f"These tickets cost {amount} {order.currency}; only {left} of this order is left to refund.",
+                _("These tickets cost %(amount)s; only %(left)s of this order is left to refund.")
+                % {
+                    "amount": format_money(amount, currency=order.currency),
+                    "left": format_money(left, currency=order.currency),
+                },
                 extra={"refundable": str(left), "amount": str(amount)},
             )
         return _cancel_tickets(order, tickets, amount=amount, reason=Refund.Reason.TICKETS, note=note, now=now)
@@ -321,12 +370,16 @@ def tickets_cancel_by_buyer(*, order_id: int, codes: Collection[str], now: datet
     with transaction.atomic():
         order = seats.lock_order(order_id)
         if order.status != Order.Status.PAID:
-            raise OrderNotRefundableError(f"Order {order.code} is {order.status}; only paid orders can be cancelled.")
+            raise OrderNotRefundableError(
+                _("Order %(code)s is %(status)s; only paid orders can be cancelled.")
+                % {"code": order.code, "status": order.get_status_display()}
+            )
         tickets = _cancellable_tickets(order, codes)
         closed = sorted(ticket.code for ticket in tickets if not buyer_may_cancel(ticket.ticket_type.event, now=now))
         if closed:
             raise CancellationClosedError(
-                f"These tickets can no longer be cancelled here: {', '.join(closed)}. Ask the organizer.",
+                _("These tickets can no longer be cancelled here: %(tickets)s. Ask the organizer.")
+                % {"tickets": ", ".join(closed)},
                 extra={"tickets": closed},
             )
         amount = min(tickets_price(tickets), order_refundable(order))
@@ -379,7 +432,11 @@ def _cancel_tickets(
     # The buyer's notice, queued with the change and sent a little later, by when the refund has usually been
     # answered, so the email can say where the money stands.
     outbox.outbox_enqueue(
-        kind=OutboundEmail.Kind.TICKETS_CANCELLED, order_id=order.pk, now=now, delay=outbox.CANCELLATION_NOTICE_DELAY
+        kind=OutboundEmail.Kind.TICKETS_CANCELLED,
+        order_id=order.pk,
+        language=order.language,
+        now=now,
+        delay=outbox.CANCELLATION_NOTICE_DELAY,
     )
     seats.give_back(taken)  # the voucher and seat rows, locked last
     transaction.on_commit(functools.partial(_after_cancel, refund_id=refund.pk), robust=True)
@@ -392,7 +449,11 @@ def _cancellable_tickets(order: Order, codes: Collection[str]) -> list[Ticket]:
     tickets = list(order.tickets.select_related("line", "ticket_type__event").filter(code__in=wanted))
     unknown = sorted(wanted - {ticket.code for ticket in tickets})
     if not wanted or unknown:
-        message = f"Not tickets of order {order.code}: {', '.join(unknown)}." if unknown else "Name a ticket."
+        message = (
+            _("Not tickets of order %(code)s: %(tickets)s.") % {"code": order.code, "tickets": ", ".join(unknown)}
+            if unknown
+            else _("Name a ticket.")
+        )
         raise ValidationFailedError(errors={"tickets": [message]})
     admitted = set(CheckIn.objects.filter(ticket__in=tickets).values_list("ticket_id", flat=True))
     refused = {
@@ -476,7 +537,8 @@ def event_refunds_retry(*, event_id: int, now: datetime) -> list[Refund]:
 def _check_in_refusal(check_in: CheckIn) -> AlreadyCheckedInError:
     by = check_in.checked_in_by.get_username() if check_in.checked_in_by else None
     return AlreadyCheckedInError(
-        f"Already checked in at {timezone.localtime(check_in.checked_in_at):%H:%M:%S}" + (f" by {by}." if by else "."),
+        (_("Already checked in at %(time)s by %(by)s.") if by else _("Already checked in at %(time)s."))
+        % {"time": f"{timezone.localtime(check_in.checked_in_at):%H:%M:%S}", "by": by},
         extra={"checked_in_at": check_in.checked_in_at.isoformat(), "checked_in_by": by},
     )
 
@@ -500,10 +562,14 @@ def ticket_check_in(*, secret: str, event_id: int, user: Any, now: datetime) -> 
                 raise TicketCancelledError(extra={"order_status": status})
             # Read again under the lock: a ticket cancelled on its own is cancelled under the same lock.
             if Ticket.objects.filter(pk=ticket.pk, cancelled_at__isnull=False).exists():
-                raise TicketCancelledError("This ticket was cancelled: it does not admit anyone.")
+                raise TicketCancelledError(_("This ticket was cancelled: it does not admit anyone."))
             if event.pk != event_id:
                 raise WrongEventError(
-                    f"This ticket is for {event.name} ({event.starts_at:%d %b %Y}).",
+                    _("This ticket is for %(event)s (%(date)s).")
+                    % {
+                        "event": event.name,
+                        "date": date_format(timezone.localtime(event.starts_at), "SHORT_DATE_FORMAT"),
+                    },
                     extra={"ticket_event_id": event.pk, "ticket_event": event.name},
                 )
             check_in = CheckIn.objects.create(ticket=ticket, event=event, checked_in_at=now, checked_in_by=user)

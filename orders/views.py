@@ -13,7 +13,8 @@ from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.translation import get_language
+from django.utils.translation import get_language, gettext_lazy, ngettext
+from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST
 
@@ -28,6 +29,7 @@ from aegistickets.errors import (
     problem_json_response,
 )
 from aegistickets.http import client_ip
+from aegistickets.money import format_money
 from aegistickets.throttling import posted_value, rate_limited, voucher_attempt
 from events import selectors as catalog
 from events import views as catalog_views
@@ -86,7 +88,7 @@ def basket_add(request: HttpRequest, slug: str) -> HttpResponse:
     chosen = request.POST.get("ticket_type")
     ticket_type = next((t for t in event.ticket_types.all() if str(t.pk) == chosen), None)
     if ticket_type is None:
-        messages.error(request, "Choose a ticket type from this event.")
+        messages.error(request, _("Choose a ticket type from this event."))
         return catalog_views.event_page(request, event, now=now, extra=page)
     form = TicketQuantityForm(request.POST, ticket_type=ticket_type)
     if form.is_valid():
@@ -100,12 +102,16 @@ def basket_add(request: HttpRequest, slug: str) -> HttpResponse:
             )
         except BasketNotFoundError:
             request.session.pop(SESSION_BASKET, None)  # a stale basket: start a new one next time
-            form.add_error(None, "Your previous basket is gone; please try again.")
+            form.add_error(None, _("Your previous basket is gone; please try again."))
         except ApplicationError as error:
             form.add_error(None, error.detail)
         else:
             request.session[SESSION_BASKET] = basket.token
-            messages.success(request, f"{form.cleaned_data['quantity']} × {ticket_type.name} reserved for you.")
+            messages.success(
+                request,
+                _("%(quantity)d × %(ticket_type)s reserved for you.")
+                % {"quantity": form.cleaned_data["quantity"], "ticket_type": ticket_type.name},
+            )
             return redirect("orders:basket")
     return catalog_views.event_page(request, event, now=now, bound=form, extra=page)
 
@@ -121,14 +127,14 @@ def basket_voucher(request: HttpRequest) -> HttpResponse:
     token = session_basket_token(request)
     code = request.POST.get("voucher", "").strip()[:64]
     if not token or not code:
-        messages.error(request, "Enter a voucher code." if token else "Your basket is empty.")
+        messages.error(request, _("Enter a voucher code.") if token else _("Your basket is empty."))
         return redirect("orders:basket")
     try:
         services.basket_apply_voucher(token=token, code=code, now=timezone.now())
     except ApplicationError as error:
         messages.error(request, error.detail)
     else:
-        messages.success(request, f"Voucher {code.upper()} applied.")
+        messages.success(request, _("Voucher %(code)s applied.") % {"code": code.upper()})
     return redirect("orders:basket")
 
 
@@ -138,9 +144,9 @@ def basket_remove(request: HttpRequest, pk: int) -> HttpResponse:
     if token:
         try:
             services.basket_remove_item(token=token, hold_id=pk)
-            messages.success(request, "Removed from your basket; the seats are released.")
+            messages.success(request, _("Removed from your basket; the seats are released."))
         except NotFoundError:
-            messages.error(request, "That item is no longer in your basket.")
+            messages.error(request, _("That item is no longer in your basket."))
     return redirect("orders:basket")
 
 
@@ -154,7 +160,7 @@ def checkout(request: HttpRequest) -> HttpResponse:
             placed = seats.placed_order(key=_form_key(request.POST.get("idempotency_key", "")), fingerprint=None)
             if placed is not None:
                 return _order_page(placed)
-        messages.info(request, "Your basket is empty.")
+        messages.info(request, _("Your basket is empty."))
         return redirect("orders:basket")
     form = _checkout_form(request, basket)
     if request.method == "POST" and form.is_valid():
@@ -180,6 +186,7 @@ def checkout(request: HttpRequest) -> HttpResponse:
                 attendees=attendees,
                 accepted_terms=accepted_terms,
                 answers=answers,
+                language=get_language() or "",
             )
         except ApplicationError as error:
             for field, field_errors in (error.errors or {}).items():
@@ -237,7 +244,7 @@ def order_cancel_tickets(request: HttpRequest, code: str, secret: str) -> HttpRe
     context = {"order": order, "chosen": chosen, "refund": refund, "error": ""}
     if not chosen:
         # Nothing ticked, or only tickets past their event's deadline (or cancelled, or of an unpaid order).
-        refusal = CancellationClosedError() if wanted else ValidationFailedError("Choose the tickets to cancel.")
+        refusal = CancellationClosedError() if wanted else ValidationFailedError(_("Choose the tickets to cancel."))
         context["error"] = refusal.detail
         return render(request, "orders/cancel_tickets.html", context, status=refusal.status)
     if "confirmed" not in request.POST:
@@ -250,8 +257,14 @@ def order_cancel_tickets(request: HttpRequest, code: str, secret: str) -> HttpRe
     count = len(chosen)
     messages.success(
         request,
-        f"{count} ticket{'s' if count != 1 else ''} cancelled. €{refund.amount:.2f} will be refunded to your original "
-        "payment method; we have emailed you a confirmation.",
+        ngettext(
+            "%(count)d ticket cancelled. %(amount)s will be refunded to your original payment method; we have emailed "
+            "you a confirmation.",
+            "%(count)d tickets cancelled. %(amount)s will be refunded to your original payment method; we have emailed "
+            "you a confirmation.",
+            count,
+        )
+        % {"count": count, "amount": format_money(refund.amount, currency=refund.currency)},
     )
     return redirect("orders:detail", code=order.code, secret=order.secret)
 
@@ -340,11 +353,11 @@ check_in_login = LoginView.as_view(template_name="orders/check_in_login.html", r
 
 # The word the desk shows for each answer of the check-in service (and the CSS modifier colouring it).
 CHECK_IN_WORDS = {
-    "valid": "Valid — admit",
-    "already_checked_in": "Already checked in",
-    "ticket_cancelled": "Cancelled",
-    "wrong_event": "Wrong event",
-    "not_found": "Not found",
+    "valid": gettext_lazy("Valid — admit"),
+    "already_checked_in": gettext_lazy("Already checked in"),
+    "ticket_cancelled": gettext_lazy("Cancelled"),
+    "wrong_event": gettext_lazy("Wrong event"),
+    "not_found": gettext_lazy("Not found"),
 }
 
 
