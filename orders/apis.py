@@ -361,7 +361,6 @@ class CheckoutApi(APIView):
             accepted_terms=data.get("accepted_terms"),
             voucher=data["voucher"],
             answers=[SeatAnswers(**seat) for seat in data.get("answers", [])],
-            language=get_language() or "",
         )
         paid = result.order.status == Order.Status.PAID
         body = {"order": CheckoutOrderOutput.represent(result.detail)}

@@ -36,8 +36,8 @@ from typing import TypeVar
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, InterfaceError, OperationalError, connection, transaction
 from django.db.models import Q
+from django.utils.translation import get_language, gettext_noop, ngettext
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_noop, ngettext
 
 from aegistickets.errors import (
     ApplicationError,
@@ -136,8 +136,9 @@ class Checkout:
     voucher: str = ""
     # The answers to the events' questions, per seat (orders.answers).
     answers: tuple[SeatAnswers, ...] = ()
-    # The buyer's language (en, de): the order's emails and tickets PDF are written in it.
-    language: str = ""
+    # The buyer's language (en, de), by default the one active now (the shopper's, in a request): the order's
+    # emails are written in it.
+    language: str = dataclasses.field(default_factory=lambda: get_language() or "")
 
 
 @dataclass(frozen=True)
@@ -194,7 +195,6 @@ def order_place(
     accepted_terms: Mapping[int, int] | None = None,
     voucher: str = "",
     answers: Sequence[SeatAnswers] = (),
-    language: str = "",
 ) -> CheckoutResult:
     """Sells a basket's seats exactly once, priced from the database; a repeated key returns the first order."""
     checkout = Checkout(
@@ -210,7 +210,6 @@ def order_place(
         tuple(sorted((accepted_terms or {}).items())),
         voucher,
         tuple(answers),
-        language,
     )
     try:
         quote = _price(*_validate(checkout, now=now))

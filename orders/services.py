@@ -250,6 +250,14 @@ def basket_remove_item(*, token: str, hold_id: int) -> None:
 # --- cancellation and refunds ---------------------------------------------------------------------------------
 
 
+def _email_buyer(order: Order, kind: str, *, now: datetime) -> None:
+    """Queues a cancellation or refund email in the buyer's language, after the notice delay (by then it can say
+    whether the refund went through)."""
+    outbox.outbox_enqueue(
+        kind=kind, order_id=order.pk, language=order.language, now=now, delay=outbox.CANCELLATION_NOTICE_DELAY
+    )
+
+
 def order_cancel(*, order_id: int, now: datetime) -> Order:
     """Cancels a paid order: its tickets stop admitting and its seats return to sale in one transaction, which also
     records one pending refund; the provider is asked for the money only after that commits.
@@ -270,13 +278,7 @@ def order_cancel(*, order_id: int, now: datetime) -> Order:
         # yet; the worker sends it a little later, by when the refund below has usually been answered, so the email
         # can say where the money stands.
         outbox.outbox_withdraw_confirmation(order_id=order.pk, now=now)
-        outbox.outbox_enqueue(
-            kind=OutboundEmail.Kind.ORDER_CANCELLATION,
-            order_id=order.pk,
-            language=order.language,
-            now=now,
-            delay=outbox.CANCELLATION_NOTICE_DELAY,
-        )
+        _email_buyer(order, OutboundEmail.Kind.ORDER_CANCELLATION, now=now)
         seats.give_back(seats.taken_by(Ticket.objects.filter(order_id=order.pk)))  # the seat rows, locked last
         order.status = Order.Status.CANCELLED
         order.cancelled_at = now
@@ -322,13 +324,7 @@ def refund_part(*, order_id: int, amount: Decimal, note: str, now: datetime) -> 
         )
         # The buyer's notice, queued with the refund and sent a little later, by when the provider has usually
         # answered, so the email can say where the money stands.
-        outbox.outbox_enqueue(
-            kind=OutboundEmail.Kind.REFUND,
-            order_id=order.pk,
-            language=order.language,
-            now=now,
-            delay=outbox.CANCELLATION_NOTICE_DELAY,
-        )
+        _email_buyer(order, OutboundEmail.Kind.REFUND, now=now)
         if amount == left:
             order.status = Order.Status.REFUNDED
             order.save(update_fields=["status"])
@@ -431,13 +427,7 @@ def _cancel_tickets(
         order.save(update_fields=["status", "cancelled_at"])
     # The buyer's notice, queued with the change and sent a little later, by when the refund has usually been
     # answered, so the email can say where the money stands.
-    outbox.outbox_enqueue(
-        kind=OutboundEmail.Kind.TICKETS_CANCELLED,
-        order_id=order.pk,
-        language=order.language,
-        now=now,
-        delay=outbox.CANCELLATION_NOTICE_DELAY,
-    )
+    _email_buyer(order, OutboundEmail.Kind.TICKETS_CANCELLED, now=now)
     seats.give_back(taken)  # the voucher and seat rows, locked last
     transaction.on_commit(functools.partial(_after_cancel, refund_id=refund.pk), robust=True)
     return refund

@@ -3,20 +3,55 @@ an A4 PDF with one ticket per page. Rendering only; it reads an order whose line
 
 from __future__ import annotations
 
+import functools
 import io
+import logging
+from pathlib import Path
 
 import segno
+from django.conf import settings
 from django.utils import timezone
 from django.utils.formats import date_format
+from django.utils.translation import gettext
+from fontTools.ttLib import TTFont
 from fpdf import FPDF
 
 from orders.models import Order, Ticket
 
+logger = logging.getLogger(__name__)
+
 # Medium error correction: survives a scuffed phone screen or a creased print-out; 26 symbols fit version 2.
 QR_ERROR = "m"
 
-# The PDF's built-in fonts speak Latin-1 only; these common characters get a faithful stand-in.
+# The PDF's fonts: DejaVu Sans prints Latin, Greek and Cyrillic; Droid Sans Fallback, added only for a ticket whose
+# text DejaVu lacks glyphs for (reading it costs ~0.4 s), prints Chinese, Japanese and Korean. Debian's
+# fonts-dejavu-core and fonts-droid-fallback put them here (the image copies them; .ci/run installs them).
+FONT_FILES = {
+    ("dejavu", ""): "dejavu/DejaVuSans.ttf",
+    ("dejavu", "B"): "dejavu/DejaVuSans-Bold.ttf",
+    ("cjk", ""): "droid/DroidSansFallbackFull.ttf",
+}
+FONT = "dejavu"
+CJK_FONT = "cjk"
+# Without the font files (a developer machine without them), the built-in Helvetica, which speaks Latin-1 only:
+# these common characters get a faithful stand-in, others print as "?".
 _LATIN1_STANDINS = str.maketrans({"—": "-", "–": "-", "’": "'", "‘": "'", "“": '"', "”": '"', "…": "...", "€": "EUR "})
+
+
+def font_path(family: str, style: str = "") -> Path:
+    return Path(settings.TICKET_FONTS_DIR) / FONT_FILES[(family, style)]
+
+
+@functools.cache
+def _dejavu_characters(path: Path) -> frozenset[int]:
+    """The code points DejaVu Sans has glyphs for (read once per process)."""
+    with TTFont(path, lazy=True) as font:
+        return frozenset(font.getBestCmap())
+
+
+def _needs_cjk_font(texts: list[str]) -> bool:
+    covered = _dejavu_characters(font_path(FONT))
+    return any(ord(char) not in covered for text in texts for char in text if not char.isspace())
 
 
 def qr_code(secret: str) -> segno.QRCode:
@@ -34,74 +69,107 @@ def qr_png(secret: str) -> bytes:
     return out.getvalue()
 
 
-def _latin1(text: str) -> str:
-    return text.translate(_LATIN1_STANDINS).encode("latin-1", errors="replace").decode("latin-1")
-
-
 def _when(ticket: Ticket) -> str:
-    return date_format(timezone.localtime(ticket.ticket_type.event.starts_at), "D j M Y, H:i")
+    return date_format(timezone.localtime(ticket.ticket_type.event.starts_at), "SHORT_DATETIME_FORMAT")
 
 
 def _void(order: Order, ticket: Ticket) -> str:
     """Why a ticket no longer admits anyone, or "" while it does."""
     if order.status != Order.Status.PAID:
-        return f"order {order.get_status_display().lower()}"
-    return "ticket cancelled" if ticket.cancelled_at else ""
+        return gettext("order %(status)s") % {"status": order.get_status_display().lower()}
+    return gettext("ticket cancelled") if ticket.cancelled_at else ""
+
+
+def _lines(order: Order, ticket: Ticket) -> list[str]:
+    """The lines under the event's name: when, where, ticket type, who, the answers."""
+    event = ticket.ticket_type.event
+    holder = ticket.attendee_name or order.name
+    return [
+        _when(ticket),
+        f"{event.venue}, {event.city}",
+        gettext("Ticket type: %(name)s") % {"name": ticket.ticket_type.name},
+        gettext("Name: %(name)s") % {"name": holder},
+        *([gettext("Bought by: %(name)s") % {"name": order.name}] if ticket.attendee_name else []),
+        *(f"{question}: {answer}" for question, answer in ticket.answers_shown),
+    ]
+
+
+class _TicketsPdf:
+    """One A4 document, in DejaVu Sans where its files are installed (and Droid Sans Fallback where the text needs
+    it), else in the built-in Helvetica with the text narrowed to Latin-1."""
+
+    def __init__(self, *, texts: list[str]) -> None:
+        self.pdf = FPDF(orientation="portrait", unit="mm", format="A4")
+        self.unicode = font_path(FONT).is_file() and font_path(FONT, "B").is_file()
+        if self.unicode:
+            self.pdf.add_font(FONT, "", str(font_path(FONT)))
+            self.pdf.add_font(FONT, "B", str(font_path(FONT, "B")))
+            if font_path(CJK_FONT).is_file() and _needs_cjk_font(texts):
+                self.pdf.add_font(CJK_FONT, "", str(font_path(CJK_FONT)))
+                self.pdf.set_fallback_fonts([CJK_FONT], exact_match=False)
+        else:
+            logger.warning("tickets PDF: no DejaVu Sans under %s; names outside Latin-1 print as ?", font_path(FONT))
+
+    def text(self, text: str) -> str:
+        if self.unicode:
+            return text
+        return text.translate(_LATIN1_STANDINS).encode("latin-1", errors="replace").decode("latin-1")
+
+    def font(self, style: str, size: int) -> None:
+        self.pdf.set_font(FONT if self.unicode else "Helvetica", style, size)
+
+    def line(self, height: float, text: str, *, cell: bool = False, align: str = "L") -> None:
+        width = self.pdf.w - 2 * self.pdf.l_margin
+        if cell:
+            self.pdf.cell(width, height, self.text(text), align=align, new_x="LMARGIN", new_y="NEXT")
+        else:
+            self.pdf.multi_cell(width, height, self.text(text), align=align, new_x="LMARGIN", new_y="NEXT")
+
+
+def _ticket_page(doc: _TicketsPdf, order: Order, ticket: Ticket, *, number: int, count: int) -> None:
+    pdf = doc.pdf
+    pdf.add_page()
+    doc.font("B", 11)
+    pdf.set_text_color(90, 96, 120)
+    heading = gettext("TICKET %(number)d OF %(count)d  -  ORDER %(code)s")
+    doc.line(8, heading % {"number": number, "count": count, "code": order.code}, cell=True)
+    pdf.set_text_color(0, 0, 0)
+    doc.font("B", 24)
+    doc.line(11, ticket.ticket_type.event.name)
+    doc.font("", 14)
+    pdf.ln(2)
+    for line in _lines(order, ticket):
+        doc.line(8, line)
+    void = _void(order, ticket)
+    if void:
+        doc.font("B", 18)
+        pdf.set_text_color(180, 0, 0)
+        doc.line(12, gettext("VOID - %(reason)s") % {"reason": void}, cell=True)
+        pdf.set_text_color(0, 0, 0)
+    size = 90
+    top = pdf.get_y() + 10
+    pdf.image(io.BytesIO(qr_png(ticket.code)), x=(pdf.w - size) / 2, y=top, w=size, h=size)
+    pdf.set_y(top + size + 6)
+    pdf.set_font("Courier", "B", 16)
+    doc.line(10, ticket.code, cell=True, align="C")
+    doc.font("", 10)
+    pdf.set_text_color(90, 96, 120)
+    advice = gettext(
+        "Show this code at the door; it admits one person once. Anyone holding it can use it: keep it private."
+    )
+    doc.line(5, advice, align="C")
+    pdf.set_text_color(0, 0, 0)
 
 
 def tickets_pdf(order: Order, tickets: list[Ticket]) -> bytes:
     """An A4 PDF, one ticket per page (of `tickets`, each with its ticket type and event): event, date, venue, ticket
-    type, holder, order code, QR code, secret."""
-    pdf = FPDF(orientation="portrait", unit="mm", format="A4")
-    pdf.set_title(f"Tickets for order {order.code}")
-    pdf.set_author("AegisTickets")
-    pdf.set_auto_page_break(auto=False)
-    width = pdf.w - 2 * pdf.l_margin
+    type, holder, order code, QR code, secret; in the active language, any name printed as written."""
+    texts = [order.name, *(text for ticket in tickets for text in _lines(order, ticket)), "€"]
+    texts += [ticket.ticket_type.event.name for ticket in tickets]
+    doc = _TicketsPdf(texts=texts)
+    doc.pdf.set_title(gettext("Tickets for order %(code)s") % {"code": order.code})
+    doc.pdf.set_author("AegisTickets")
+    doc.pdf.set_auto_page_break(auto=False)
     for number, ticket in enumerate(tickets, start=1):
-        event = ticket.ticket_type.event
-        pdf.add_page()
-        pdf.set_font("Helvetica", "B", 11)
-        pdf.set_text_color(90, 96, 120)
-        pdf.cell(
-            width,
-            8,
-            _latin1(f"TICKET {number} OF {len(tickets)}  -  ORDER {order.code}"),
-            new_x="LMARGIN",
-            new_y="NEXT",
-        )
-        pdf.set_text_color(0, 0, 0)
-        pdf.set_font("Helvetica", "B", 24)
-        pdf.multi_cell(width, 11, _latin1(event.name), new_x="LMARGIN", new_y="NEXT")
-        pdf.set_font("Helvetica", "", 14)
-        pdf.ln(2)
-        for line in (
-            _when(ticket),
-            f"{event.venue}, {event.city}",
-            f"Ticket type: {ticket.ticket_type.name}",
-            f"Name: {ticket.attendee_name}" if ticket.attendee_name else f"Name: {order.name}",
-            *([f"Bought by: {order.name}"] if ticket.attendee_name else []),
-            *(f"{question}: {answer}" for question, answer in ticket.answers_shown),
-        ):
-            pdf.multi_cell(width, 8, _latin1(line), new_x="LMARGIN", new_y="NEXT")
-        void = _void(order, ticket)
-        if void:
-            pdf.set_font("Helvetica", "B", 18)
-            pdf.set_text_color(180, 0, 0)
-            pdf.cell(width, 12, _latin1(f"VOID - {void}"), new_x="LMARGIN", new_y="NEXT")
-            pdf.set_text_color(0, 0, 0)
-        size = 90
-        top = pdf.get_y() + 10
-        pdf.image(io.BytesIO(qr_png(ticket.code)), x=(pdf.w - size) / 2, y=top, w=size, h=size)
-        pdf.set_y(top + size + 6)
-        pdf.set_font("Courier", "B", 16)
-        pdf.cell(width, 10, ticket.code, align="C", new_x="LMARGIN", new_y="NEXT")
-        pdf.set_font("Helvetica", "", 10)
-        pdf.set_text_color(90, 96, 120)
-        pdf.multi_cell(
-            width,
-            5,
-            "Show this code at the door; it admits one person once. Anyone holding it can use it: keep it private.",
-            align="C",
-        )
-        pdf.set_text_color(0, 0, 0)
-    return bytes(pdf.output())
+        _ticket_page(doc, order, ticket, number=number, count=len(tickets))
+    return bytes(doc.pdf.output())

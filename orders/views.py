@@ -186,7 +186,6 @@ def checkout(request: HttpRequest) -> HttpResponse:
                 attendees=attendees,
                 accepted_terms=accepted_terms,
                 answers=answers,
-                language=get_language() or "",
             )
         except ApplicationError as error:
             for field, field_errors in (error.errors or {}).items():

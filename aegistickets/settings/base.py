@@ -384,6 +384,8 @@ if "stripe" in PAYMENT_METHODS and not (STRIPE_SECRET_KEY and STRIPE_PUBLISHABLE
     raise ImproperlyConfigured(
         "PAYMENT_METHODS offers stripe: set STRIPE_SECRET_KEY, STRIPE_PUBLISHABLE_KEY and STRIPE_WEBHOOK_SECRET."
     )
+# Where the tickets PDF finds its fonts (orders/tickets.py): DejaVu Sans, and Droid Sans Fallback for CJK names.
+TICKET_FONTS_DIR = env.str("TICKET_FONTS_DIR", default="/usr/share/fonts/truetype")
 EVENTS_PAGE_SIZE = env.int("EVENTS_PAGE_SIZE", default=20)
 # How old availability on listings may be (events/cache.py). 0 turns the catalog cache off.
 CATALOG_CACHE_SECONDS = env.float("CATALOG_CACHE_SECONDS", default=2.0)
@@ -421,6 +423,8 @@ LOGGING = {
         # Each 4xx (a sold-out 409, a bad request) is already in the access log; as a WARNING per request it floods
         # the log in an on-sale rush. 5xx stay ERROR.
         "django.request": {"level": env.str("DJANGO_REQUEST_LOG_LEVEL", default="ERROR").upper()},
+        # fpdf2 subsets the tickets PDF's fonts with fontTools, which logs every glyph table at INFO.
+        "fontTools": {"level": "WARNING"},
     },
 }
 

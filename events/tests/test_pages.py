@@ -146,7 +146,8 @@ class TestEventDetail:
         assert "€59.90" in body
         assert "up to 4 per order" in body
         assert body.count("Add to basket") == 2
-        assert body.count('name="csrfmiddlewaretoken"') == 2
+        # one per ticket type's form, one for the header's language switcher
+        assert body.count('name="csrfmiddlewaretoken"') == 3
 
     def test_each_form_posts_its_ticket_type_with_a_labelled_quantity(self, client, ticket_type):
         body = client.get(f"/events/{ticket_type.event.slug}/").content.decode()

@@ -116,7 +116,7 @@ class TestTicketsPdf:
             assert f"TICKET {number} OF 3" in text
             assert order.code in text
             assert "Grace Hopper" in text
-            assert "Jazz - Night" in text
+            assert "Jazz — Night" in text
             assert "Blue Hall" in text
             assert f"Ticket type: {ticket.ticket_type.name}" in text
             assert "VOID" not in text
