@@ -64,10 +64,10 @@ def test_the_buyer_is_told_of_each_part_and_where_the_money_stands(ticket_type, 
 
     (message,) = mail.outbox
     assert (message.to, message.subject) == ([order.email], f"Refund: {ticket_type.event.name} - order {order.code}")
-    assert "We have refunded 10.00 EUR" in message.body
+    assert "We have refunded €10.00" in message.body
     assert "Your tickets remain valid" in message.body
     assert "complained" not in message.body  # the note is for the records, not the buyer
-    assert "10.00 EUR" in message.alternatives[0][0]
+    assert "€10.00" in message.alternatives[0][0]
 
 
 def test_the_last_part_tells_the_buyer_the_tickets_are_void(ticket_type, provider, refund):
@@ -82,8 +82,8 @@ def test_the_last_part_tells_the_buyer_the_tickets_are_void(ticket_type, provide
 
     (message,) = mail.outbox
     # Every part so far, each with where its money stands, as the cancellation notices do.
-    assert "We have refunded 20.00 EUR" in message.body
-    assert "Your refund of 30.00 EUR is being processed" in message.body
+    assert "We have refunded €20.00" in message.body
+    assert "Your refund of €30.00 is being processed" in message.body
     assert "no longer valid" in message.body
 
 
@@ -227,7 +227,7 @@ def test_the_admin_refunds_part_of_one_order_through_an_intermediate_page(client
     assert asked.status_code == 200
     assert "50.00 EUR" in asked.content.decode()  # what can still be refunded
     too_much = client.post("/admin/orders/order/", {**action, "confirmed": "yes", "amount": "60.00"})
-    assert "At most 50.00 EUR" in too_much.content.decode()
+    assert "At most €50.00" in too_much.content.decode()
     assert not Refund.objects.exists()
 
     done = client.post(
@@ -255,7 +255,7 @@ def test_the_order_page_lists_each_refund_and_where_its_money_stands(
 
     table = page.split('id="refunds-heading"')[1]
     rows = [" ".join(re.sub(r"<[^>]+>", " ", row).split()) for row in re.findall(r"<tr>(.*?)</tr>", table, re.S)]
-    assert [row.split(" ", 4)[-1] for row in rows[1:]] == [
+    assert [row.split(" ", 5)[-1] for row in rows[1:]] == [
         "Partial refund Refunded €10.00",
         "Partial refund Being processed €5.00",
     ]
