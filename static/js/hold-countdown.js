@@ -2,7 +2,8 @@
  * Hold countdown: turns
  *   <p data-hold-expires="ISO-8601" data-server-now="ISO-8601">Your tickets are held until 20:15.</p>
  * into a live "Your tickets are held for mm:ss"; at zero it says what happens next (data-expired-text, or what
- * the basket and checkout pages say). Progressive enhancement: without JavaScript the server-rendered sentence
+ * the basket and checkout pages say; data-running-text, with {time} for mm:ss, words the running count in the page's
+ * language). Progressive enhancement: without JavaScript the server-rendered sentence
  * stays. The server's clock is the reference (the shopper's clock may be off),
  * so the remaining time is measured from the server's "now" at render time.
  */
@@ -28,6 +29,7 @@
     // Milliseconds to add to the browser's clock to get the server's.
     var skew = isNaN(serverNow) ? 0 : serverNow - Date.now();
     var expiredText = element.getAttribute("data-expired-text") || EXPIRED_TEXT;
+    var runningText = element.getAttribute("data-running-text") || "Your tickets are held for {time}";
     var container = element.closest(".hold-notice");
     var timer = null;
 
@@ -44,7 +46,7 @@
         }
         return;
       }
-      element.textContent = "Your tickets are held for " + format(left);
+      element.textContent = runningText.replace("{time}", format(left));
     }
 
     render();

@@ -10,7 +10,8 @@
  * once the order is committed, which needs a method that can hold funds.
  * Needs <form data-payment-form data-publishable-key data-amount (Stripe's integer units) data-currency
  * data-return-url> holding the CSRF token, a [data-payment-element] to mount the element in, a [data-payment-error]
- * alert and a disabled submit button.
+ * alert and a disabled submit button; data-failed-text and data-unavailable-text word its two errors in the page's
+ * language.
  */
 (function () {
   "use strict";
@@ -46,19 +47,24 @@
   function start(form) {
     var button = form.querySelector("button[type=submit]");
     var error = form.querySelector("[data-payment-error]");
+    var failedText = form.getAttribute("data-failed-text") || FAILED_TEXT;
+    var unavailableText = form.getAttribute("data-unavailable-text") || UNAVAILABLE_TEXT;
 
     function show(message) {
-      error.textContent = message || FAILED_TEXT;
+      error.textContent = message || failedText;
       error.hidden = false;
       button.disabled = false;
     }
 
     if (typeof window.Stripe !== "function") {
-      show(UNAVAILABLE_TEXT);
+      show(unavailableText);
       button.disabled = true;
       return;
     }
-    var stripe = window.Stripe(form.getAttribute("data-publishable-key"));
+    // Stripe's own words (card errors, the element's labels) in the page's language.
+    var stripe = window.Stripe(form.getAttribute("data-publishable-key"), {
+      locale: document.documentElement.lang || "auto",
+    });
     var elements = paymentElements(stripe, form);
     elements.create("payment").mount(form.querySelector("[data-payment-element]"));
     button.disabled = false;
@@ -96,7 +102,7 @@
       button.disabled = true; // one payment at a time
       error.hidden = true;
       pay().catch(function () {
-        show(FAILED_TEXT);
+        show(failedText);
       });
     });
   }
