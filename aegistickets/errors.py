@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.http import Http404, HttpRequest, JsonResponse
 from django.utils.functional import Promise
-from django.utils.translation import gettext as gettext_now
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from rest_framework import exceptions as drf_exceptions
 from rest_framework.response import Response
@@ -348,7 +348,7 @@ def application_error_from(exc: Exception) -> ApplicationError | None:
     if isinstance(exc, drf_exceptions.ValidationError):
         return ValidationFailedError(errors=_field_errors(exc.detail))
     if isinstance(exc, drf_exceptions.ParseError):
-        return ValidationFailedError(gettext_now("Malformed request body: %(reason)s") % {"reason": exc.detail})
+        return ValidationFailedError(gettext("Malformed request body: %(reason)s") % {"reason": exc.detail})
     if isinstance(exc, drf_exceptions.UnsupportedMediaType):
         return UnsupportedMediaTypeError()
     if isinstance(exc, drf_exceptions.NotAcceptable):

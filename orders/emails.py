@@ -36,7 +36,13 @@ def _message(order: Order, *, subject: str, template: str, **extra: object) -> E
     """Plain text and HTML from `orders/email/<template>.txt|html`, to the buyer; `subject` (translated, with
     %(events)s and %(code)s) names the order's events and code."""
     events = _events(order)
-    context = {"order": order, "events": events, "order_url": order_page_url(order), **extra}
+    context = {
+        "order": order,
+        "events": events,
+        "order_url": order_page_url(order),
+        "LANGUAGE_CODE": translation.get_language(),  # the page's lang; no request, so no context processor
+        **extra,
+    }
     message = EmailMultiAlternatives(
         subject=" ".join((subject % {"events": ", ".join(events), "code": order.code}).split())[:200],
         body=render_to_string(f"orders/email/{template}.txt", context),
@@ -117,6 +123,7 @@ def _waiting_list_message(
         "event": entry.ticket_type.event,
         "entry_url": waiting_entry_url(entry),
         "leave_url": waiting_entry_url(entry, "waiting-list-leave"),
+        "LANGUAGE_CODE": translation.get_language(),
         **extra,
     }
     message = EmailMultiAlternatives(
