@@ -721,7 +721,7 @@ def payment_capture(payment: Payment, *, now: datetime) -> Payment:
     try:
         result = provider.capture(payment_id=payment.payment_id, amount=payment.amount, currency=payment.currency)
     except ApplicationError as error:  # the provider is unreachable: reconciliation captures it later
-        result_message, approved = error.detail, False
+        result_message, approved = str(error.detail), False
     else:
         result_message, approved = result.message, result.approved
     recorded = Payment(
@@ -833,7 +833,7 @@ def _complete(payment: Payment, *, now: datetime) -> Settlement:
         PriceChangedError,
         VoucherExhaustedError,
     ) as refusal:
-        outcome = _not_completed(payment, note=refusal.detail, now=now)
+        outcome = _not_completed(payment, note=str(refusal.detail), now=now)
     order = Order.objects.get(pk=_order_id(payment))
     if order.status == Order.Status.PAID:
         Payment.objects.filter(pk=payment.pk, status=Payment.Status.REQUIRES_ACTION).update(
