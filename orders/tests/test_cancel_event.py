@@ -156,7 +156,7 @@ def test_an_order_keeps_its_tickets_for_other_events_and_the_buyer_is_told_once(
     assert message.subject.startswith("Tickets cancelled: Open Air, Jazz Night")
     assert "Open Air has been cancelled" in message.body
     assert "Your other tickets remain valid" in message.body
-    assert "We have refunded 60.00 EUR" in message.body
+    assert "We have refunded €60.00" in message.body
 
 
 def test_the_refund_is_at_most_what_is_left_of_the_order(provider):  # noqa: F811
@@ -228,7 +228,7 @@ def test_the_admin_asks_first_then_cancels_the_event(client, sold_event, provide
     asked = client.post(url, action)
     assert asked.status_code == 200
     page = asked.content.decode()
-    assert "5 ticket(s) in 5 paid order(s), 125.00 EUR" in page
+    assert "5 ticket(s) in 5 paid order(s), €125.00" in page
     assert Event.objects.get(pk=event.pk).is_published  # nothing done yet
 
     done = client.post(url, {**action, "confirmed": "yes"}, follow=True)
@@ -271,4 +271,4 @@ def test_nothing_left_to_refund_is_recorded_as_done_without_asking_the_provider(
     send_queued_emails()
     notice = mail.outbox[-1]
     assert "All of its money had been refunded already." in notice.body
-    assert "0.00 EUR" not in notice.body
+    assert "€0.00" not in notice.body

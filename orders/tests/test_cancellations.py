@@ -88,7 +88,7 @@ class TestOrderCancel:
         (message,) = mail.outbox
         assert message.to == ["ada@example.com"]
         assert message.subject == f"Cancelled: {ticket_type.event.name} - order {order.code}"
-        assert "We have refunded 50.00 EUR" in message.body
+        assert "We have refunded €50.00" in message.body
         assert "no longer valid" in message.alternatives[0][0]
 
     def test_the_provider_is_not_called_before_the_cancellation_commits(
