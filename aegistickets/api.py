@@ -8,6 +8,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from django.http import QueryDict
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import OpenApiResponse
 from rest_framework import serializers
 from rest_framework.fields import Field, empty
@@ -77,7 +79,7 @@ class ShopDateTimeField(serializers.DateTimeField):
     """A date-time input between the years 2000 and 2199: anything else is a typo or an attack, and very old dates
     come back with local-mean-time offsets (e.g. +00:53:28) that are not RFC 3339."""
 
-    default_error_messages = {"out_of_range": "Must be between the years 2000 and 2199."}
+    default_error_messages = {"out_of_range": _("Must be between the years 2000 and 2199.")}
 
     def to_internal_value(self, value: Any) -> Any:
         parsed = super().to_internal_value(value)
@@ -133,21 +135,21 @@ def _json_type_errors(field: Field, value: Any) -> list[str]:
 
 def _json_type_error(field: Field, value: Any) -> str | None:
     if isinstance(field, serializers.BooleanField):
-        return None if isinstance(value, bool) else "Must be true or false."
+        return None if isinstance(value, bool) else gettext("Must be true or false.")
     if isinstance(field, serializers.IntegerField):
         # Not a bool (a Python int) and not 1.0: a draft-4 schema (OpenAPI 3.0) counts neither as an integer.
-        return None if isinstance(value, int) and not isinstance(value, bool) else "Must be an integer."
+        return None if isinstance(value, int) and not isinstance(value, bool) else gettext("Must be an integer.")
     if isinstance(field, serializers.DecimalField):
         # Documented, and answered, as a string: a JSON number would pass through a binary float first.
-        return None if isinstance(value, str) else 'Must be a string such as "12.50".'
+        return None if isinstance(value, str) else gettext('Must be a string such as "12.50".')
     if isinstance(field, serializers.CharField | serializers.DateTimeField | serializers.ChoiceField):
         if not isinstance(value, str):
-            return "Must be a string."
+            return gettext("Must be a string.")
         # The schema's maxLength is of the value sent; DRF counts after trimming whitespace, and would take a value
         # one blank too long that the schema forbids.
         limit = getattr(field, "max_length", None)
         if limit is not None and len(value) > limit:
-            return f"Ensure this field has no more than {limit} characters."
+            return gettext("Ensure this field has no more than %(limit)d characters.") % {"limit": limit}
     return None
 
 

@@ -6,6 +6,7 @@ from typing import Any
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.utils.translation import ngettext
 
 from aegistickets.errors import (
     ApplicationError,
@@ -43,7 +44,12 @@ def login_locked_out(request: HttpRequest, response: HttpResponse | None, creden
     seconds = int(settings.AXES_COOLOFF_TIME.total_seconds())
     minutes = math.ceil(seconds / 60)
     error = LoginLockedOutError(
-        f"Too many failed login attempts. Try again in {minutes} minute{'s' if minutes != 1 else ''}.",
+        ngettext(
+            "Too many failed login attempts. Try again in %(minutes)d minute.",
+            "Too many failed login attempts. Try again in %(minutes)d minutes.",
+            minutes,
+        )
+        % {"minutes": minutes},
         extra={"retry_after": seconds},
     )
     return error_page(request, error, "login_locked_out.html")

@@ -254,7 +254,7 @@ class SeatAnswersInput(JsonInput):
 
     def validate_values(self, value: dict[str, Any]) -> dict[int, Any]:
         if not all(key.isdigit() and len(key) <= 18 for key in value):
-            raise serializers.ValidationError("Keys are question ids.")
+            raise serializers.ValidationError(_("Keys are question ids."))
         return {int(key): answer for key, answer in value.items()}
 
 
@@ -311,7 +311,7 @@ class CheckoutInput(JsonInput):
 
     def validate_accepted_terms(self, value: dict[str, int]) -> dict[int, int]:
         if not all(key.isdigit() and len(key) <= 18 for key in value):
-            raise serializers.ValidationError("Keys are event ids.")
+            raise serializers.ValidationError(_("Keys are event ids."))
         return {int(key): version for key, version in value.items()}
 
 
@@ -345,7 +345,7 @@ class CheckoutApi(APIView):
         key = request.headers.get("Idempotency-Key")
         if key is not None and not IDEMPOTENCY_KEY_PATTERN.match(key):
             raise ValidationFailedError(
-                errors={"Idempotency-Key": ["1 to 255 printable ASCII characters without spaces."]}
+                errors={"Idempotency-Key": [_("1 to 255 printable ASCII characters without spaces.")]}
             )
         result = checkout.order_place(
             token=data["basket"],
@@ -467,7 +467,7 @@ class RefundInput(JsonInput):
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if ("amount" in attrs) == ("tickets" in attrs):
-            raise serializers.ValidationError({"amount": ["Give either an amount or the tickets to cancel."]})
+            raise serializers.ValidationError({"amount": [_("Give either an amount or the tickets to cancel.")]})
         return attrs
 
 

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 import stripe
 from django.conf import settings
+from django.utils.translation import gettext_noop
 from stripe.params import PaymentIntentCreateParams, RefundCreateParams
 
 from orders.payments import (
@@ -52,7 +53,10 @@ STRIPE_JS_SUBDOMAINS = "https://*.js.stripe.com"
 STRIPE_HOOKS_ORIGIN = "https://hooks.stripe.com"
 
 # What the buyer reads when Stripe refused the payment method itself (not the bank declining it).
-UNUSABLE_CARD = "This card could not be used for the payment. Please check its details or try another card."
+# Stored with the payment in English, like every provider message; shown translated (the catalog knows it).
+UNUSABLE_CARD = gettext_noop(
+    "This card could not be used for the payment. Please check its details or try another card."
+)
 
 
 def minor_units(amount: Decimal, currency: str) -> int:
