@@ -22,7 +22,7 @@ from django.db.models import (
     Subquery,
     Sum,
 )
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Coalesce, Lower
 
 from aegistickets.errors import BasketNotFoundError, NotFoundError, OtherOrganizersOrderError, ValidationFailedError
 from events.models import Event, TicketType, Voucher
@@ -240,6 +240,27 @@ def order_for_shopper(*, code: str, secret: str, with_refunds: bool = False) -> 
         lines=sorted(lines.values(), key=lambda line: line.pk),
         tickets=tickets,
         refunds=tuple(order.refunds.order_by("created_at", "id")) if refunded else (),
+    )
+
+
+# The orders "find my orders" lists (orders/selfservice.py): those with tickets or on their way to them, and cancelled
+# ones (their page says where the refund stands). Expired and failed orders never had tickets.
+LOOKUP_STATUSES = (Order.Status.PAID, Order.Status.PENDING, Order.Status.CANCELLED)
+LOOKUP_MAX_ORDERS = 20
+
+
+def lookup_address(email: str) -> str:
+    """An address as orders are found by it: any case, no surrounding space."""
+    return email.strip().lower()
+
+
+def orders_of_address(email: str) -> list[Order]:
+    """An address's orders whose private page is worth sending, newest first, at most LOOKUP_MAX_ORDERS. One query,
+    through the index on (lower(email), created_at)."""
+    return list(
+        Order.objects.alias(email_lower=Lower("email"))
+        .filter(email_lower=lookup_address(email), status__in=LOOKUP_STATUSES)
+        .order_by("-created_at", "-id")[:LOOKUP_MAX_ORDERS]
     )
 
 
