@@ -149,7 +149,7 @@ class Order(models.Model):
             models.Index(fields=["status", "created_at"], name="order_status_created_idx"),
             models.Index(fields=["email"], name="order_email_idx"),
             # "Find my orders" matches the address whatever its case (orders/selfservice.py).
-            models.Index(Lower("email"), F("created_at").desc(), name="order_email_lower_idx"),
+            models.Index(Lower("email"), F("created_at").desc(), F("id").desc(), name="order_email_lower_idx"),
             models.Index(fields=["payment_reference"], name="order_payment_ref_idx"),
         ]
         constraints = [

@@ -254,14 +254,19 @@ def lookup_address(email: str) -> str:
     return email.strip().lower()
 
 
-def orders_of_address(email: str) -> list[Order]:
-    """An address's orders whose private page is worth sending, newest first, at most LOOKUP_MAX_ORDERS. One query,
-    through the index on (lower(email), created_at)."""
-    return list(
+def address_orders(email: str) -> QuerySet[Order]:
+    """An address's orders whose private page is worth sending, newest first, at most LOOKUP_MAX_ORDERS: read through
+    the index on (lower(email), created_at)."""
+    return (
         Order.objects.alias(email_lower=Lower("email"))
         .filter(email_lower=lookup_address(email), status__in=LOOKUP_STATUSES)
         .order_by("-created_at", "-id")[:LOOKUP_MAX_ORDERS]
     )
+
+
+def orders_of_address(email: str) -> list[Order]:
+    """`address_orders`, read: one query."""
+    return list(address_orders(email))
 
 
 def order_refundable(order: Order) -> Decimal:
