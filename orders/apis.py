@@ -763,7 +763,7 @@ class OrderLookupOutput(serializers.Serializer):
 
 
 class OrderLookupApi(APIView):
-    """ "Find my orders": queues one email to the address with the private links to its orders (none is sent to an
+    """Find my orders: queues one email to the address with the private links to its orders (none is sent to an
     address without orders). The answer is the same either way: it tells nobody who bought what."""
 
     @extend_schema(

@@ -236,7 +236,7 @@ class WaitingListForm(forms.Form):
 
 
 class OrderLookupForm(forms.Form):
-    """ "Find my orders": the address the orders were placed with."""
+    """Find my orders: the address the orders were placed with."""
 
     email = forms.EmailField(
         label=_("Email address"),

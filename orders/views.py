@@ -323,15 +323,16 @@ def order_tickets_pdf(request: HttpRequest, code: str, secret: str) -> HttpRespo
 
 
 def _order_of_path(request: HttpRequest) -> str:
-    """The order a private-link request is about (its code): what resending counts against."""
+    """The order a private-link request is about: what resending counts against. The whole link, not the code alone,
+    so that someone who knows only an order's code can't use up its buyer's resends."""
     match = request.resolver_match
-    return str(match.kwargs.get("code", "")) if match is not None else ""
+    return f"{match.kwargs.get('code', '')}/{match.kwargs.get('secret', '')}" if match is not None else ""
 
 
 @require_http_methods(["GET", "POST"])
 @rate_limited("lookup", ip=client_ip, email=posted_value("email"), template="orders/self_service_limited.html")
 def order_find(request: HttpRequest) -> HttpResponse:
-    """ "Find my orders": the address's orders' private links go to that address by email. The answer is the same
+    """Find my orders: the address's orders' private links go to that address by email. The answer is the same
     whether the address has orders or not (see orders/selfservice.py)."""
     form = OrderLookupForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
@@ -344,7 +345,7 @@ def order_find(request: HttpRequest) -> HttpResponse:
 
 
 def order_find_sent(request: HttpRequest) -> HttpResponse:
-    """ "Check your inbox": the same page for every address."""
+    """After "find my orders": check your inbox, the same page for every address."""
     return render(request, "orders/find_orders_sent.html")
 
 

@@ -288,6 +288,12 @@ class TestResend:
         assert client.post(resend_url(other)).status_code == 302
         assert OutboundEmail.objects.filter(order=order, kind=OutboundEmail.Kind.ORDER_CONFIRMATION).count() == 1 + 3
 
+    def test_someone_who_knows_only_the_code_cannot_use_up_the_buyers_resends(self, client, ticket_type, limits):
+        order = place_order((ticket_type, 1))
+        wrong = f"/orders/{order.code}/{'x' * 32}/confirmation/"
+        assert [Client().post(wrong).status_code for _ in range(3)] == [404] * 3
+        assert [client.post(resend_url(order)).status_code for _ in range(3)] == [302] * 3
+
     def test_ten_an_hour_per_client(self, client, limits):
         ticket_type = TicketTypeFactory(capacity=20)
         orders = [place_order((ticket_type, 1)) for _ in range(11)]
