@@ -69,7 +69,7 @@ lint: install-dev
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
 	$(BIN)/mypy events/services.py events/selectors.py events/availability.py orders/services.py orders/selectors.py \
-		orders/seats.py orders/payments.py orders/outbox.py orders/checkout.py orders/stripe_provider.py orders/webhooks.py orders/waiting_list.py
+		orders/seats.py orders/payments.py orders/outbox.py orders/checkout.py orders/stripe_provider.py orders/webhooks.py orders/waiting_list.py orders/selfservice.py events/calendar.py
 
 format: install-dev
 	$(BIN)/ruff check --fix .

@@ -325,6 +325,20 @@ class OfferEndedError(ApplicationError):
     default_detail = _("This offer of seats is no longer open.")
 
 
+class ConfirmationUnavailableError(ApplicationError):
+    code = "confirmation_unavailable"
+    status = 409
+    title = _("No confirmation to send")
+    default_detail = _("Only a paid order has a confirmation to send again.")
+
+
+class AttendeeChangesClosedError(ApplicationError):
+    code = "attendee_changes_closed"
+    status = 409
+    title = _("Attendee changes closed")
+    default_detail = _("The names on these tickets can no longer be changed here; ask the organizer.")
+
+
 def _messages(detail: Any, prefix: str = "") -> list[str]:
     """A field's errors as the problem schema has them, flat messages: an item of a list or a field of a nested
     object that failed is named before its message ("3: Not a valid string.")."""

@@ -94,11 +94,11 @@ def posted_value(field: str) -> Identity:
 
 
 def rate_limited(
-    scope: str, *, methods: tuple[str, ...] = ("POST",), **identities: Identity
+    scope: str, *, methods: tuple[str, ...] = ("POST",), template: str = "429.html", **identities: Identity
 ) -> Callable[[Callable[..., HttpResponse]], Callable[..., Any]]:
     """Limits `methods` requests (POSTs unless given) to a view by RATE_LIMITS[f"{scope}_{name}"] for each
     `name=identity`: `rate_limited("checkout", ip=…, basket=…)`. Over any limit: 429 with Retry-After (problem JSON
-    under /api, the 429 page elsewhere)."""
+    under /api, the 429 page elsewhere: `template`, given `retry_after`)."""
 
     def decorate(view: Callable[..., HttpResponse]) -> Callable[..., Any]:
         @functools.wraps(view)
@@ -111,7 +111,7 @@ def rate_limited(
                 retry_after = max((wait for wait in waits if wait is not None), default=None)
                 if retry_after is not None:
                     error = RateLimitedError(extra={"retry_after": retry_after})
-                    return error_page(request, error, "429.html", {"retry_after": retry_after})
+                    return error_page(request, error, template, {"retry_after": retry_after})
             return view(request, *args, **kwargs)
 
         return limited

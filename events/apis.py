@@ -187,6 +187,13 @@ class EventCreateInput(JsonInput):
         help_text="Until when buyers may cancel their own tickets from their order page (their price refunded); at "
         "the latest starts_at. Null: they may not.",
     )
+    attendee_changes_until = ShopDateTimeField(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="Until when buyers may change the attendee names of their tickets from their order page. Null: "
+        "they may not.",
+    )
     waiting_list_enabled = serializers.BooleanField(
         required=False,
         default=True,
@@ -230,6 +237,7 @@ class OrganizerEventOutput(serializers.Serializer):
     ends_at = serializers.DateTimeField()
     is_published = serializers.BooleanField()
     buyer_cancellation_until = serializers.DateTimeField(allow_null=True)
+    attendee_changes_until = serializers.DateTimeField(allow_null=True)
     attendee_data = serializers.ChoiceField(choices=Event.AttendeeData.choices)
     waiting_list_enabled = serializers.BooleanField()
     terms = serializers.CharField()

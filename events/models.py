@@ -52,6 +52,13 @@ class Event(models.Model):
         help_text="Until when buyers may cancel their tickets themselves (their price is refunded); at the latest "
         "when the event starts. Empty: they may not.",
     )
+    # Buyers may change the names on their tickets from their order page until then (orders/selfservice.py).
+    attendee_changes_until = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="Until when buyers may change the attendee names of their tickets from their order page. Empty: "
+        "they may not.",
+    )
     # What checkout asks about each ticket's holder (badges, the door's list of names).
     attendee_data = models.CharField(
         max_length=16,

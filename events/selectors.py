@@ -203,6 +203,14 @@ def events_upcoming_page(*, now: datetime, search: str = "", page: str | int | N
     )
 
 
+def event_published(*, slug: str) -> Event:
+    """A published event by its slug, without its ticket types (one query): what its calendar file shows."""
+    event = Event.objects.filter(is_published=True, slug=slug).first()
+    if event is None:
+        raise NotFoundError(_("No such event."))
+    return event
+
+
 def event_detail(
     *,
     now: datetime,

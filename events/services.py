@@ -31,6 +31,7 @@ EVENT_FIELDS = frozenset(
         "ends_at",
         "is_published",
         "buyer_cancellation_until",
+        "attendee_changes_until",
         "attendee_data",
         "waiting_list_enabled",
         "terms",

@@ -8,4 +8,5 @@ app_name = "events"
 urlpatterns = [
     path("", views.event_list, name="list"),
     path("events/<slug:slug>/", views.event_detail, name="detail"),
+    path("events/<slug:slug>/event.ics", views.event_calendar, name="calendar"),
 ]

@@ -11,6 +11,7 @@ from aegistickets.errors import ApplicationError, NotFoundError
 from aegistickets.throttling import rate_limited, voucher_attempt
 from events import selectors
 from events.cache import cached_page
+from events.calendar import event_ics
 from events.forms import EventSearchForm, TicketQuantityForm
 from events.models import Event
 
@@ -46,6 +47,17 @@ def event_detail(request: HttpRequest, slug: str) -> HttpResponse:
         return event_page(request, event, now=now, extra=extra)
 
     return cached_page(request, f"html:event:{slug}", render_page)
+
+
+def event_calendar(request: HttpRequest, slug: str) -> HttpResponse:
+    """The event as an iCalendar file, for "Add to calendar"."""
+    try:
+        event = selectors.event_published(slug=slug)
+    except NotFoundError:
+        raise Http404 from None
+    response = HttpResponse(event_ics(event), content_type="text/calendar; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{event.slug}.ics"'
+    return response
 
 
 def event_page_with_voucher(request: HttpRequest, slug: str, code: str) -> HttpResponse:

@@ -31,6 +31,11 @@ urlpatterns = [
     ),
     path("waiting-list/<token:token>", apis.WaitingListEntryApi.as_view(), name="waiting-list-entry"),
     path("waiting-list/<token:token>/confirm", apis.WaitingListConfirmApi.as_view(), name="waiting-list-confirm"),
+    path(
+        "orders/lookup",
+        rate_limited("lookup", ip=client_ip, email=posted_value("email"))(apis.OrderLookupApi.as_view()),
+        name="orders-lookup",
+    ),
     path("orders", apis.OrderListApi.as_view(), name="orders"),
     path("orders/<order_code:code>", apis.OrderApi.as_view(), name="order"),
     path("orders/<order_code:code>/cancel", apis.OrderCancelApi.as_view(), name="order-cancel"),

@@ -36,7 +36,7 @@ from aegistickets.errors import ValidationFailedError
 from events.models import Voucher
 from events.selectors import event_for_organizer
 from events.services import MAX_VOUCHERS_PER_REQUEST, VoucherSpec, vouchers_create
-from orders import checkout, exports, selectors, services, waiting_list
+from orders import checkout, exports, selectors, selfservice, services, waiting_list
 from orders.answers import SeatAnswers
 from orders.models import Order, Payment, Refund, WaitingListEntry
 from orders.selectors import BasketSummary, OrderDetail
@@ -748,6 +748,34 @@ class EventVouchersApi(APIView):
         )
         vouchers = selectors.vouchers_by_id([voucher.pk for voucher in created], now=timezone.now())
         return Response(VouchersOutput({"vouchers": vouchers}).data, status=status.HTTP_201_CREATED)
+
+
+# --- self-service ----------------------------------------------------------------------------------------------
+
+
+class OrderLookupInput(JsonInput):
+    email = serializers.EmailField(max_length=254)
+
+
+class OrderLookupOutput(serializers.Serializer):
+    status = serializers.CharField(help_text='Always "email_queued", whether the address has orders or not.')
+    detail = serializers.CharField()
+
+
+class OrderLookupApi(APIView):
+    """Find my orders: queues one email to the address with the private links to its orders (none is sent to an
+    address without orders). The answer is the same either way: it tells nobody who bought what."""
+
+    @extend_schema(
+        operation_id="orders_lookup",
+        request=OrderLookupInput,
+        responses={202: OrderLookupOutput, **problems(400, 429)},
+    )
+    def post(self, request: Request) -> Response:
+        data = validated_input(OrderLookupInput, request.data)
+        selfservice.order_lookup_request(email=data["email"], language=get_language() or "", now=timezone.now())
+        detail = _("If orders were placed with that address, we have sent it an email with their links.")
+        return Response({"status": "email_queued", "detail": detail}, status=status.HTTP_202_ACCEPTED)
 
 
 # --- the waiting list ---------------------------------------------------------------------------------------

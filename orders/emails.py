@@ -8,11 +8,13 @@ from collections.abc import Callable
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
+from django.db.models import prefetch_related_objects
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import translation
 from django.utils.translation import gettext
 
+from events.calendar import events_ics
 from orders import selectors
 from orders.models import Order, OutboundEmail, Refund, WaitingListEntry
 from orders.tickets import tickets_pdf
@@ -54,9 +56,11 @@ def _message(order: Order, *, subject: str, template: str, **extra: object) -> E
 
 
 def order_confirmation_message(order: Order) -> EmailMultiAlternatives:
-    """The private link and the tickets PDF attached."""
+    """The private link, the tickets PDF and the order's events as a calendar file attached."""
     message = _message(order, subject=gettext("Your tickets for %(events)s - order %(code)s"), template="confirmation")
     message.attach(f"tickets-{order.code}.pdf", tickets_pdf(order, list(order.tickets.all())), "application/pdf")
+    events = [line.ticket_type.event for line in order.lines.all()]
+    message.attach(f"events-{order.code}.ics", events_ics(events), "text/calendar")
     return message
 
 
@@ -159,9 +163,31 @@ def waiting_list_offer_message(email: OutboundEmail) -> EmailMultiAlternatives |
     )
 
 
+def order_lookup_message(email: OutboundEmail) -> EmailMultiAlternatives | None:
+    """The private links to the orders of the address it is sent to, as they are when it is sent; None (not sent)
+    for an address that has no such order."""
+    orders = selectors.orders_of_address(email.recipient)
+    if not orders:
+        return None
+    prefetch_related_objects(orders, "lines__ticket_type__event")
+    context = {
+        "orders": [{"order": order, "events": _events(order), "url": order_page_url(order)} for order in orders],
+        "LANGUAGE_CODE": translation.get_language(),
+    }
+    message = EmailMultiAlternatives(
+        subject=gettext("Your orders at AegisTickets"),
+        body=render_to_string("orders/email/order_lookup.txt", context),
+        from_email=settings.DEFAULT_FROM_EMAIL,
+        to=[email.recipient],
+    )
+    message.attach_alternative(render_to_string("orders/email/order_lookup.html", context), "text/html")
+    return message
+
+
 # The kinds about something other than an order: built from the queued row itself; None when there is nothing to
 # send any more.
 OTHER_MESSAGES: dict[str, Callable[[OutboundEmail], EmailMultiAlternatives | None]] = {
+    OutboundEmail.Kind.ORDER_LOOKUP: order_lookup_message,
     OutboundEmail.Kind.WAITING_LIST_CONFIRM: waiting_list_confirm_message,
     OutboundEmail.Kind.WAITING_LIST_OFFER: waiting_list_offer_message,
 }

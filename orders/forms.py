@@ -246,3 +246,34 @@ class WaitingListForm(forms.Form):
     ticket_type = forms.IntegerField(widget=forms.HiddenInput, min_value=1)
     email = forms.EmailField(label=_("Email"), max_length=254, widget=forms.EmailInput(attrs={"autocomplete": "email"}))
     quantity = forms.IntegerField(label=_("Tickets wanted"), min_value=1, max_value=1000, initial=1)
+
+
+class OrderLookupForm(forms.Form):
+    """Find my orders: the address the orders were placed with."""
+
+    email = forms.EmailField(
+        label=_("Email address"),
+        max_length=254,
+        help_text=_("The address you gave at checkout."),
+        widget=forms.EmailInput(attrs={"autocomplete": "email"}),
+    )
+
+
+class AttendeeNamesForm(forms.Form):
+    """The names on an order's tickets whose event still lets the buyer change them: one field per ticket,
+    `name_<ticket code>`; the service decides whether each change may be made."""
+
+    def __init__(self, data: Any = None, *, tickets: Sequence[tuple[int, Any]]) -> None:
+        """`tickets`: each renamable ticket with its number on the order page."""
+        super().__init__(data)
+        for number, ticket in tickets:
+            self.fields[f"name_{ticket.code}"] = forms.CharField(
+                label=_("Ticket %(number)s (%(type)s)") % {"number": number, "type": ticket.ticket_type.name},
+                max_length=200,
+                initial=ticket.attendee_name,
+                widget=forms.TextInput(attrs={"autocomplete": "off"}),
+            )
+
+    def names(self) -> dict[str, str]:
+        """Ticket code -> the name given, from the cleaned form."""
+        return {name.removeprefix("name_"): value for name, value in self.cleaned_data.items()}

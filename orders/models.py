@@ -5,7 +5,8 @@ from typing import Any
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
+from django.db.models.functions import Lower
 from django.utils.translation import gettext_lazy as _
 
 from events.models import TicketType, Voucher
@@ -151,6 +152,8 @@ class Order(models.Model):
         indexes = [
             models.Index(fields=["status", "created_at"], name="order_status_created_idx"),
             models.Index(fields=["email"], name="order_email_idx"),
+            # "Find my orders" matches the address whatever its case (orders/selfservice.py).
+            models.Index(Lower("email"), F("created_at").desc(), F("id").desc(), name="order_email_lower_idx"),
             models.Index(fields=["payment_reference"], name="order_payment_ref_idx"),
         ]
         constraints = [
@@ -543,6 +546,8 @@ class OutboundEmail(models.Model):
         PENDING = "pending", "Pending"
         SENT = "sent", "Sent"
         FAILED = "failed", "Failed"
+        # Nothing to send by the time it was due (an address with no orders, an offer that has ended): done, unsent.
+        SKIPPED = "skipped", "Skipped"
 
     kind = models.CharField(max_length=32, choices=Kind.choices)
     # What the email is about: an order (sent to the order's address), or nothing but an address (`recipient`: the
@@ -587,7 +592,7 @@ class OutboundEmail(models.Model):
                 condition=Q(order__isnull=False) | ~Q(recipient=""), name="outbound_email_has_recipient"
             ),
             models.CheckConstraint(
-                condition=Q(status__in=["pending", "sent", "failed"]), name="outbound_email_status_valid"
+                condition=Q(status__in=["pending", "sent", "failed", "skipped"]), name="outbound_email_status_valid"
             ),
             models.CheckConstraint(
                 condition=Q(status="sent", sent_at__isnull=False) | ~Q(status="sent"),

@@ -13,8 +13,9 @@ The protocol (delivery is at least once; two workers never send the same row at 
    `claimed_at` and moves `next_attempt_at` to the end of the claim (`claim_lease()`), then commits: the row is no
    longer due for anyone else, and no lock or transaction is held while sending.
 3. Each claimed email is built and handed to the mail backend outside any transaction; then one UPDATE records
-   the result: sent; or the error and the next attempt (exponential backoff, capped); or `failed` once
-   EMAIL_OUTBOX_MAX_ATTEMPTS are used up (visible to staff, who can "retry now" in the admin).
+   the result: sent; skipped when there was nothing to send any more (an address with no orders asked for its
+   orders, an offer ended before its email went out); or the error and the next attempt (exponential backoff,
+   capped); or `failed` once EMAIL_OUTBOX_MAX_ATTEMPTS are used up (visible to staff, who can "retry now" in the admin).
 A worker that dies after the mail server accepted a message but before step 3 leaves the row claimed; when the
 claim expires, another worker sends it again. So a crash may send an email twice, never lose it. The claim must
 outlast one batch (`limit` × EMAIL_TIMEOUT at worst): the worker's batches are small and the lease is generous.
@@ -55,15 +56,17 @@ DIED_WHILE_SENDING = "No result recorded for the last attempt: the worker stoppe
 
 @dataclass(frozen=True)
 class OutboxRun:
-    """What one `outbox_send_due` call did: sent, failed (retried later), gave up (attempts used up)."""
+    """What one `outbox_send_due` call did: sent, failed (retried later), gave up (attempts used up), skipped
+    (nothing to send any more)."""
 
     sent: int = 0
     failed: int = 0
     gave_up: int = 0
+    skipped: int = 0
 
     @property
     def claimed(self) -> int:
-        return self.sent + self.failed + self.gave_up
+        return self.sent + self.failed + self.gave_up + self.skipped
 
 
 @dataclass(frozen=True)
@@ -145,12 +148,13 @@ def _lock_due(*, now: datetime, limit: int) -> list[tuple[int, str, int, int, da
     )
 
 
-def _send(claim: _Claim) -> str:
-    """Builds and sends one email; returns the error ("" if the backend accepted it). Never raises an Exception."""
+def _send(claim: _Claim) -> str | None:
+    """Builds and sends one email; returns the error ("" if the backend accepted it), or None when there was nothing
+    to send any more (the offer it announced has ended, an address with no orders). Never raises an Exception."""
     try:
         message = outbound_message(claim.pk)
-        if message is None:  # nothing to tell any more (the offer it announced has ended, say): done, unsent
-            return ""
+        if message is None:
+            return None
         accepted = message.send()
     except Exception as error:  # noqa: BLE001 - any failure (rendering, network, provider) is recorded and retried
         logger.warning(
@@ -165,9 +169,13 @@ def _send(claim: _Claim) -> str:
     return ""
 
 
-def _record(claim: _Claim, *, error: str, now: datetime) -> str:
+def _record(claim: _Claim, *, error: str | None, now: datetime) -> str:
     """Step 3: one UPDATE with the result. A failure is recorded only while the claim is still this worker's."""
     rows = OutboundEmail.objects.filter(pk=claim.pk)
+    if error is None:
+        rows.filter(status=OutboundEmail.Status.PENDING).update(status=OutboundEmail.Status.SKIPPED, claimed_at=None)
+        logger.info("outbox: %s skipped, nothing to send", claim.kind, extra={"email_id": claim.pk})
+        return "skipped"
     if not error:
         # Even if the claim expired and another worker took the row meanwhile: it was sent.
         rows.exclude(status=OutboundEmail.Status.SENT).update(
@@ -193,7 +201,7 @@ def _record(claim: _Claim, *, error: str, now: datetime) -> str:
 def outbox_send_due(*, now: datetime, limit: int) -> OutboxRun:
     """Sends up to `limit` queued emails that are due; each at most once at a time across all workers, at least
     once overall. Never raises for a failed send (it is recorded and retried); database errors do propagate."""
-    outcomes = {"sent": 0, "failed": 0, "gave_up": 0}
+    outcomes = {"sent": 0, "failed": 0, "gave_up": 0, "skipped": 0}
     for claim in _claim_due(now=now, limit=limit):
         outcomes[_record(claim, error=_send(claim), now=now)] += 1
     return OutboxRun(**outcomes)

@@ -22,7 +22,7 @@ from django.db.models import (
     Subquery,
     Sum,
 )
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Coalesce, Lower
 from django.utils.translation import gettext as _
 
 from aegistickets.errors import BasketNotFoundError, NotFoundError, OtherOrganizersOrderError, ValidationFailedError
@@ -242,6 +242,32 @@ def order_for_shopper(*, code: str, secret: str, with_refunds: bool = False) -> 
         tickets=tickets,
         refunds=tuple(order.refunds.order_by("created_at", "id")) if refunded else (),
     )
+
+
+# The orders "find my orders" lists (orders/selfservice.py): those with tickets or on their way to them, and cancelled
+# ones (their page says where the refund stands). Expired and failed orders never had tickets.
+LOOKUP_STATUSES = (Order.Status.PAID, Order.Status.PENDING, Order.Status.CANCELLED)
+LOOKUP_MAX_ORDERS = 20
+
+
+def lookup_address(email: str) -> str:
+    """An address as orders are found by it: any case, no surrounding space."""
+    return email.strip().lower()
+
+
+def address_orders(email: str) -> QuerySet[Order]:
+    """An address's orders whose private page is worth sending, newest first, at most LOOKUP_MAX_ORDERS: read through
+    the index on (lower(email), created_at)."""
+    return (
+        Order.objects.alias(email_lower=Lower("email"))
+        .filter(email_lower=lookup_address(email), status__in=LOOKUP_STATUSES)
+        .order_by("-created_at", "-id")[:LOOKUP_MAX_ORDERS]
+    )
+
+
+def orders_of_address(email: str) -> list[Order]:
+    """`address_orders`, read: one query."""
+    return list(address_orders(email))
 
 
 def order_refundable(order: Order) -> Decimal:

@@ -35,9 +35,16 @@ from events import selectors as catalog
 from events import views as catalog_views
 from events.cache import catalog_cached
 from events.forms import TicketQuantityForm
-from orders import seats, selectors, services, waiting_list, webhooks
+from orders import seats, selectors, selfservice, services, waiting_list, webhooks
 from orders.checkout import checkout_fingerprint, order_place, payment_confirm, payment_return
-from orders.forms import CardPaymentForm, CheckInForm, CheckoutForm, WaitingListForm
+from orders.forms import (
+    AttendeeNamesForm,
+    CardPaymentForm,
+    CheckInForm,
+    CheckoutForm,
+    OrderLookupForm,
+    WaitingListForm,
+)
 from orders.models import Order, WaitingListEntry
 from orders.selectors import BasketSummary
 from orders.tickets import tickets_pdf
@@ -216,18 +223,59 @@ def _order_page(order: Order) -> HttpResponse:
 
 
 def order_detail(request: HttpRequest, code: str, secret: str) -> HttpResponse:
+    return _order_detail_page(request, _shopper_order(code, secret))
+
+
+def _shopper_order(code: str, secret: str) -> selectors.OrderDetail:
     try:
-        detail = selectors.order_for_shopper(code=code, secret=secret, with_refunds=True)
+        return selectors.order_for_shopper(code=code, secret=secret, with_refunds=True)
     except NotFoundError:
         raise Http404 from None
+
+
+def _order_detail_page(
+    request: HttpRequest,
+    detail: selectors.OrderDetail,
+    *,
+    error: ApplicationError | None = None,
+    names_form: AttendeeNamesForm | None = None,
+) -> HttpResponse:
+    """The private order page; `error` (shown at the top, its status the page's) and `names_form` (a submitted form
+    with its errors) after a refused self-service request."""
+    now = timezone.now()
+    order = detail.order
+    numbered = {ticket.pk: number for number, ticket in enumerate(detail.tickets, start=1)}
+    renamable = selfservice.renamable_tickets(detail.tickets, order=order, now=now)
+    names_open, names_closed = _name_deadlines(detail, now=now)
+    if names_form is None and renamable:
+        names_form = AttendeeNamesForm(tickets=[(numbered[ticket.pk], ticket) for ticket in renamable])
     context = {
-        "order": detail.order,
+        "order": order,
         "lines": detail.lines,
         "tickets": detail.tickets,
         "refunds": detail.refunds,
-        "cancellation": selectors.buyer_cancellable(detail, now=timezone.now()),
+        "cancellation": selectors.buyer_cancellable(detail, now=now),
+        "events": list({line.ticket_type.event.pk: line.ticket_type.event for line in detail.lines}.values()),
+        "names_form": names_form,
+        "names_open": names_open,
+        "names_closed": names_closed,
+        "error": error,
     }
-    return render(request, "orders/order_detail.html", context)
+    return render(request, "orders/order_detail.html", context, status=error.status if error else 200)
+
+
+def _name_deadlines(detail: selectors.OrderDetail, *, now: datetime) -> tuple[list[Any], list[Any]]:
+    """The order's events whose ticket names the buyer may change until a deadline: those still open, and those
+    whose deadline has passed (the page says until when it was). None unless the order is paid."""
+    if detail.order.status != Order.Status.PAID:
+        return [], []
+    events = {line.ticket_type.event.pk: line.ticket_type.event for line in detail.lines}.values()
+    dated = [event for event in events if event.asks_attendee_name and event.attendee_changes_until is not None]
+    is_open = [selfservice.attendee_changes_open(event, now=now) for event in dated]
+    return (
+        [event for event, open_ in zip(dated, is_open, strict=True) if open_],
+        [event for event, open_ in zip(dated, is_open, strict=True) if not open_],
+    )
 
 
 @require_POST
@@ -280,6 +328,82 @@ def order_tickets_pdf(request: HttpRequest, code: str, secret: str) -> HttpRespo
     # The private link's content must not linger in shared caches.
     response["Cache-Control"] = "private, no-store"
     return response
+
+
+# --- self-service: finding orders, the confirmation again, attendee names ---------------------------------------
+
+
+def _order_of_path(request: HttpRequest) -> str:
+    """The order a private-link request is about: what resending counts against. The whole link, not the code alone,
+    so that someone who knows only an order's code can't use up its buyer's resends."""
+    match = request.resolver_match
+    return f"{match.kwargs.get('code', '')}/{match.kwargs.get('secret', '')}" if match is not None else ""
+
+
+@require_http_methods(["GET", "POST"])
+@rate_limited("lookup", ip=client_ip, email=posted_value("email"), template="orders/self_service_limited.html")
+def order_find(request: HttpRequest) -> HttpResponse:
+    """Find my orders: the address's orders' private links go to that address by email. The answer is the same
+    whether the address has orders or not (see orders/selfservice.py)."""
+    form = OrderLookupForm(request.POST if request.method == "POST" else None)
+    if request.method == "POST" and form.is_valid():
+        selfservice.order_lookup_request(
+            email=form.cleaned_data["email"], language=get_language() or "", now=timezone.now()
+        )
+        return redirect("orders:find-sent")
+    status = 400 if form.is_bound else 200
+    return render(request, "orders/find_orders.html", {"form": form}, status=status)
+
+
+def order_find_sent(request: HttpRequest) -> HttpResponse:
+    """After "find my orders": check your inbox, the same page for every address."""
+    return render(request, "orders/find_orders_sent.html")
+
+
+@require_POST
+@rate_limited("resend", ip=client_ip, order=_order_of_path, template="orders/self_service_limited.html")
+def order_resend_confirmation(request: HttpRequest, code: str, secret: str) -> HttpResponse:
+    """The order page's "Email my confirmation again": to the order's own address, for a paid order."""
+    detail = _shopper_order(code, secret)
+    try:
+        selfservice.order_confirmation_resend(order_id=detail.order.pk, now=timezone.now())
+    except ApplicationError as error:
+        return _order_detail_page(request, detail, error=error)
+    messages.success(request, _("We are sending your confirmation again to the address of this order."))
+    return redirect("orders:detail", code=code, secret=secret)
+
+
+@require_POST
+def order_attendee_names(request: HttpRequest, code: str, secret: str) -> HttpResponse:
+    """The order page's "Change names": every name the form posts (`name_<ticket code>`) is changed, or none."""
+    detail = _shopper_order(code, secret)
+    names = {key.removeprefix("name_"): value for key, value in request.POST.items() if key.startswith("name_")}
+    try:
+        changed = selfservice.tickets_rename(order_id=detail.order.pk, names=names, now=timezone.now())
+    except ApplicationError as error:
+        return _order_detail_page(request, detail, error=error, names_form=_names_form(request, detail, error))
+    if changed:
+        messages.success(request, _("The names on your tickets are changed; your tickets PDF shows them."))
+    return redirect("orders:detail", code=code, secret=secret)
+
+
+def _names_form(
+    request: HttpRequest, detail: selectors.OrderDetail, error: ApplicationError
+) -> AttendeeNamesForm | None:
+    """The submitted names form again, with the refusal's problems next to their fields; None if no ticket can be
+    renamed (any more)."""
+    numbered = {ticket.pk: number for number, ticket in enumerate(detail.tickets, start=1)}
+    renamable = selfservice.renamable_tickets(detail.tickets, order=detail.order, now=timezone.now())
+    if not renamable:
+        return None
+    form = AttendeeNamesForm(request.POST, tickets=[(numbered[ticket.pk], ticket) for ticket in renamable])
+    form.is_valid()
+    for field, problems in (error.errors or {}).items():
+        if field in form.fields and form.has_error(field):
+            continue  # the form's own message says it already
+        for problem in problems:
+            form.add_error(field if field in form.fields else None, problem)
+    return form
 
 
 # --- paying a pending order -----------------------------------------------------------------------------------

@@ -406,6 +406,10 @@ RATE_LIMITS = {
         "voucher_ip": "20/m",
         "waiting_list_ip": "20/h",
         "waiting_list_email": "5/h",
+        "lookup_email": "3/h",
+        "lookup_ip": "10/h",
+        "resend_order": "3/h",
+        "resend_ip": "10/h",
         "organizer": "600/m",
     }.items()
 }

@@ -52,6 +52,8 @@ PUBLIC_OPERATIONS = {
     "GET /api/waiting-list/{token}": "the entry token (192 random bits, emailed to its address) is the credential",
     "DELETE /api/waiting-list/{token}": "the entry token is the credential: leaving takes only that entry out of line",
     "POST /api/waiting-list/{token}/confirm": "the entry token is the credential: confirming proves the address",
+    "POST /api/orders/lookup": "a shopper who lost their links asks for them; the same answer whatever the address, "
+    "and the links go only to the address, by email",
 }
 # API routes that are not operations of the schema, and why they need no token.
 NOT_IN_SCHEMA = {

@@ -22,6 +22,7 @@ EXPECTED_OPERATIONS = {
     ("/api/waiting-list/{token}", "delete"),
     ("/api/waiting-list/{token}/confirm", "post"),
     ("/api/orders", "get"),
+    ("/api/orders/lookup", "post"),
     ("/api/orders/{code}", "get"),
     # After the purchase
     ("/api/orders/{code}/cancel", "post"),

@@ -154,8 +154,10 @@ def test_sends_through_a_real_smtp_server(now, smtp_server, django_capture_on_co
     assert parsed["Subject"] == f"Your tickets for Aurora Quartet 0 - order {order.code}"
     assert SITE + f"/orders/{order.code}/{order.secret}/" in parsed.get_body(("plain",)).get_content()
     assert parsed.get_body(("html",)) is not None
-    (attachment,) = list(parsed.iter_attachments())
+    attachment, calendar = list(parsed.iter_attachments())
     assert attachment.get_filename() == f"tickets-{order.code}.pdf"
+    assert calendar.get_filename() == f"events-{order.code}.ics"
+    assert calendar.get_content_type() == "text/calendar"
     text = pdf_text(attachment.get_content())
     assert all(ticket.code in text for ticket in order.tickets.all())
 

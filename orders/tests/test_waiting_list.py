@@ -373,7 +373,7 @@ def test_an_offer_that_ended_before_its_email_went_out_is_not_sent(sold_out, now
     send_all(now)
     assert not [message for message in mail.outbox if "/offer/" in message.body]
     offer_email = OutboundEmail.objects.get(kind=OutboundEmail.Kind.WAITING_LIST_OFFER)
-    assert offer_email.status == OutboundEmail.Status.SENT  # done with: never retried
+    assert offer_email.status == OutboundEmail.Status.SKIPPED  # done with, unsent: never retried
 
 
 def test_the_offer_basket_is_a_basket_of_its_own(sold_out, now):

@@ -85,7 +85,10 @@ class Command(BaseCommand):
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
-        self.stdout.write(f"Outbox: {total.sent} sent, {total.failed} failed (retried later), {total.gave_up} gave up.")
+        self.stdout.write(
+            f"Outbox: {total.sent} sent, {total.failed} failed (retried later), {total.gave_up} gave up, "
+            f"{total.skipped} skipped (nothing to send)."
+        )
         self.stdout.flush()
 
     def _run(self, *, once: bool, batch: int, poll: float, heartbeat: Path | None, stop: threading.Event) -> OutboxRun:
@@ -111,9 +114,14 @@ class Command(BaseCommand):
             if heartbeat is not None:
                 heartbeat.touch()
             if run.claimed:
-                logger.info("outbox: %s sent, %s failed, %s gave up", run.sent, run.failed, run.gave_up)
+                logger.info(
+                    "outbox: %s sent, %s failed, %s gave up, %s skipped", run.sent, run.failed, run.gave_up, run.skipped
+                )
                 total = OutboxRun(
-                    sent=total.sent + run.sent, failed=total.failed + run.failed, gave_up=total.gave_up + run.gave_up
+                    sent=total.sent + run.sent,
+                    failed=total.failed + run.failed,
+                    gave_up=total.gave_up + run.gave_up,
+                    skipped=total.skipped + run.skipped,
                 )
             if run.claimed == batch:
                 continue  # a full batch: more may be due right now

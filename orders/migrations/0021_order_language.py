@@ -16,7 +16,7 @@ def recreate_status_trigger(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('orders', '0019_waiting_list'),
+        ('orders', '0020_order_lookup'),
     ]
 
     operations = [
