@@ -1,0 +1,436 @@
+"""Shopper pages checked by axe-core in Debian's Chromium: every page state in PAGES, at 1280 and 375 px wide, in every
+configured language. No violation of any impact is allowed; `pytest -rP` prints each page's counts, by impact.
+
+axe-core is pinned in scripts/a11y (npm ci --prefix scripts/a11y); without it this module skips, except under CI
+(CI=true), where it fails. What axe cannot judge (the keyboard, what a screen reader hears) has tests of its own below.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.conf import global_settings, settings
+from django.template.loader import render_to_string
+from django.urls import URLPattern, URLResolver, get_resolver
+from django.utils import timezone
+
+from aegistickets.errors import InternalServerError, LoginLockedOutError, RateLimitedError
+from events.services import event_update
+from events.tests.factories import EventFactory, TicketTypeFactory, UserFactory, VoucherFactory
+from orders import checkout, services
+from orders import waiting_list as wl
+from orders.models import Hold, Order
+from orders.tests.test_admin import place_order
+from orders.tests.test_browser import CHROMIUM, QUESTIONS, browser, shop  # noqa: F401 - fixtures
+from orders.tests.test_waiting_list import free_a_seat, in_line, join
+
+AXE = Path(__file__).resolve().parents[2] / "scripts" / "a11y" / "node_modules" / "axe-core" / "axe.min.js"
+WIDTHS = {"1280": {"width": 1280, "height": 900}, "375": {"width": 375, "height": 812}}
+# Content that is not the shop's own markup: the payment provider's card fields (Stripe renders them in its own
+# frame, with its own accessibility; the test stand-in localstripe renders bare inputs).
+EXCLUDE = ["[data-payment-element]"]
+IMPACTS = ("critical", "serious", "moderate", "minor")
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        not CHROMIUM.exists(), reason=f"needs Debian's Chromium at {CHROMIUM} (apt-get install chromium)"
+    ),
+]
+
+sync_api = pytest.importorskip("playwright.sync_api", reason="needs Playwright for Python (requirements-dev.txt)")
+expect = sync_api.expect
+
+
+def languages() -> list[str]:
+    """The shop's languages: settings.LANGUAGES when the project sets it, else its one LANGUAGE_CODE (Django's own
+    default list names every language Django knows, not the ones this shop speaks)."""
+    if settings.LANGUAGES is global_settings.LANGUAGES:
+        return [settings.LANGUAGE_CODE]
+    return [code for code, _name in settings.LANGUAGES]
+
+
+@pytest.fixture(scope="session")
+def axe_source() -> str:
+    if AXE.exists():
+        return AXE.read_text(encoding="utf-8")
+    message = f"axe-core is not installed at {AXE}: run `npm ci --prefix scripts/a11y`"
+    if os.environ.get("CI") == "true":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+# --- the page states -------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Visit:
+    """One browser page in one shop: helpers that bring the page to a state, the way a shopper would."""
+
+    page: Any
+    base: str
+    event: Any
+    standard: Any
+    request: pytest.FixtureRequest
+
+    def goto(self, path: str, status: int = 200) -> None:
+        response = self.page.goto(self.base + path)
+        assert response.status == status, f"{path}: HTTP {response.status}"
+
+    def add(self, quantity: int = 2, ticket_type: Any = None) -> None:
+        ticket_type = ticket_type or self.standard
+        self.goto(f"/events/{ticket_type.event.slug}/")
+        block = self.page.locator(f"#ticket-{ticket_type.pk}")
+        block.get_by_label("Quantity").fill(str(quantity))
+        block.get_by_role("button", name=re.compile("Add to basket")).click()
+        expect(self.page.get_by_role("heading", level=1)).to_have_text("Your basket")
+
+    def checkout(self, *, name: str = "", email: str = "", browser_checks: bool = True) -> None:
+        self.goto("/checkout/")
+        if not browser_checks:  # so that the server's messages show
+            self.page.locator("form.checkout__form").evaluate("form => form.noValidate = true")
+        if name or email:
+            self.page.get_by_label("Full name").fill(name)
+            self.page.get_by_label("Email").fill(email)
+            self.page.get_by_role("button", name="Pay and place order").click()
+
+    def with_questions(self) -> None:
+        type(self.event).objects.filter(pk=self.event.pk).update(attendee_data="name")
+        event_update(event_id=self.event.pk, data={"questions": QUESTIONS})
+
+    def paid(self, quantity: int = 2) -> Order:
+        return place_order((self.standard, quantity))
+
+    def pending(self) -> Order:
+        self.request.getfixturevalue("stripe_shop")
+        settings.STRIPE_JS_URL = f"{self.request.getfixturevalue('localstripe_base')}/js.stripe.com/v3/"
+        now = timezone.now()
+        token = services.basket_add(token=None, ticket_type_id=self.standard.pk, quantity=2, now=now).token
+        return checkout.order_place(
+            token=token, name="Ada", email="ada@example.com", payment_method="stripe", now=now
+        ).order
+
+    def order_page(self, order: Order, suffix: str = "") -> None:
+        self.goto(f"/orders/{order.code}/{order.secret}/{suffix}")
+
+    def sold_out(self) -> Any:
+        """A ticket type of two seats, both sold (two orders), on an event with the waiting list on."""
+        event = EventFactory(name="Midnight Jazz Session", slug="midnight-jazz", venue="A-Trane", city="Berlin")
+        ticket_type = TicketTypeFactory(event=event, name="Standing", capacity=2, max_per_order=4)
+        ticket_type.orders = [place_order((ticket_type, 1), email=f"buyer{i}@example.com") for i in range(2)]
+        return ticket_type
+
+    def waiting_entry(self, state: str) -> None:
+        ticket_type = self.sold_out()
+        entry = (
+            join(ticket_type, "ada@example.com") if state == "unconfirmed" else in_line(ticket_type, "ada@example.com")
+        )
+        if state == "offered":
+            free_a_seat(ticket_type)
+        if state == "left":
+            wl.waiting_list_leave(token=entry.token, now=timezone.now())
+        self.goto(f"/waiting-list/{entry.token}/")
+
+    def served(self, path: str, html: str, status: int) -> None:
+        """A page the live server cannot be made to answer on demand (a server error, an overload, a lockout): its
+        real template, rendered here, served at a shop URL so its stylesheet loads as it would."""
+        self.page.route(
+            self.base + path, lambda route: route.fulfill(status=status, body=html, content_type="text/html")
+        )
+        self.goto(path, status)
+
+    def check_in_user(self) -> Any:
+        from django.contrib.auth.models import Group
+
+        user = UserFactory(username="door-north")
+        user.save()
+        user.groups.add(Group.objects.get_or_create(name="door staff")[0])
+        self.event.organizer.members.add(user)
+        return user
+
+    def sign_in(self, password: str = "correct-horse-battery") -> None:  # pragma: allowlist secret
+        self.goto("/check-in/login/")
+        self.page.get_by_label("Username").fill("door-north")
+        self.page.get_by_label("Password").fill(password)
+        self.page.get_by_role("button", name="Sign in").click()
+
+
+def _expired_basket(v: Visit) -> None:
+    v.add()
+    Hold.objects.update(expires_at=timezone.now() - timedelta(minutes=1))
+    v.goto("/basket/")
+
+
+def _voucher_refused_in_basket(v: Visit) -> None:
+    v.add()
+    v.page.get_by_label("Voucher code").fill("NOPE")
+    v.page.get_by_role("button", name="Apply").click()
+    expect(v.page.get_by_role("alert")).to_contain_text("not valid")
+
+
+def _quantity_refused(v: Visit) -> None:
+    v.goto(f"/events/{v.event.slug}/")
+    block = v.page.locator(f"#ticket-{v.standard.pk}")
+    block.get_by_label("Quantity").fill("3")
+    type(v.standard).objects.filter(pk=v.standard.pk).update(sold=v.standard.capacity - 1)
+    block.get_by_role("button", name=re.compile("Add to basket")).click()
+    expect(block.get_by_role("alert")).to_be_visible()
+
+
+def _checkout_errors(v: Visit) -> None:
+    v.add()
+    v.checkout(name=" ", email="not an address", browser_checks=False)
+    expect(v.page.get_by_role("alert")).to_be_visible()
+
+
+def _checkout_questions(v: Visit, *, submit: bool = False) -> None:
+    v.with_questions()
+    v.add()
+    v.checkout(name="Ada Lovelace", email="ada@example.com") if submit else v.goto("/checkout/")
+
+
+def _cancellable(v: Visit) -> Order:
+    type(v.event).objects.filter(pk=v.event.pk).update(buyer_cancellation_until=v.event.starts_at - timedelta(days=2))
+    return v.paid()
+
+
+def _cancel_review(v: Visit, *, choose: bool = True) -> None:
+    order = _cancellable(v)
+    v.order_page(order)
+    section = v.page.get_by_role("region", name="Can't make it?")
+    if choose:
+        section.get_by_role("checkbox").first.check()
+    section.get_by_role("button", name="Review cancellation").click()
+
+
+def _cancelled(v: Visit) -> None:
+    order = v.paid()
+    services.order_cancel(order_id=order.pk, now=timezone.now())
+    v.order_page(order)
+
+
+def _refunded(v: Visit) -> None:
+    order = v.paid()
+    services.refund_part(order_id=order.pk, amount=order.total, note="", now=timezone.now())
+    v.order_page(order)
+
+
+def _waiting_list_join(v: Visit, email: str) -> None:
+    ticket_type = v.sold_out()
+    v.goto(f"/events/{ticket_type.event.slug}/")
+    form = v.page.locator("form.waiting-list-form")
+    form.get_by_label("Email").fill(email)
+    form.get_by_role("button", name=re.compile("Join the waiting list")).evaluate("b => b.form.noValidate = true")
+    form.get_by_role("button", name=re.compile("Join the waiting list")).click()
+
+
+def _offer_ended(v: Visit) -> None:
+    ticket_type = v.sold_out()
+    entry = in_line(ticket_type, "ada@example.com")
+    wl.waiting_list_leave(token=entry.token, now=timezone.now())
+    v.goto(f"/waiting-list/{entry.token}/offer/", status=409)
+
+
+def _pay_closed(v: Visit) -> None:
+    order = v.pending()
+    Order.objects.filter(pk=order.pk).update(status=Order.Status.EXPIRED)
+    v.order_page(order, "pay/")
+
+
+def _locked_out(v: Visit) -> None:
+    error = LoginLockedOutError("Too many failed login attempts. Try again in 15 minutes.")
+    v.served("/check-in/login/", render_to_string("login_locked_out.html", {"error": error}), 429)
+
+
+def _check_in_desk(v: Visit) -> None:
+    v.check_in_user()
+    v.sign_in()
+    v.page.get_by_role("link", name=v.event.name).click()
+    expect(v.page.get_by_label("Ticket code")).to_be_visible()
+
+
+@dataclass(frozen=True)
+class State:
+    name: str
+    route: str  # the URL name the state is reached through ("" for error pages, which have none)
+    visit: Callable[[Visit], None]
+
+
+# One line per page state. A new shopper URL must appear here (test_every_shopper_url_is_covered checks it).
+PAGES = [
+    State("event list", "events:list", lambda v: v.goto("/")),
+    State("event list, search without results", "events:list", lambda v: v.goto("/?q=zzzz")),
+    State("event detail, on sale", "events:detail", lambda v: v.goto(f"/events/{v.event.slug}/")),
+    State(
+        "event detail, sold out + waiting list",
+        "events:detail",
+        lambda v: v.goto(f"/events/{v.sold_out().event.slug}/"),
+    ),
+    State(
+        "event detail, voucher applied",
+        "events:detail",
+        lambda v: (
+            VoucherFactory(code="FRIENDS10", value=Decimal("10"), organizer=v.event.organizer),
+            v.goto(f"/events/{v.event.slug}/?voucher=friends10"),
+        ),
+    ),
+    State("event detail, voucher refused", "events:detail", lambda v: v.goto(f"/events/{v.event.slug}/?voucher=nope")),
+    State("event detail, quantity refused", "orders:basket-add", _quantity_refused),
+    State("basket, empty", "orders:basket", lambda v: v.goto("/basket/")),
+    State("basket, with items", "orders:basket", lambda v: v.add()),
+    State("basket, voucher refused", "orders:basket-voucher", _voucher_refused_in_basket),
+    State("basket, hold expired", "orders:basket", _expired_basket),
+    State(
+        "basket, item removed",
+        "orders:basket-remove",
+        lambda v: (v.add(), v.page.get_by_role("button", name=re.compile("^Remove")).click()),
+    ),
+    State("checkout, empty form", "orders:checkout", lambda v: (v.add(), v.checkout())),
+    State("checkout, validation errors", "orders:checkout", _checkout_errors),
+    State("checkout, questions and attendees", "orders:checkout", _checkout_questions),
+    State("checkout, questions unanswered", "orders:checkout", lambda v: _checkout_questions(v, submit=True)),
+    State(
+        "checkout, payment declined",
+        "orders:checkout",
+        lambda v: (v.add(), v.checkout(name="Ada", email="decline@example.com")),
+    ),
+    State("pay page, pending", "orders:pay", lambda v: v.order_page(v.pending(), "pay/")),
+    State("pay page, window closed", "orders:pay", _pay_closed),
+    State("order, paid", "orders:detail", lambda v: v.order_page(v.paid())),
+    State("order, paid, cancellable", "orders:detail", lambda v: v.order_page(_cancellable(v))),
+    State("order, pending", "orders:detail", lambda v: v.order_page(v.pending())),
+    State("order, cancelled", "orders:detail", _cancelled),
+    State("order, refunded", "orders:detail", _refunded),
+    State("cancel tickets, review", "orders:cancel-tickets", _cancel_review),
+    State("cancel tickets, none chosen", "orders:cancel-tickets", lambda v: _cancel_review(v, choose=False)),
+    State("waiting list, joined", "orders:waiting-list-join", lambda v: _waiting_list_join(v, "ada@example.com")),
+    State("waiting list, join refused", "orders:waiting-list-join", lambda v: _waiting_list_join(v, "not an address")),
+    State("waiting list entry, unconfirmed", "orders:waiting-list-entry", lambda v: v.waiting_entry("unconfirmed")),
+    State("waiting list entry, waiting", "orders:waiting-list-entry", lambda v: v.waiting_entry("waiting")),
+    State("waiting list entry, offered", "orders:waiting-list-entry", lambda v: v.waiting_entry("offered")),
+    State("waiting list entry, left", "orders:waiting-list-leave", lambda v: v.waiting_entry("left")),
+    State("waiting list offer, ended", "orders:waiting-list-offer", _offer_ended),
+    State("404", "", lambda v: v.goto("/events/no-such-event/", status=404)),
+    State(
+        "429",
+        "",
+        lambda v: v.served(
+            "/checkout/", render_to_string("429.html", {"error": RateLimitedError(), "retry_after": 30}), 429
+        ),
+    ),
+    State(
+        "500", "", lambda v: v.served("/checkout/", render_to_string("500.html", {"error": InternalServerError()}), 500)
+    ),
+    State("503", "", lambda v: v.served("/checkout/", render_to_string("503.html"), 503)),
+    State("check-in login", "orders:check-in-login", lambda v: v.goto("/check-in/login/")),
+    State("check-in login, refused", "orders:check-in-login", lambda v: (v.check_in_user(), v.sign_in("wrong"))),
+    State("check-in login, locked out", "orders:check-in-login", _locked_out),
+    State("check-in desk", "orders:check-in", _check_in_desk),
+]
+
+# Shopper URLs that never answer with a page of their own.
+NOT_PAGES = {
+    "orders:tickets-pdf": "a PDF download",
+    "orders:pay-return": "redirects to the order or pay page",
+    "orders:check-in-count": "JSON for the check-in desk's counter",
+    "orders:payment-webhook": "the payment provider's webhook (JSON)",
+}
+SKIPPED_PREFIXES = ("api/", "admin/", "media/", "metrics", "healthz", "readyz")
+
+
+def _url_names(patterns: list[Any], prefix: str = "", namespace: str = "") -> Iterator[tuple[str, str]]:
+    for pattern in patterns:
+        route = prefix + str(pattern.pattern)
+        if isinstance(pattern, URLResolver):
+            inner = f"{namespace}{pattern.namespace}:" if pattern.namespace else namespace
+            yield from _url_names(pattern.url_patterns, route, inner)
+        elif isinstance(pattern, URLPattern):
+            yield route, f"{namespace}{pattern.name}"
+
+
+def test_every_shopper_url_is_covered_by_a_page_state() -> None:
+    shopper = {
+        name for route, name in _url_names(get_resolver().url_patterns) if not route.startswith(SKIPPED_PREFIXES)
+    }
+    covered = {state.route for state in PAGES} | set(NOT_PAGES)
+    assert shopper - covered == set(), "add these shopper URLs to PAGES (or NOT_PAGES, saying why)"
+    assert covered - shopper - {""} == set(), "PAGES names URLs that no longer exist"
+    assert len({state.name for state in PAGES}) == len(PAGES)
+
+
+# --- axe --------------------------------------------------------------------------------------------------------
+
+RESULTS: dict[tuple[str, str, str], Counter[str]] = {}
+
+
+def _axe(page: Any, source: str) -> dict[str, Any]:
+    # Evaluated over the DevTools protocol rather than as a <script> tag, which the pages' CSP would block.
+    page.evaluate(f"(() => {{ {source}\n}})(); window.axe !== undefined")
+    return page.evaluate(
+        """async (exclude) => await axe.run({include: [document], exclude: exclude.map((s) => [s])},
+               {resultTypes: ['violations', 'incomplete'], rules: {'target-size': {enabled: true}}})""",
+        EXCLUDE,
+    )
+
+
+def _describe(violations: list[dict[str, Any]]) -> str:
+    return "\n".join(
+        f"  [{v['impact']}] {v['id']}: {v['help']} — "
+        + "; ".join(
+            " ".join(node["target"]) if isinstance(node["target"][0], str) else str(node["target"])
+            for node in v["nodes"][:4]
+        )
+        for v in violations
+    )
+
+
+@pytest.fixture(scope="module")
+def pages_table() -> Iterator[None]:
+    """After the module's last test (shown with -rP): the counts of every page state, as a table for the docs."""
+    yield
+    if RESULTS:
+        print("\npage state | width | lang | " + " | ".join(IMPACTS) + " | needs review")
+        for (name, width, lang), counts in sorted(RESULTS.items()):
+            print(
+                f"{name} | {width} | {lang} | " + " | ".join(str(counts[i]) for i in IMPACTS) + f" | {counts['review']}"
+            )
+
+
+@pytest.mark.parametrize("lang", languages())
+@pytest.mark.parametrize("width", list(WIDTHS))
+@pytest.mark.parametrize("state", PAGES, ids=[state.name for state in PAGES])
+def test_page_state_has_no_axe_violations(
+    browser, live_server, shop, axe_source, request, state, width, lang, pages_table
+):  # type: ignore[no-untyped-def]  # noqa: F811
+    event, standard = shop
+    context = browser.new_context(viewport=WIDTHS[width], locale=lang, extra_http_headers={"Accept-Language": lang})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    state.visit(Visit(page=page, base=live_server.url, event=event, standard=standard, request=request))
+    page.wait_for_load_state("load")
+
+    assert page.evaluate("document.documentElement.lang").split("-")[0] == lang.split("-")[0]
+    fits = page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    results = _axe(page, axe_source)
+    context.close()
+    violations = results["violations"]
+    counts = Counter(v["impact"] for v in violations)
+    counts["review"] = len(results["incomplete"])
+    RESULTS[(state.name, width, lang)] = counts
+    print(f"{state.name} @ {width}px [{lang}]: {dict(counts)}")
+    for item in results["incomplete"]:
+        for node in item["nodes"]:
+            print(f"  needs review: {item['id']} {node['target']}: {node['any'][0]['message'] if node['any'] else ''}")
+    assert fits, "the page scrolls sideways"
+    assert violations == [], "axe violations:\n" + _describe(violations)
+    assert errors == []
