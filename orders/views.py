@@ -123,7 +123,10 @@ def basket_voucher(request: HttpRequest) -> HttpResponse:
     token = session_basket_token(request)
     code = request.POST.get("voucher", "").strip()[:64]
     if not token or not code:
-        messages.error(request, "Enter a voucher code." if token else "Your basket is empty.", extra_tags=VOUCHER_FIELD)
+        if token:
+            messages.error(request, "Enter a voucher code.", extra_tags=VOUCHER_FIELD)
+        else:
+            messages.error(request, "Your basket is empty.")  # no voucher field on an empty basket's page
         return redirect("orders:basket")
     try:
         services.basket_apply_voucher(token=token, code=code, now=timezone.now())
