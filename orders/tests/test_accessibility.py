@@ -626,6 +626,7 @@ def test_a_refused_voucher_in_the_basket_is_an_alert_tied_to_its_field(browser, 
     expect(message).to_have_attribute("role", "alert")
     expect(message).to_have_text("This voucher code is not valid.")
     expect(message.get_by_role("link")).to_have_attribute("href", "#voucher-code")
+    test_browser._screenshot(page, "desktop-a11y-basket-voucher-refused")
     context.close()
 
 
