@@ -163,7 +163,7 @@ class Visit:
         self.event.organizer.members.add(user)
         return user
 
-    def sign_in(self, password: str = "correct-horse-battery") -> None:  # noqa: S107  # pragma: allowlist secret
+    def sign_in(self, password: str = "correct-horse-battery") -> None:  # noqa: S107 - the test users' password  # pragma: allowlist secret
         self.goto("/check-in/login/")
         self.page.locator("input[name=username]").fill("door-north")
         self.page.locator("input[name=password]").fill(password)
