@@ -10,7 +10,8 @@
  * once the order is committed, which needs a method that can hold funds.
  * Needs <form data-payment-form data-publishable-key data-amount (Stripe's integer units) data-currency
  * data-return-url> holding the CSRF token, a [data-payment-element] to mount the element in, a [data-payment-error]
- * alert and a disabled submit button.
+ * alert and a disabled submit button. A polite live region [data-payment-status] says what is happening while the
+ * button is disabled (data-processing-text, data-authenticating-text, data-paid-text: translated by the server).
  */
 (function () {
   "use strict";
@@ -46,8 +47,16 @@
   function start(form) {
     var button = form.querySelector("button[type=submit]");
     var error = form.querySelector("[data-payment-error]");
+    var status = form.querySelector("[data-payment-status]");
+
+    function say(name) {
+      if (status) {
+        status.textContent = name ? form.getAttribute(name) || "" : "";
+      }
+    }
 
     function show(message) {
+      say(null);
       error.textContent = message || FAILED_TEXT;
       error.hidden = false;
       button.disabled = false;
@@ -69,6 +78,7 @@
         return show(submitted.error.message);
       }
       if (submitted.error) {
+        say(null);
         button.disabled = false; // the element marks the fields to correct itself, next to them
         return;
       }
@@ -78,6 +88,7 @@
       }
       var answer = await post(form, created.paymentMethod.id);
       if (answer.status === "requires_action") {
+        say("data-authenticating-text");
         var authenticated = await stripe.handleNextAction({ clientSecret: answer.client_secret });
         if (authenticated.error) {
           return show(authenticated.error.message);
@@ -86,6 +97,9 @@
         return window.location.assign(form.getAttribute("data-return-url"));
       }
       if (answer.redirect) {
+        if (answer.status) {
+          say("data-paid-text"); // a problem's redirect (the order can no longer be paid) has no status
+        }
         return window.location.assign(answer.redirect);
       }
       show(answer.detail);
@@ -95,6 +109,7 @@
       event.preventDefault();
       button.disabled = true; // one payment at a time
       error.hidden = true;
+      say("data-processing-text");
       pay().catch(function () {
         show(FAILED_TEXT);
       });
