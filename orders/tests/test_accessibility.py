@@ -252,6 +252,45 @@ def _pay_closed(v: Visit) -> None:
     v.order_page(order, "pay/")
 
 
+def _names_open(v: Visit) -> Order:
+    """A paid order whose event asks for names and still lets its buyers change them."""
+    order = v.paid()
+    type(v.event).objects.filter(pk=v.event.pk).update(
+        attendee_data="name", attendee_changes_until=v.event.starts_at - timedelta(days=1)
+    )
+    v.order_page(order)
+    return order
+
+
+def _names_refused(v: Visit) -> None:
+    _names_open(v)
+    form = v.page.locator("form[action$='/names/']")
+    form.locator("input[type=text]").first.fill(" ")
+    form.locator("button[type=submit]").click()
+    expect(v.page.locator("[aria-invalid=true]").first).to_be_visible()
+
+
+def _resend_refused(v: Visit) -> None:
+    """A tab left open on a paid order that was cancelled since: its resend button is refused."""
+    order = v.paid()
+    v.order_page(order)
+    services.order_cancel(order_id=order.pk, now=timezone.now())
+    v.page.locator("form[action$='/confirmation/'] button[type=submit]").click()
+    expect(v.page.get_by_role("alert")).to_be_visible()
+
+
+def _find_orders(v: Visit, email: str) -> None:
+    v.goto("/orders/find/")
+    form = v.page.locator("form[action='/orders/find/']")
+    form.locator("input[name=email]").fill(email)
+    form.locator("button[type=submit]").click()
+
+
+def _find_limited(v: Visit) -> None:
+    html = render_to_string("orders/self_service_limited.html", {"retry_after": 3600}, request=None)
+    v.served("/orders/find/", html, 429)
+
+
 def _locked_out(v: Visit) -> None:
     error = LoginLockedOutError("Too many failed login attempts. Try again in 15 minutes.")
     v.served("/check-in/login/", render_to_string("login_locked_out.html", {"error": error}), 429)
@@ -325,6 +364,13 @@ PAGES = [
     State("waiting list entry, offered", "orders:waiting-list-entry", lambda v: v.waiting_entry("offered")),
     State("waiting list entry, left", "orders:waiting-list-leave", lambda v: v.waiting_entry("left")),
     State("waiting list offer, ended", "orders:waiting-list-offer", _offer_ended),
+    State("find my orders", "orders:find", lambda v: v.goto("/orders/find/")),
+    State("find my orders, address refused", "orders:find", lambda v: _find_orders(v, "not an address")),
+    State("find my orders, sent", "orders:find-sent", lambda v: _find_orders(v, "ada@example.com")),
+    State("find my orders, limited", "", _find_limited),
+    State("order, paid, names can change", "orders:detail", _names_open),
+    State("order, names refused", "orders:attendee-names", _names_refused),
+    State("order, confirmation unavailable", "orders:resend-confirmation", _resend_refused),
     State("404", "", lambda v: v.goto("/events/no-such-event/", status=404)),
     State(
         "429",
@@ -346,6 +392,7 @@ PAGES = [
 # Shopper URLs that never answer with a page of their own.
 NOT_PAGES = {
     "orders:tickets-pdf": "a PDF download",
+    "events:calendar": "an iCalendar download",
     "orders:pay-return": "redirects to the order or pay page",
     "orders:check-in-count": "JSON for the check-in desk's counter",
     "orders:payment-webhook": "the payment provider's webhook (JSON)",
