@@ -51,6 +51,8 @@ from orders.tickets import tickets_pdf
 
 # The browser session's basket: the session (a signed cookie) holds its token and nothing else.
 SESSION_BASKET = "basket_token"
+# The basket's voucher input: the id its error message names, so the page links the two (templates/base.html).
+VOUCHER_FIELD = "voucher-code"
 
 
 def session_basket_token(request: HttpRequest) -> str:
@@ -134,12 +136,15 @@ def basket_voucher(request: HttpRequest) -> HttpResponse:
     token = session_basket_token(request)
     code = request.POST.get("voucher", "").strip()[:64]
     if not token or not code:
-        messages.error(request, _("Enter a voucher code.") if token else _("Your basket is empty."))
+        if token:
+            messages.error(request, _("Enter a voucher code."), extra_tags=VOUCHER_FIELD)
+        else:
+            messages.error(request, _("Your basket is empty."))  # no voucher field on an empty basket's page
         return redirect("orders:basket")
     try:
         services.basket_apply_voucher(token=token, code=code, now=timezone.now())
     except ApplicationError as error:
-        messages.error(request, error.detail)
+        messages.error(request, error.detail, extra_tags=VOUCHER_FIELD)
     else:
         messages.success(request, _("Voucher %(code)s applied.") % {"code": code.upper()})
     return redirect("orders:basket")

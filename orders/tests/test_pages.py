@@ -192,8 +192,7 @@ class TestBasketPage:
         assert f'data-hold-expires="{expires_at.isoformat()}"' in body
         assert body.count(">Remove<") == 2
         assert f'href="{CHECKOUT_URL}"' in body
-        # (the countdown's words for when the hold runs out wait in an attribute, in the page's language)
-        assert "expired" not in re.sub(r'data-expired-text="[^"]*"', "", body)
+        assert "expired" not in re.sub(r'data-expired-text="[^"]*"', "", body)  # the script's text for later aside
 
     def test_each_remove_button_is_a_csrf_protected_post(self, client, ticket_type):
         _add(client, ticket_type, 1)

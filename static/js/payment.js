@@ -11,7 +11,8 @@
  * Needs <form data-payment-form data-publishable-key data-amount (Stripe's integer units) data-currency
  * data-return-url> holding the CSRF token, a [data-payment-element] to mount the element in, a [data-payment-error]
  * alert and a disabled submit button; data-failed-text and data-unavailable-text word its two errors in the page's
- * language.
+ * language. A polite live region [data-payment-status] says what is happening while the button is disabled
+ * (data-processing-text, data-authenticating-text, data-paid-text: translated by the server).
  */
 (function () {
   "use strict";
@@ -49,8 +50,16 @@
     var error = form.querySelector("[data-payment-error]");
     var failedText = form.getAttribute("data-failed-text") || FAILED_TEXT;
     var unavailableText = form.getAttribute("data-unavailable-text") || UNAVAILABLE_TEXT;
+    var status = form.querySelector("[data-payment-status]");
+
+    function say(name) {
+      if (status) {
+        status.textContent = name ? form.getAttribute(name) || "" : "";
+      }
+    }
 
     function show(message) {
+      say(null);
       error.textContent = message || failedText;
       error.hidden = false;
       button.disabled = false;
@@ -75,6 +84,7 @@
         return show(submitted.error.message);
       }
       if (submitted.error) {
+        say(null);
         button.disabled = false; // the element marks the fields to correct itself, next to them
         return;
       }
@@ -84,6 +94,7 @@
       }
       var answer = await post(form, created.paymentMethod.id);
       if (answer.status === "requires_action") {
+        say("data-authenticating-text");
         var authenticated = await stripe.handleNextAction({ clientSecret: answer.client_secret });
         if (authenticated.error) {
           return show(authenticated.error.message);
@@ -92,6 +103,9 @@
         return window.location.assign(form.getAttribute("data-return-url"));
       }
       if (answer.redirect) {
+        if (answer.status) {
+          say("data-paid-text"); // a problem's redirect (the order can no longer be paid) has no status
+        }
         return window.location.assign(answer.redirect);
       }
       show(answer.detail);
@@ -101,6 +115,7 @@
       event.preventDefault();
       button.disabled = true; // one payment at a time
       error.hidden = true;
+      say("data-processing-text");
       pay().catch(function () {
         show(failedText);
       });
