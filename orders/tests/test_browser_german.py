@@ -55,7 +55,10 @@ def sold_out_concert(transactional_db: None):  # type: ignore[no-untyped-def]
 
 @pytest.mark.parametrize("viewport", list(VIEWPORTS))
 def test_in_german_a_shopper_waits_buys_from_an_offer_and_finds_the_order(
-    browser, live_server, sold_out_concert, viewport  # noqa: F811
+    browser,  # noqa: F811 - the fixture
+    live_server,
+    sold_out_concert,
+    viewport,
 ):  # type: ignore[no-untyped-def]
     event, standing, orders = sold_out_concert
     context = browser.new_context(viewport=VIEWPORTS[viewport], locale="de-DE")
@@ -119,7 +122,8 @@ def test_in_german_a_shopper_waits_buys_from_an_offer_and_finds_the_order(
     assert WaitingListEntry.objects.get(email="lena@example.de").status == WaitingListEntry.Status.USED
     confirmation = send_emails()
     assert [m.to for m in confirmation] == [["lena@example.de"]]
-    assert order.code in confirmation[0].subject and "Bestellung" in confirmation[0].subject
+    assert order.code in confirmation[0].subject
+    assert "Bestellung" in confirmation[0].subject
 
     # Later, on another device, the confirmation lost: find the order by email.
     context.close()
