@@ -95,6 +95,15 @@ def shop(transactional_db: None):  # type: ignore[no-untyped-def]
     return event, standard
 
 
+def watch(page) -> list[str]:  # type: ignore[no-untyped-def]
+    """What goes wrong on a page as the test goes on: console errors, script errors, HTTP errors (a list that fills)."""
+    problems: list[str] = []
+    page.on("console", lambda msg: problems.append(f"console {msg.type}: {msg.text}") if msg.type == "error" else None)
+    page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+    page.on("response", lambda r: problems.append(f"HTTP {r.status} {r.url}") if r.status >= 400 else None)
+    return problems
+
+
 def _screenshot(page, name: str) -> None:  # type: ignore[no-untyped-def]
     """Save a full-page screenshot and check that the page does not scroll sideways."""
     SCREENSHOTS.mkdir(exist_ok=True)
@@ -111,10 +120,7 @@ def test_a_shopper_buys_two_tickets(browser, live_server, shop, viewport):  # ty
     VoucherFactory(code="FRIENDS10", value=Decimal("10"), organizer=event.organizer)
     context = browser.new_context(viewport=VIEWPORTS[viewport], locale="en-GB")
     page = context.new_page()
-    problems: list[str] = []
-    page.on("console", lambda msg: problems.append(f"console {msg.type}: {msg.text}") if msg.type == "error" else None)
-    page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
-    page.on("response", lambda r: problems.append(f"HTTP {r.status} {r.url}") if r.status >= 400 else None)
+    problems = watch(page)
 
     def snap(name: str) -> None:
         _screenshot(page, f"{viewport}-{name}")
@@ -496,10 +502,7 @@ def _card_page(browser, settings, viewport: str, *, total: Decimal):  # type: ig
         settings.STRIPE_JS_URL,
         lambda route: route.fulfill(body=fake + adapter, content_type="application/javascript"),
     )
-    problems: list[str] = []
-    page.on("console", lambda msg: problems.append(f"console {msg.type}: {msg.text}") if msg.type == "error" else None)
-    page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
-    page.on("response", lambda r: problems.append(f"HTTP {r.status} {r.url}") if r.status >= 400 else None)
+    problems = watch(page)
     return context, page, problems
 
 

@@ -19,7 +19,7 @@ from orders import outbox, services
 from orders import waiting_list as wl
 from orders.models import Order, WaitingListEntry
 from orders.tests.test_admin import place_order
-from orders.tests.test_browser import VIEWPORTS, _screenshot, browser  # noqa: F401 - fixture
+from orders.tests.test_browser import VIEWPORTS, _screenshot, browser, watch  # noqa: F401 - fixture
 
 pytestmark = [pytest.mark.browser]
 
@@ -63,10 +63,7 @@ def test_in_german_a_shopper_waits_buys_from_an_offer_and_finds_the_order(
     event, standing, orders = sold_out_concert
     context = browser.new_context(viewport=VIEWPORTS[viewport], locale="de-DE")
     page = context.new_page()
-    problems: list[str] = []
-    page.on("console", lambda msg: problems.append(f"console {msg.type}: {msg.text}") if msg.type == "error" else None)
-    page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
-    page.on("response", lambda r: problems.append(f"HTTP {r.status} {r.url}") if r.status >= 400 else None)
+    problems = watch(page)
 
     def snap(name: str) -> None:
         _screenshot(page, f"{viewport}-de-{name}")
@@ -126,9 +123,11 @@ def test_in_german_a_shopper_waits_buys_from_an_offer_and_finds_the_order(
     assert "Bestellung" in confirmation[0].subject
 
     # Later, on another device, the confirmation lost: find the order by email.
+    assert problems == []
     context.close()
     context = browser.new_context(viewport=VIEWPORTS[viewport], locale="de-DE")
     page = context.new_page()
+    problems = watch(page)
     go("/")
     page.get_by_role("link", name="Meine Bestellungen finden").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Meine Bestellungen finden")
