@@ -28,7 +28,7 @@ from aegistickets.catalogs import compile_catalogs
 from aegistickets.money import format_money
 from events.models import TicketType
 from events.tests.factories import EventFactory, TicketTypeFactory
-from orders import checkout, outbox, services
+from orders import checkout, outbox, services, tickets
 from orders.emails import outbound_message
 from orders.models import Order, OutboundEmail
 from orders.tickets import tickets_pdf
@@ -336,15 +336,21 @@ def pdf_text(content: bytes) -> str:
 
 @pytest.mark.parametrize(
     "name",
-    ["Αλέξανδρος Παπαδόπουλος", "Дмитрий Шостакович", "山田太郎", "Zoë Ångström-Øster"],
+    ["Αλέξανδρος Παπαδόπουλος", "Дмитрий Шостакович", "山田太郎", "Zoë Ångström-Øster", "Արամ Խաչատրյան"],
 )
 def test_the_tickets_pdf_prints_any_name(now, name):
-    """Greek and Cyrillic in DejaVu Sans, CJK through the fallback font: the names come back out of the PDF as
-    written, never as "?"."""
+    """Greek and Cyrillic in DejaVu Sans cut to the common scripts, Armenian in the whole of it, CJK through the
+    fallback font: the names come back out of the PDF as written, never as "?"."""
     order = place(now, name=name)
     pdf = pdf_text(tickets_pdf(order, list(order.tickets.select_related("ticket_type__event"))))
     assert name in pdf
     assert "?" not in pdf
+
+
+def test_the_pdf_loads_the_whole_font_only_for_text_the_cut_lacks():
+    cut, whole = tickets._font_file("", ["Zoë", "Дмитрий", "€"]), tickets._font_file("", ["Արամ"])
+    assert whole == str(tickets.font_path(tickets.FONT))
+    assert Path(cut).stat().st_size < Path(whole).stat().st_size / 2
 
 
 def test_the_tickets_pdf_speaks_the_active_language(now):
