@@ -31,7 +31,7 @@ from orders import waiting_list as wl
 from orders.models import Hold, Order
 from orders.tests import test_browser
 from orders.tests.test_admin import place_order
-from orders.tests.test_browser import CHROMIUM, QUESTIONS
+from orders.tests.test_browser import QUESTIONS
 from orders.tests.test_waiting_list import free_a_seat, in_line, join
 
 AXE = Path(__file__).resolve().parents[2] / "scripts" / "a11y" / "node_modules" / "axe-core" / "axe.min.js"
@@ -45,15 +45,8 @@ IMPACTS = ("critical", "serious", "moderate", "minor")
 browser = test_browser.browser
 shop = test_browser.shop
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not CHROMIUM.exists(), reason=f"needs Debian's Chromium at {CHROMIUM} (apt-get install chromium)"
-    ),
-]
-
-sync_api = pytest.importorskip("playwright.sync_api", reason="needs Playwright for Python (requirements-dev.txt)")
-expect = sync_api.expect
+pytestmark = test_browser.pytestmark
+expect = test_browser.expect
 
 
 def languages() -> list[str]:
