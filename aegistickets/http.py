@@ -1,4 +1,5 @@
-"""Who sent a request: the client address that rate limits and the login lockout count by."""
+"""Who sent a request (the client address that rate limits and the login lockout count by), and the shop's own
+absolute links, for what is read outside a request (emails, calendar files)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import ipaddress
 
 from django.conf import settings
 from django.http import HttpRequest
+from django.urls import reverse
 
 
 def client_ip(request: HttpRequest) -> str:
@@ -25,3 +27,9 @@ def client_ip(request: HttpRequest) -> str:
         return str(ipaddress.ip_address(candidate))
     except ValueError:
         return remote
+
+
+def site_url(viewname: str, **kwargs: object) -> str:
+    """The absolute address of a named URL: SITE_URL + its path."""
+    site: str = settings.SITE_URL
+    return site.rstrip("/") + reverse(viewname, kwargs=kwargs)

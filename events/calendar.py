@@ -13,9 +13,9 @@ from urllib.parse import urlsplit
 
 import icalendar
 from django.conf import settings
-from django.urls import reverse
 from django.utils import timezone
 
+from aegistickets.http import site_url
 from events.models import Event
 
 PRODUCT_ID = "-//AegisTickets//Tickets//EN"
@@ -23,9 +23,8 @@ DESCRIPTION_MAX = 2000
 
 
 def event_url(event: Event) -> str:
-    """The absolute address of the event's public page (SITE_URL + path)."""
-    site: str = settings.SITE_URL
-    return site.rstrip("/") + reverse("events:detail", kwargs={"slug": event.slug})
+    """The absolute address of the event's public page."""
+    return site_url("events:detail", slug=event.slug)
 
 
 def event_uid(event: Event) -> str:

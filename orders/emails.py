@@ -10,10 +10,10 @@ from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.db.models import prefetch_related_objects
 from django.template.loader import render_to_string
-from django.urls import reverse
 from django.utils import translation
 from django.utils.translation import gettext
 
+from aegistickets.http import site_url
 from events.calendar import events_ics
 from orders import selectors
 from orders.models import Order, OutboundEmail, Refund, WaitingListEntry
@@ -21,9 +21,8 @@ from orders.tickets import tickets_pdf
 
 
 def order_page_url(order: Order) -> str:
-    """The absolute private link to the order page (SITE_URL + path)."""
-    site: str = settings.SITE_URL
-    return site.rstrip("/") + reverse("orders:detail", kwargs={"code": order.code, "secret": order.secret})
+    """The absolute private link to the order page."""
+    return site_url("orders:detail", code=order.code, secret=order.secret)
 
 
 def _events(order: Order) -> list[str]:
@@ -113,8 +112,7 @@ ORDER_MESSAGES: dict[str, Callable[[Order], EmailMultiAlternatives]] = {
 
 def waiting_entry_url(entry: WaitingListEntry, name: str = "waiting-list-entry") -> str:
     """An absolute private link of a waiting-list entry: its page, or (`name`) its offer or one-click leave."""
-    site: str = settings.SITE_URL
-    return site.rstrip("/") + reverse(f"orders:{name}", kwargs={"token": entry.token})
+    return site_url(f"orders:{name}", token=entry.token)
 
 
 def _waiting_list_message(
@@ -166,7 +164,7 @@ def waiting_list_offer_message(email: OutboundEmail) -> EmailMultiAlternatives |
 def order_lookup_message(email: OutboundEmail) -> EmailMultiAlternatives | None:
     """The private links to the orders of the address it is sent to, as they are when it is sent; None (not sent)
     for an address that has no such order."""
-    orders = selectors.orders_of_address(email.recipient)
+    orders = list(selectors.address_orders(email.recipient))
     if not orders:
         return None
     prefetch_related_objects(orders, "lines__ticket_type__event")

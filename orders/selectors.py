@@ -265,11 +265,6 @@ def address_orders(email: str) -> QuerySet[Order]:
     )
 
 
-def orders_of_address(email: str) -> list[Order]:
-    """`address_orders`, read: one query."""
-    return list(address_orders(email))
-
-
 def order_refundable(order: Order) -> Decimal:
     """What is left to refund of an order: its total less its refunds, done or still to do (a failed one is
     retried, so it counts). One query."""

@@ -249,11 +249,9 @@ def _order_detail_page(
     with its errors) after a refused self-service request."""
     now = timezone.now()
     order = detail.order
-    numbered = {ticket.pk: number for number, ticket in enumerate(detail.tickets, start=1)}
-    renamable = selfservice.renamable_tickets(detail.tickets, order=order, now=now)
     names_open, names_closed = _name_deadlines(detail, now=now)
-    if names_form is None and renamable:
-        names_form = AttendeeNamesForm(tickets=[(numbered[ticket.pk], ticket) for ticket in renamable])
+    if names_form is None:
+        names_form = _names_form(detail, now=now)
     context = {
         "order": order,
         "lines": detail.lines,
@@ -386,22 +384,29 @@ def order_attendee_names(request: HttpRequest, code: str, secret: str) -> HttpRe
     try:
         changed = selfservice.tickets_rename(order_id=detail.order.pk, names=names, now=timezone.now())
     except ApplicationError as error:
-        return _order_detail_page(request, detail, error=error, names_form=_names_form(request, detail, error))
+        return _order_detail_page(request, detail, error=error, names_form=_refused_names_form(request, detail, error))
     if changed:
         messages.success(request, _("The names on your tickets are changed; your tickets PDF shows them."))
     return redirect("orders:detail", code=code, secret=secret)
 
 
-def _names_form(
-    request: HttpRequest, detail: selectors.OrderDetail, error: ApplicationError
-) -> AttendeeNamesForm | None:
-    """The submitted names form again, with the refusal's problems next to their fields; None if no ticket can be
+def _names_form(detail: selectors.OrderDetail, *, now: datetime, data: Any = None) -> AttendeeNamesForm | None:
+    """The form for the names the buyer may change now (bound to `data`, a submitted form); None if no ticket can be
     renamed (any more)."""
     numbered = {ticket.pk: number for number, ticket in enumerate(detail.tickets, start=1)}
-    renamable = selfservice.renamable_tickets(detail.tickets, order=detail.order, now=timezone.now())
+    renamable = selfservice.renamable_tickets(detail.tickets, order=detail.order, now=now)
     if not renamable:
         return None
-    form = AttendeeNamesForm(request.POST, tickets=[(numbered[ticket.pk], ticket) for ticket in renamable])
+    return AttendeeNamesForm(data, tickets=[(numbered[ticket.pk], ticket) for ticket in renamable])
+
+
+def _refused_names_form(
+    request: HttpRequest, detail: selectors.OrderDetail, error: ApplicationError
+) -> AttendeeNamesForm | None:
+    """The submitted names form again, with the refusal's problems next to their fields."""
+    form = _names_form(detail, now=timezone.now(), data=request.POST)
+    if form is None:
+        return None
     form.is_valid()
     for field, problems in (error.errors or {}).items():
         if field in form.fields and form.has_error(field):
