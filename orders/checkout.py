@@ -372,12 +372,14 @@ def _authorize(quote: Quote, *, checkout: Checkout, now: datetime) -> Authorized
     if answer.state == "declined":
         _record(payment, Payment.Status.FAILED, now=now, message=answer.message)
         metrics.payment_outcome(provider=provider.name, outcome="declined")
-        raise PaymentDeclinedError(
-            " ".join(
-                filter(None, [_(answer.message) if answer.message else "", str(PaymentDeclinedError.default_detail)])
-            )
-        )
+        raise _declined(answer.message, str(PaymentDeclinedError.default_detail))
     return Authorized(provider=provider, payment=payment, answer=answer)
+
+
+def _declined(reason: str, advice: str) -> PaymentDeclinedError:
+    """A decline in the shopper's language: the provider's reason (translated where the catalog knows it; gettext of
+    "" would be the catalog's header), then what the shopper can do."""
+    return PaymentDeclinedError(" ".join(filter(None, [_(reason) if reason else "", advice])))
 
 
 def authorization_request(provider: PaymentProvider, payment: Payment, *, email: str) -> Authorization:
@@ -977,17 +979,7 @@ def payment_confirm(*, order: Order, payment_method: str, now: datetime) -> Paym
         if answer.state == "declined":
             Payment.objects.filter(pk=payment.pk).update(message=answer.message[:500], updated_at=now)
             metrics.payment_outcome(provider=payment.provider, outcome="declined")
-            raise PaymentDeclinedError(
-                " ".join(
-                    filter(
-                        None,
-                        [
-                            _(answer.message) if answer.message else "",
-                            _("Your tickets stay reserved until the payment window closes."),
-                        ],
-                    )
-                )
-            )
+            raise _declined(answer.message, _("Your tickets stay reserved until the payment window closes."))
         if answer.state == "requires_action":
             return PaymentStep(order=order, status=answer.state, client_secret=payment.client_secret)
     # Authorized now, or earlier (a second click), or too late: the provider's word settles the order.
